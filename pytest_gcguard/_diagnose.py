@@ -1,0 +1,85 @@
+"""Why is it alive?  Sample reprs, back-reference chains and graphs for a verdict.
+
+Runs only for a test that is being reported.  The heap is unfrozen first:
+``gc.get_referrers`` (and so objgraph) cannot see frozen referrers.
+"""
+
+from __future__ import annotations
+
+import gc
+import sys
+import types
+from collections.abc import Sequence
+
+from . import _graph
+from ._report import CHAIN_DEPTH, Verdict, format_chain, safe_repr, unreferenced_note
+from ._settings import Settings
+from ._snapshot import _freeze, _unfreeze
+
+#: Chains are searched for at most this many leaked types per test.
+MAX_CHAINS = 5
+
+
+def _is_root(obj: object) -> bool:
+    return isinstance(obj, (types.ModuleType, type))
+
+
+def explain(verdict: Verdict, samples: Sequence[list[object]], settings: Settings, nodeid: str) -> None:
+    """Fill in samples, why-alive chains and graph paths for ``verdict.leaks``."""
+    import objgraph
+
+    objs = gc.get_objects()
+    young = {id(o) for o in objs}
+    del objs
+    ignore: set[int] = {id(samples), id(young)}
+    ignore.update(id(s) for s in samples)
+    frame: types.FrameType | None = sys._getframe()
+    while frame is not None:
+        ignore.add(id(frame))
+        frame = frame.f_back
+    del frame
+
+    def pre_existing(obj: object) -> bool:
+        return id(obj) not in young and not isinstance(obj, types.FrameType)
+
+    _unfreeze()
+    try:
+        for index, (leak, objs_of_type) in enumerate(zip(verdict.leaks, samples)):
+            leak.samples = [safe_repr(o) for o in objs_of_type]
+            if not objs_of_type or index >= MAX_CHAINS:
+                continue
+            target = objs_of_type[0]
+            chain = objgraph.find_backref_chain(target, pre_existing, max_depth=CHAIN_DEPTH, extra_ignore=ignore)
+            if len(chain) == 1:
+                referrers = [r for r in gc.get_referrers(target) if id(r) not in ignore]
+                has_referrer = any(not isinstance(r, types.FrameType) for r in referrers)
+                del referrers
+                leak.chain = (
+                    f"no pre-existing object reaches it within {CHAIN_DEPTH} steps (it is kept by other new objects)"
+                    if has_referrer
+                    else unreferenced_note()
+                )
+            else:
+                if not _is_root(chain[0]):
+                    ignore.add(id(chain))
+                    upward = objgraph.find_backref_chain(chain[0], _is_root, max_depth=8, extra_ignore=ignore)
+                    ignore.discard(id(chain))
+                    if len(upward) > 1:
+                        chain = upward[:-1] + chain
+                    del upward
+                leak.chain = format_chain(chain)
+            del chain, target
+        if settings.graph_dir:
+            flat = [o for objs_of_type in samples for o in objs_of_type[:1]]
+            ignore.add(id(flat))
+            paths, note = _graph.write_backrefs(flat, settings.graph_dir, nodeid, ignore, pre_existing)
+            del flat
+            verdict.graphs.extend(paths)
+            hint = _graph.render_hint(paths)
+            if hint:
+                verdict.notes.append(hint)
+            if note:
+                verdict.warnings.append(note)
+    finally:
+        del pre_existing
+        _freeze()

@@ -1,0 +1,75 @@
+"""objgraph back-reference graphs for leaking tests: ``.dot`` always, ``.png`` with Graphviz."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+import subprocess
+import types
+from collections.abc import Callable
+
+#: Longest file-name stem we write (well under every file system's limit).
+MAX_STEM = 80
+
+
+def safe_stem(nodeid: str) -> str:
+    """A short file-name stem from a test id, safe on every file system.
+
+    Example::
+
+        >>> safe_stem("tests/test_a.py::test_b[x/y]")
+        'tests_test_a.py__test_b_x_y_-1b7e...'
+    """
+    digest = hashlib.sha1(nodeid.encode("utf-8", "surrogateescape")).hexdigest()[:10]
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", nodeid).strip("._") or "test"
+    return f"{stem[: MAX_STEM - 11]}-{digest}"
+
+
+def write_backrefs(
+    objs: list[object],
+    directory: str,
+    nodeid: str,
+    ignore: set[int],
+    is_root: Callable[[object], bool],
+) -> tuple[list[str], str]:
+    """Write a back-reference graph of ``objs``; return (paths written, warning or "")."""
+    import objgraph
+
+    if not objs:
+        return [], ""
+    stem = os.path.join(directory, safe_stem(nodeid))
+    dot_path = stem + ".dot"
+    try:
+        os.makedirs(directory, exist_ok=True)
+        objgraph.show_backrefs(
+            objs,
+            max_depth=6,
+            extra_ignore=tuple(ignore),
+            filter=lambda o: not isinstance(o, types.FrameType),
+            too_many=8,
+            filename=dot_path,
+            shortnames=False,
+        )
+    except OSError as exc:
+        return [], f"gcguard could not write a graph to {directory!r}: {exc}"
+    paths = [dot_path]
+    dot = shutil.which("dot")
+    if dot is None:
+        return paths, ""
+    png_path = stem + ".png"
+    try:
+        subprocess.run([dot, "-Tpng", dot_path, "-o", png_path], check=True, capture_output=True, timeout=60)
+    except (OSError, subprocess.SubprocessError) as exc:
+        return paths, f"gcguard could not render {dot_path} with Graphviz: {exc}"
+    paths.append(png_path)
+    return paths, ""
+
+
+def render_hint(paths: list[str]) -> str:
+    """How to render a ``.dot`` file later when Graphviz was not installed."""
+    dots = [p for p in paths if p.endswith(".dot")]
+    if not dots or any(p.endswith(".png") for p in paths):
+        return ""
+    return f"Graphviz 'dot' not found; render later with: dot -Tpng {dots[0]} -o {dots[0][:-4]}.png"

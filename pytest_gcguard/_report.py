@@ -1,0 +1,285 @@
+"""Turning a verdict into text: safe reprs, why-alive chains, failure messages.
+
+Nothing here keeps a reference to a reported object once the text is built.
+"""
+
+from __future__ import annotations
+
+import gc
+import reprlib
+import sys
+import types
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from ._snapshot import type_name
+
+#: Every gcguard failure message starts with this (tests match on it).
+PREFIX = "gcguard:"
+REPR_LIMIT = 120
+CHAIN_DEPTH = 12
+
+_SAFE_BUILTINS = (int, float, complex, bool, str, bytes, type(None), range)
+_CONTAINERS = (list, tuple, dict, set, frozenset)
+
+
+class _Repr(reprlib.Repr):
+    def __init__(self) -> None:
+        super().__init__()
+        self.maxlevel = 2
+        self.maxlist = self.maxtuple = self.maxset = self.maxfrozenset = self.maxdict = 4
+        self.maxstring = 40
+        self.maxother = REPR_LIMIT
+
+    def repr1(self, x: object, level: int) -> str:
+        tp = type(x)
+        if tp in _CONTAINERS or tp in _SAFE_BUILTINS:
+            return super().repr1(x, level)
+        return short_repr(x)
+
+
+_reprs = _Repr()
+
+
+def default_repr(obj: object) -> str:
+    return f"<{type_name(type(obj))} object at {id(obj):#x}>"
+
+
+def short_repr(obj: object) -> str:
+    """``repr(obj)``, cut to REPR_LIMIT characters, never raising.
+
+    A repr that raises (or recurses) gives ``<Type object at 0x..>`` instead.
+    """
+    try:
+        text = repr(obj)
+    except BaseException as exc:  # noqa: BLE001 - a hostile __repr__ must never break the run
+        if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+            raise
+        return default_repr(obj) + f" (repr raised {type(exc).__name__})"
+    if not isinstance(text, str):  # pragma: no cover - repr() enforces str
+        return default_repr(obj)
+    if len(text) > REPR_LIMIT:
+        text = text[: REPR_LIMIT - 3] + "..."
+    return text.replace("\n", "\\n")
+
+
+def safe_repr(obj: object) -> str:
+    """Repr for a leaked object: containers shown shallowly, others via short_repr."""
+    if type(obj) in _CONTAINERS:
+        try:
+            return _reprs.repr(obj)
+        except Exception:  # noqa: BLE001 - element reprs are guarded, but be safe
+            return default_repr(obj)
+    if isinstance(obj, types.FunctionType):
+        return f"<function {obj.__qualname__}>"
+    return short_repr(obj)
+
+
+def _describe_node(obj: object) -> str:
+    if isinstance(obj, types.ModuleType):
+        return f"module {obj.__name__}"
+    if isinstance(obj, type):
+        return f"class {type_name(obj)}"
+    if isinstance(obj, types.FunctionType):
+        return f"function {obj.__module__}.{obj.__qualname__}"
+    return type_name(type(obj))
+
+
+def _edge(parent: object, child: object) -> str:
+    """How ``parent`` refers to ``child``: ``.attr``, ``[key]``, ``[3]``, ..."""
+    try:
+        if isinstance(parent, dict):
+            for key, value in parent.items():
+                if value is child:
+                    return f"[{_reprs.repr(key)}]"
+                if key is child:
+                    return " (a key)"
+        elif isinstance(parent, (list, tuple)):
+            for index, value in enumerate(parent):
+                if value is child:
+                    return f"[{index}]"
+        elif isinstance(parent, types.CellType):
+            return ".cell_contents"
+        elif isinstance(parent, types.MethodType):
+            if parent.__self__ is child:
+                return ".__self__"
+            if parent.__func__ is child:
+                return ".__func__"
+        elif isinstance(parent, types.FunctionType):
+            for name in ("__closure__", "__defaults__", "__kwdefaults__", "__globals__", "__dict__"):
+                if getattr(parent, name, None) is child:
+                    return "." + name
+        elif isinstance(parent, types.ModuleType):
+            for key, value in vars(parent).items():
+                if value is child:
+                    return f".{key}"
+        else:
+            attrs = _instance_dict(parent)
+            if attrs is not None:
+                for key, value in attrs.items():
+                    if value is child:
+                        return f".{key}"
+                if attrs is child:
+                    return ".__dict__"
+            for slot in _slots(type(parent)):
+                try:
+                    if object.__getattribute__(parent, slot) is child:
+                        return f".{slot}"
+                except AttributeError:
+                    continue
+    except Exception:  # noqa: BLE001 - never let a weird container break the report
+        return ""
+    return ""
+
+
+def _instance_dict(obj: object) -> dict[str, object] | None:
+    for ref in gc.get_referents(obj):
+        if type(ref) is dict:
+            return ref
+    if isinstance(obj, type):
+        return dict(obj.__dict__)
+    return None
+
+
+def _slots(tp: type) -> list[str]:
+    names: list[str] = []
+    for klass in tp.__mro__:
+        slots = klass.__dict__.get("__slots__", ())
+        if isinstance(slots, str):
+            slots = (slots,)
+        names.extend(s for s in slots if isinstance(s, str))
+    return names
+
+
+def format_chain(chain: Sequence[object]) -> str:
+    """``module tests.test_api -> _REGISTRY (list) [3] -> Widget``.
+
+    Dicts that are a module's, class's or instance's namespace are folded into
+    the attribute step (``module m -> .NAME``), as a reader thinks of them.
+    """
+    parts: list[str] = []
+    i = 0
+    while i < len(chain):
+        node = chain[i]
+        if i == 0:
+            parts.append(_describe_node(node))
+        nxt = chain[i + 1] if i + 1 < len(chain) else None
+        if nxt is None:
+            break
+        if type(nxt) is dict and i + 2 < len(chain) and _is_namespace_of(nxt, node):
+            target = chain[i + 2]
+            edge = _edge(nxt, target)
+            name = edge[2:-2] if edge.startswith("['") and edge.endswith("']") else edge
+            parts.append(f"{name.lstrip('.')} ({_describe_node(target)})" if name else _describe_node(target))
+            i += 2
+            continue
+        edge = _edge(node, nxt)
+        parts.append(f"{edge.lstrip('.') or '?'} ({_describe_node(nxt)})" if not edge.startswith("[") else f"{edge} {_describe_node(nxt)}")
+        i += 1
+    return " -> ".join(parts)
+
+
+def _is_namespace_of(d: dict[str, object], owner: object) -> bool:
+    if isinstance(owner, types.ModuleType):
+        return vars(owner) is d
+    if isinstance(owner, types.FunctionType):
+        return owner.__globals__ is d or owner.__dict__ is d
+    return any(ref is d for ref in gc.get_referents(owner))
+
+
+@dataclass
+class Leak:
+    """One leaked type in a report (text only)."""
+
+    name: str
+    count: int
+    growth: list[int] = field(default_factory=list)
+    samples: list[str] = field(default_factory=list)
+    chain: str = ""
+
+
+@dataclass
+class Verdict:
+    """Everything gcguard found for one test, as text and numbers."""
+
+    nodeid: str
+    leaks: list[Leak] = field(default_factory=list)
+    uncollectable: dict[str, int] = field(default_factory=dict)
+    cyclic: int = 0
+    cyclic_types: dict[str, int] = field(default_factory=dict)
+    cycle_chain: str = ""
+    notes: list[str] = field(default_factory=list)
+    confirmed_by: int = 0
+    graphs: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def failed(self) -> bool:
+        return bool(self.leaks or self.uncollectable or self.cyclic)
+
+    def leaked_objects(self) -> int:
+        return sum(leak.count for leak in self.leaks)
+
+    def headline(self) -> str:
+        parts = []
+        if self.leaks:
+            parts.append(f"{self.leaked_objects()} leaked object(s)")
+        if self.uncollectable:
+            parts.append(f"{sum(self.uncollectable.values())} uncollectable object(s) in gc.garbage")
+        if self.cyclic:
+            parts.append(f"{self.cyclic} object(s) in reference cycles")
+        return f"{PREFIX} {self.nodeid}: " + ", ".join(parts)
+
+    def message(self) -> str:
+        lines = [self.headline()]
+        if self.leaks:
+            if self.confirmed_by:
+                lines.append(
+                    f"  leaked (still alive after teardown and a full collection; the same growth "
+                    f"repeated in {self.confirmed_by} rerun(s) of the test):"
+                )
+            else:
+                lines.append("  leaked (still alive after teardown and a full collection; not rerun):")
+            for leak in self.leaks:
+                growth = f"  (reruns: {', '.join(f'+{g}' for g in leak.growth)})" if leak.growth else ""
+                lines.append(f"    {leak.name} x{leak.count}{growth}")
+                for sample in leak.samples:
+                    lines.append(f"        {sample}")
+                if leak.chain:
+                    lines.append(f"        why alive: {leak.chain}")
+        if self.uncollectable:
+            lines.append("  uncollectable (new entries in gc.garbage):")
+            lines.extend(f"    {name} x{count}" for name, count in sorted(self.uncollectable.items()))
+        if self.cyclic:
+            lines.append(f"  reference cycles (objects only the cyclic GC could free): {self.cyclic}")
+            lines.extend(
+                f"    {name} x{count}" for name, count in sorted(self.cyclic_types.items(), key=lambda kv: -kv[1])[:10]
+            )
+            if self.cycle_chain:
+                lines.append(f"    one cycle: {self.cycle_chain}")
+        for note in self.notes:
+            lines.append(f"  note: {note}")
+        for path in self.graphs:
+            lines.append(f"  graph: {path}")
+        return "\n".join(lines)
+
+    def summary_line(self) -> str:
+        kinds = []
+        if self.leaks:
+            kinds.append(", ".join(f"{leak.name} x{leak.count}" for leak in self.leaks))
+        if self.uncollectable:
+            kinds.append("uncollectable " + ", ".join(f"{k} x{v}" for k, v in sorted(self.uncollectable.items())))
+        if self.cyclic:
+            kinds.append(f"cycles x{self.cyclic}")
+        return f"{self.nodeid}: " + "; ".join(kinds)
+
+
+def unreferenced_note() -> str:
+    return (
+        "no referrer found: its reference count was raised without a referrer "
+        "(typical of a C-extension reference leak)"
+    )
+
+
+def running_on_pypy() -> bool:  # pragma: no cover - CPython only
+    return sys.implementation.name == "pypy"

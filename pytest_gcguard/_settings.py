@@ -1,0 +1,253 @@
+"""Settings: ini < command line < marker, resolved in one place."""
+
+from __future__ import annotations
+
+import argparse
+import fnmatch
+import inspect
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
+from typing import Any
+
+import pytest
+
+ENABLE_HELP = "Check every test for leaked objects and uncollectable garbage"
+CYCLES_HELP = "Also fail tests that create reference cycles only the cyclic GC can free"
+IGNORE_HELP = "Type names or globs never reported as leaks, comma separated (e.g. 'dict,mypkg.cache.*')"
+ONLY_HELP = "Watch only these type names or globs, comma separated"
+ALLOW_HELP = "Allowed leaked count per type, comma separated TYPE=N (e.g. 'mypkg.Node=2')"
+RERUNS_HELP = "Reruns of a suspected test to confirm its growth repeats (default: 2; 0 trusts one run)"
+GRAPH_DIR_HELP = "Directory for objgraph back-reference graphs of leaking tests (.dot, plus .png with Graphviz)"
+MAX_SAMPLES = 3
+
+
+def _rerun_count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be 0 or more")
+    return value
+
+
+def _split(value: str | Iterable[str] | None) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        value = [value]
+    out: list[str] = []
+    for chunk in value:
+        out.extend(part.strip() for part in chunk.replace("\n", ",").split(",") if part.strip())
+    return tuple(out)
+
+
+def parse_allow(value: str | Iterable[str] | Mapping[str, int] | None, source: str) -> dict[str, int]:
+    """Parse ``TYPE=N`` pairs (or a mapping) into {pattern: allowed count}."""
+    if value is None:
+        return {}
+    if isinstance(value, Mapping):
+        items = list(value.items())
+    else:
+        items = []
+        for part in _split(value):
+            name, sep, number = part.partition("=")
+            if not sep:
+                raise ValueError(f"{source}: {part!r} is not TYPE=N")
+            items.append((name.strip(), number.strip()))
+    allowed: dict[str, int] = {}
+    for name, number in items:
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"{source}: type names must be non-empty strings, got {name!r}")
+        try:
+            count = int(number)
+        except (TypeError, ValueError):
+            raise ValueError(f"{source}: allowed count for {name!r} must be a whole number, got {number!r}") from None
+        if isinstance(number, bool) or count < 0:
+            raise ValueError(f"{source}: allowed count for {name!r} must be 0 or more, got {number!r}")
+        allowed[name] = count
+    return allowed
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The effective settings for one test (or the project defaults)."""
+
+    enabled: bool = False
+    cycles: bool = False
+    ignore: tuple[str, ...] = ()
+    only: tuple[str, ...] = ()
+    allow: tuple[tuple[str, int], ...] = ()
+    reruns: int = 2
+    graph_dir: str | None = None
+
+    def describe(self) -> str:
+        parts = [f"cycles={'on' if self.cycles else 'off'}", f"reruns={self.reruns}"]
+        if self.ignore:
+            parts.append("ignore=" + ",".join(self.ignore))
+        if self.only:
+            parts.append("only=" + ",".join(self.only))
+        if self.allow:
+            parts.append("allow=" + ",".join(f"{k}={v}" for k, v in self.allow))
+        if self.graph_dir:
+            parts.append(f"graphs={self.graph_dir}")
+        return ", ".join(parts)
+
+
+def addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("gcguard", "Leak and reference-cycle detection (pytest-gcguard)")
+    group.addoption("--gcguard", action="store_true", default=None, help=ENABLE_HELP)
+    group.addoption("--gcguard-cycles", action="store_true", default=None, help=CYCLES_HELP)
+    group.addoption("--gcguard-ignore", action="append", default=None, metavar="TYPES", help=IGNORE_HELP)
+    group.addoption("--gcguard-only", action="append", default=None, metavar="TYPES", help=ONLY_HELP)
+    group.addoption("--gcguard-allow", action="append", default=None, metavar="TYPE=N", help=ALLOW_HELP)
+    group.addoption("--gcguard-reruns", type=_rerun_count, default=None, metavar="N", help=RERUNS_HELP)
+    group.addoption("--gcguard-graph-dir", default=None, metavar="DIR", help=GRAPH_DIR_HELP)
+    parser.addini("gcguard", ENABLE_HELP, type="bool", default=False)
+    parser.addini("gcguard_cycles", CYCLES_HELP, type="bool", default=False)
+    parser.addini("gcguard_ignore", IGNORE_HELP, type="linelist", default=[])
+    parser.addini("gcguard_only", ONLY_HELP, type="linelist", default=[])
+    parser.addini("gcguard_allow", ALLOW_HELP, type="linelist", default=[])
+    parser.addini("gcguard_reruns", RERUNS_HELP, type="string", default="2")
+    parser.addini("gcguard_graph_dir", GRAPH_DIR_HELP, type="string", default="")
+
+
+def from_config(config: pytest.Config) -> Settings:
+    """Project settings: ini values overridden by command-line options."""
+
+    def pick(name: str) -> Any:
+        cli = config.getoption(name)
+        return config.getini(name) if cli is None else cli
+
+    try:
+        ini_reruns = _rerun_count(str(config.getini("gcguard_reruns")).strip())
+    except argparse.ArgumentTypeError as exc:
+        raise pytest.UsageError(f"ini option gcguard_reruns: {exc}") from None
+    cli_reruns = config.getoption("gcguard_reruns")
+    allow_source = "--gcguard-allow" if config.getoption("gcguard_allow") is not None else "ini option gcguard_allow"
+    try:
+        allow = parse_allow(pick("gcguard_allow"), allow_source)
+    except ValueError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    graph_dir = pick("gcguard_graph_dir") or None
+    return Settings(
+        enabled=bool(pick("gcguard")),
+        cycles=bool(pick("gcguard_cycles")),
+        ignore=_split(pick("gcguard_ignore")),
+        only=_split(pick("gcguard_only")),
+        allow=tuple(sorted(allow.items())),
+        reruns=ini_reruns if cli_reruns is None else cli_reruns,
+        graph_dir=graph_dir,
+    )
+
+
+def gcguard(
+    *,
+    enabled: bool = True,
+    cycles: bool | None = None,
+    ignore: str | Iterable[str] = (),
+    only: str | Iterable[str] | None = None,
+    allow: Mapping[str, int] | None = None,
+    reruns: int | None = None,
+) -> dict[str, Any]:
+    """check this test for leaks even without --gcguard; enabled=False opts it out; cycles, ignore, only, allow and reruns tune it"""
+    return {
+        "enabled": enabled,
+        "cycles": cycles,
+        "ignore": ignore,
+        "only": only,
+        "allow": allow,
+        "reruns": reruns,
+    }
+
+
+MARKER_HELP = f"gcguard({', '.join(str(p) for p in inspect.signature(gcguard).parameters.values())}): {gcguard.__doc__}"
+
+
+def for_item(project: Settings, marks: list[pytest.Mark]) -> Settings:
+    """Apply the test's ``gcguard`` markers (closest last) to the project settings.
+
+    Raises ``ValueError`` with a readable message for a bad marker.
+    """
+    settings = project
+    for mark in reversed(marks):  # iter_markers yields the closest first
+        try:
+            kwargs = gcguard(*mark.args, **mark.kwargs)
+        except TypeError as exc:
+            raise ValueError(f"bad @pytest.mark.gcguard arguments: {exc}") from None
+        settings = _apply(settings, kwargs)
+    return settings
+
+
+def _apply(settings: Settings, kwargs: dict[str, Any]) -> Settings:
+    def check_bool(name: str) -> None:
+        value = kwargs[name]
+        if value is not None and not isinstance(value, bool):
+            raise ValueError(f"bad @pytest.mark.gcguard arguments: {name} must be True or False, got {value!r}")
+
+    check_bool("enabled")
+    check_bool("cycles")
+    changes: dict[str, Any] = {"enabled": kwargs["enabled"]}
+    if kwargs["cycles"] is not None:
+        changes["cycles"] = kwargs["cycles"]
+    for name in ("ignore", "only"):
+        value = kwargs[name]
+        if value is None:
+            continue
+        if not isinstance(value, str) and not (
+            isinstance(value, Iterable) and all(isinstance(v, str) for v in value)
+        ):
+            raise ValueError(f"bad @pytest.mark.gcguard arguments: {name} must be a string or strings, got {value!r}")
+        if name == "ignore":
+            changes["ignore"] = settings.ignore + _split(value)
+        else:
+            changes["only"] = _split(value)
+    if kwargs["allow"] is not None:
+        if not isinstance(kwargs["allow"], Mapping):
+            raise ValueError(f"bad @pytest.mark.gcguard arguments: allow must be a dict of TYPE: N, got {kwargs['allow']!r}")
+        merged = dict(settings.allow)
+        merged.update(parse_allow(kwargs["allow"], "bad @pytest.mark.gcguard arguments: allow"))
+        changes["allow"] = tuple(sorted(merged.items()))
+    reruns = kwargs["reruns"]
+    if reruns is not None:
+        if isinstance(reruns, bool) or not isinstance(reruns, int) or reruns < 0:
+            raise ValueError(f"bad @pytest.mark.gcguard arguments: reruns must be a whole number >= 0, got {reruns!r}")
+        changes["reruns"] = reruns
+    return replace(settings, **changes)
+
+
+class TypeFilter:
+    """Decides which leaked types count, by qualified name or glob."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.ignore = settings.ignore
+        self.only = settings.only
+        self.allow = dict(settings.allow)
+        self._cache: dict[str, bool] = {}
+
+    @staticmethod
+    def _matches(patterns: Iterable[str], name: str) -> bool:
+        short = name.rpartition(".")[2]
+        return any(fnmatch.fnmatchcase(name, p) or fnmatch.fnmatchcase(short, p) for p in patterns)
+
+    def keep(self, name: str) -> bool:
+        cached = self._cache.get(name)
+        if cached is None:
+            cached = not self._matches(self.ignore, name) and (not self.only or self._matches(self.only, name))
+            self._cache[name] = cached
+        return cached
+
+    def kept(self, counts: Mapping[str, int]) -> dict[str, int]:
+        """The entries of a {type name: count} mapping that this filter keeps."""
+        out: dict[str, int] = {}
+        for name, count in counts.items():
+            if self.keep(name):
+                out[name] = count
+        return out
+
+    def allowed(self, name: str) -> int:
+        short = name.rpartition(".")[2]
+        for pattern, count in self.allow.items():
+            if fnmatch.fnmatchcase(name, pattern) or fnmatch.fnmatchcase(short, pattern):
+                return count
+        return 0

@@ -1,0 +1,432 @@
+"""The garbage-collector side of gcguard: windows, survivors, exclusions.
+
+This module does not import pytest, so it can be tested and reused on its own.
+
+The mechanism (see DESIGN.md in the team's shared notes): before a test,
+``gc.collect()`` then ``gc.freeze()`` moves every live object into the permanent
+generation, which ``gc.collect()`` and ``gc.get_objects()`` then skip.  After the
+test, ``gc.collect()`` + ``gc.get_objects()`` return exactly the tracked objects
+made since the freeze that are still alive, at a cost that grows with what the
+test allocated, not with the heap.
+
+Rules kept throughout: objects are held only while a window is being judged and
+are dropped before any report is raised; bookkeeping made after the freeze is
+excluded by identity; every piece of gc state we change is restored.
+"""
+
+from __future__ import annotations
+
+import functools
+import gc
+import sys
+import time
+import types
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+# The real functions, taken at import: tests may replace the module attributes,
+# and the guard below does so on purpose during a window.
+_freeze = gc.freeze
+_unfreeze = gc.unfreeze
+_collect = gc.collect
+_get_objects = gc.get_objects
+_get_referents = gc.get_referents
+
+_FrameType = types.FrameType
+# Old containers and suspended generators whose young contents are in flight.
+_LOOK_INTO = (list, tuple, dict, set, types.GeneratorType)
+_PY310 = sys.version_info < (3, 11)
+
+#: Modules whose objects are test-runner bookkeeping, never the test's leak.
+INTERNAL_MODULE_PREFIXES = ("_pytest.", "pluggy.", "pytest_gcguard.", "xdist.", "execnet.")
+
+
+def stats_total() -> int:
+    """Objects the cyclic GC has freed or found uncollectable, ever (O(1))."""
+    total = 0
+    for generation in gc.get_stats():
+        total += generation["collected"] + generation["uncollectable"]
+    return total
+
+
+def type_name(tp: type) -> str:
+    """Qualified name of a type: ``pkg.mod.Class``; builtins stay bare (``dict``)."""
+    try:
+        module = type.__dict__["__module__"].__get__(tp)
+        qualname = type.__dict__["__qualname__"].__get__(tp)
+    except Exception:  # pragma: no cover - only broken metaclasses
+        return f"<type at {id(tp):#x}>"
+    if not isinstance(qualname, str):  # pragma: no cover
+        qualname = "?"
+    if module == "builtins" or not isinstance(module, str):
+        return qualname
+    return f"{module}.{qualname}"
+
+
+def is_internal_type(tp: type) -> bool:
+    """True for the test runner's own classes (pytest, pluggy, xdist, gcguard)."""
+    module = tp.__dict__.get("__module__") if isinstance(tp.__dict__, types.MappingProxyType) else None
+    return isinstance(module, str) and (module + ".").startswith(INTERNAL_MODULE_PREFIXES)
+
+
+@dataclass
+class GcGuards:
+    """Records calls to ``gc.freeze``/``gc.unfreeze`` made while a window is open.
+
+    Either call breaks the freeze baseline (freeze hides the test's objects,
+    unfreeze brings the whole heap back), so the verdict is skipped instead.
+    """
+
+    calls: list[str] = field(default_factory=list)
+
+    def freeze(self) -> None:
+        self.calls.append("gc.freeze()")
+        _freeze()
+
+    def unfreeze(self) -> None:
+        self.calls.append("gc.unfreeze()")
+        _unfreeze()
+
+    @contextmanager
+    def installed(self) -> Iterator[None]:
+        saved = gc.freeze, gc.unfreeze
+        gc.freeze, gc.unfreeze = self.freeze, self.unfreeze
+        try:
+            yield
+        finally:
+            gc.freeze, gc.unfreeze = saved
+
+
+class Heap:
+    """Session-wide owner of the frozen baseline.
+
+    ``full_pass`` (unfreeze, full collect, freeze) is the only O(heap) step.  It
+    runs once at the start, then whenever the time since the last one exceeds
+    ``budget`` times its cost, so that frozen objects that became garbage are
+    eventually freed (and stop keeping young objects alive) at about 1 % cost.
+    """
+
+    def __init__(self, budget: float = 100.0) -> None:
+        self.budget = budget
+        self.started = False
+        self.frozen_before = False
+        self.last_pass_end = 0.0
+        self.last_pass_cost = 0.0
+        self.passes = 0
+        self.pass_seconds = 0.0
+
+    def start(self) -> None:
+        # get_freeze_count() is O(frozen): fine once per session, never per test.
+        self.frozen_before = gc.get_freeze_count() > 0
+        self.started = True
+        self.full_pass()
+
+    def full_pass(self) -> None:
+        t0 = time.perf_counter()
+        _unfreeze()
+        _collect()
+        _freeze()
+        t1 = time.perf_counter()
+        self.passes += 1
+        self.last_pass_cost = t1 - t0
+        self.pass_seconds += t1 - t0
+        self.last_pass_end = t1
+
+    def maybe_full_pass(self) -> None:
+        if not self.started:
+            self.start()
+        elif time.perf_counter() - self.last_pass_end > self.budget * self.last_pass_cost:
+            self.full_pass()
+
+    def stop(self) -> None:
+        """Give the heap back as we found it (frozen only if it was frozen)."""
+        if not self.started:
+            return
+        self.started = False
+        _unfreeze()
+        _collect()
+        if self.frozen_before:
+            _freeze()
+
+
+@dataclass
+class Window:
+    """State of one test's measurement window (small values only)."""
+
+    cycles: bool
+    stats0: int = 0
+    garbage0: int = 0
+    debug0: int = 0
+    enabled0: bool = True
+    cyclic_offset: int = 0
+    modules0: int = 0
+    guards: GcGuards = field(default_factory=GcGuards)
+
+
+def open_window(cycles: bool, freeze: bool = True) -> Window:
+    """Start a window: young garbage collected, everything alive frozen.
+
+    ``freeze=False`` is for confirmation reruns, which must keep the earlier
+    runs' survivors visible to see whether a rerun replaces them.
+    """
+    window = Window(cycles=cycles)
+    window.debug0 = gc.get_debug()
+    window.enabled0 = gc.isenabled()
+    window.modules0 = len(sys.modules)
+    _collect()
+    if freeze:
+        _freeze()
+    window.stats0 = stats_total()
+    window.garbage0 = len(gc.garbage)
+    if cycles:
+        # SAVEALL keeps the cyclic garbage in gc.garbage so its types can be
+        # named; close_window frees it again.
+        gc.set_debug(window.debug0 | gc.DEBUG_SAVEALL)
+    return window
+
+
+@contextmanager
+def absorbed(window: Window) -> Iterator[None]:
+    """Freeze what a block creates and leave its cyclic garbage out of the count.
+
+    Used around the setup of broader-scoped fixtures that a test triggers: their
+    objects belong to the module/session, not to the test.
+    """
+    _collect()  # the test's garbage so far stays counted (and saved in cycles mode)
+    before = stats_total()
+    debug = gc.get_debug()
+    if window.cycles:
+        gc.set_debug(debug & ~gc.DEBUG_SAVEALL)
+    try:
+        yield
+    finally:
+        _collect()
+        window.cyclic_offset += stats_total() - before
+        gc.set_debug(debug)
+        _freeze()
+
+
+@dataclass
+class Closed:
+    """What a window left behind, summarised by type (no object references)."""
+
+    cyclic: int = 0
+    cyclic_types: dict[str, int] = field(default_factory=dict)
+    uncollectable: dict[str, int] = field(default_factory=dict)
+    debug_changed: int = 0
+    notes: list[str] = field(default_factory=list)
+
+
+def close_window(window: Window) -> Closed:
+    """Collect the window's garbage and restore the gc state the window changed.
+
+    The young survivors are left unfrozen for ``survivors()``; call ``settle()``
+    when the verdict is done.
+    """
+    closed = Closed()
+    test_debug = gc.get_debug()
+    ours = gc.DEBUG_SAVEALL if window.cycles else 0
+    if test_debug & ~ours != window.debug0 & ~ours:
+        closed.debug_changed = test_debug
+        closed.notes.append(f"the test changed gc debug flags to {_debug_names(test_debug)}; gcguard restored them")
+    _collect()
+    gc.set_debug(window.debug0)
+    saved_all = window.cycles and not window.debug0 & gc.DEBUG_SAVEALL
+    if saved_all:
+        # Everything the cyclic GC freed during the window is in gc.garbage:
+        # name it, drop our references, collect again (really frees it; real
+        # uncollectables are appended again and reported as such).
+        counts: dict[type, int] = {}
+        for obj in gc.garbage[window.garbage0 :]:
+            tp = type(obj)
+            if not is_internal_type(tp):
+                counts[tp] = counts.get(tp, 0) + 1
+        del gc.garbage[window.garbage0 :]
+        closed.cyclic_types = _named(counts)
+        _collect()
+    if gc.isenabled() != window.enabled0:
+        closed.notes.append(
+            "the test left automatic gc " + ("enabled" if gc.isenabled() else "disabled") + "; gcguard restored it"
+        )
+        (gc.enable if window.enabled0 else gc.disable)()
+    closed.cyclic = max(0, stats_total() - window.stats0 - window.cyclic_offset)
+    if window.cycles and closed.cyclic_types:
+        # Count only what is not the runner's own garbage.
+        closed.cyclic = min(closed.cyclic, sum(closed.cyclic_types.values()))
+    elif window.cycles:
+        closed.cyclic = 0
+    counts = {}
+    for obj in gc.garbage[window.garbage0 :]:
+        tp = type(obj)
+        counts[tp] = counts.get(tp, 0) + 1
+    closed.uncollectable = _named(counts)
+    return closed
+
+
+def settle() -> None:
+    """End of a verdict: what is alive now joins the frozen baseline."""
+    _freeze()
+
+
+def _debug_names(flags: int) -> str:
+    names = [name for name in ("DEBUG_STATS", "DEBUG_COLLECTABLE", "DEBUG_UNCOLLECTABLE", "DEBUG_SAVEALL", "DEBUG_LEAK")]
+    found = [n for n in names if n != "DEBUG_LEAK" and flags & getattr(gc, n)]
+    return "|".join(f"gc.{n}" for n in found) or "0"
+
+
+def _named(counts: dict[type, int]) -> dict[str, int]:
+    named: dict[str, int] = {}
+    for tp, n in counts.items():
+        name = type_name(tp)
+        named[name] = named.get(name, 0) + n
+    return named
+
+
+class Survivors:
+    """The young objects alive after a window, split into excluded and suspects.
+
+    ``objects`` maps id -> object for every young object (held only while the
+    verdict is computed: call ``clear()`` before reporting).
+    """
+
+    def __init__(self) -> None:
+        objs = _get_objects()
+        self.objects: dict[int, object] = {}
+        for obj in objs:
+            self.objects[id(obj)] = obj
+        del objs
+        self.excluded: set[int] = set()
+
+    def __len__(self) -> int:
+        return len(self.objects)
+
+    def exclude_reachable(self, starts: Iterable[object]) -> None:
+        """Exclude young objects reachable from ``starts`` through young objects."""
+        objects = self.objects
+        excluded = self.excluded
+        stack = []
+        for obj in starts:
+            key = id(obj)
+            if key in objects and key not in excluded:
+                excluded.add(key)
+                stack.append(obj)
+        while stack:
+            for ref in _get_referents(stack.pop()):
+                key = id(ref)
+                if key in objects and key not in excluded:
+                    excluded.add(key)
+                    stack.append(ref)
+
+    def exclude_from_frames(self, frame: types.FrameType | None, stop: types.FrameType | None) -> None:
+        """Exclude what the executing frames (``frame`` up to ``stop``) hold.
+
+        That is the test runner's in-flight machinery: hook-call lists, wrapper
+        generators, reports being built, captured warnings.  A frame's locals are
+        read through ``f_locals`` (an executing frame does not expose them to
+        ``gc.get_referents``); old containers among them are looked into once,
+        because a frozen list can hold young objects (pluggy's teardown list).
+        """
+        objects = self.objects
+        starts: list[object] = []
+        while frame is not None:
+            starts.append(frame)
+            for value in frame.f_locals.values():
+                starts.append(value)
+                if id(value) not in objects and type(value) in _LOOK_INTO:
+                    for ref in _get_referents(value):
+                        starts.append(ref)
+                        if id(ref) not in objects and type(ref) in _LOOK_INTO:
+                            starts.extend(_get_referents(ref))
+            if frame is stop:
+                break
+            frame = frame.f_back
+        self.exclude_reachable(starts)
+
+    def exclude_owned_by(self, owner: object, depth: int = 2) -> None:
+        """Exclude young objects hanging off ``owner`` (e.g. a test item's attributes)."""
+        level = [owner]
+        starts: list[object] = []
+        for _ in range(depth):
+            following: list[object] = []
+            for obj in level:
+                for ref in _get_referents(obj):
+                    starts.append(ref)
+                    if id(ref) not in self.objects and type(ref) in (list, dict, tuple):
+                        following.append(ref)
+                    elif id(ref) not in self.objects and hasattr(type(ref), "__slots__"):
+                        following.append(ref)  # e.g. pytest.Stash
+            level = following
+        self.exclude_reachable(starts)
+
+    def exclude_internal(self) -> None:
+        """Exclude the runner's own objects and everything only they reach.
+
+        Also callbacks bound to the runner's objects: pytest registers
+        ``functools.partial(fixturedef.finish, request=...)`` on broader-scoped
+        fixtures for every test that uses them (pytest's growth, not the test's).
+        """
+        starts = []
+        for obj in self.objects.values():
+            tp = type(obj)
+            if tp is functools.partial:
+                bound = obj.func  # type: ignore[attr-defined]
+                if type(bound) is types.MethodType and is_internal_type(type(bound.__self__)):
+                    starts.append(obj)
+            elif tp is types.MethodType:
+                if is_internal_type(type(obj.__self__)):  # type: ignore[attr-defined]
+                    starts.append(obj)
+            elif is_internal_type(tp):
+                starts.append(obj)
+        self.exclude_reachable(starts)
+
+    def exclude_new_modules(self, modules_before: int) -> None:
+        """Exclude modules first imported in the window and what they made at import."""
+        if len(sys.modules) <= modules_before:
+            return
+        starts = [m for m in list(sys.modules.values()) if id(m) in self.objects]
+        self.exclude_reachable(starts)
+
+    def exclude_ids(self, ids: Iterable[int]) -> None:
+        self.exclude_reachable(self.objects[i] for i in ids if i in self.objects)
+
+    def suspects(self) -> Iterator[object]:
+        excluded = self.excluded
+        for key, obj in self.objects.items():
+            if key not in excluded:
+                yield obj
+
+    def suspect_ids(self) -> set[int]:
+        return set(self.objects) - self.excluded
+
+    def count_suspects(self) -> dict[type, int]:
+        counts: dict[type, int] = {}
+        for obj in self.suspects():
+            tp = type(obj)
+            counts[tp] = counts.get(tp, 0) + 1
+        if _PY310:
+            _fold_instance_dicts(self, counts)
+        return counts
+
+    def clear(self) -> None:
+        self.objects.clear()
+        self.excluded.clear()
+
+
+def _fold_instance_dicts(survivors: Survivors, counts: dict[type, int]) -> None:
+    """On 3.10 an instance's ``__dict__`` is a separate object: count the instance only."""
+    if dict not in counts:
+        return
+    folded = 0
+    for obj in survivors.suspects():
+        tp = type(obj)
+        if tp is dict or tp.__dictoffset__ <= 0 or isinstance(obj, type):
+            continue
+        for ref in _get_referents(obj):
+            if type(ref) is dict and id(ref) in survivors.objects and id(ref) not in survivors.excluded:
+                survivors.excluded.add(id(ref))
+                folded += 1
+                break
+    counts[dict] -= folded
+    if counts[dict] <= 0:
+        del counts[dict]

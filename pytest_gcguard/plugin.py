@@ -1,0 +1,352 @@
+"""pytest entry point: options, marker, and the per-test leak check."""
+
+from __future__ import annotations
+
+import gc
+import sys
+import types
+from collections.abc import Generator
+
+import pytest
+
+from . import _settings
+from ._diagnose import explain
+from ._report import Leak, Verdict
+from ._settings import Settings, TypeFilter
+from ._warnings import GcGuardWarning
+from ._snapshot import (
+    Heap,
+    Survivors,
+    Window,
+    absorbed,
+    close_window,
+    open_window,
+    settle,
+    type_name,
+)
+
+settings_key = pytest.StashKey[Settings]()
+marker_error_key = pytest.StashKey[str]()
+passed_key = pytest.StashKey[bool]()
+rerunning_key = pytest.StashKey[bool]()
+
+#: ``item.user_properties`` key of the one-line finding (reaches xdist's controller and JUnit XML).
+SUMMARY_PROPERTY = "gcguard"
+LEAKED_PROPERTY = "gcguard_leaked_objects"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    _settings.addoption(parser)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Registered first and always, so --strict-markers works with the plugin off.
+    config.addinivalue_line("markers", _settings.MARKER_HELP)
+    settings = _settings.from_config(config)
+    if settings.graph_dir:
+        try:
+            import objgraph  # noqa: F401
+        except ImportError:  # pragma: no cover - objgraph is a dependency
+            raise pytest.UsageError("--gcguard-graph-dir requires objgraph: pip install objgraph") from None
+    config.pluginmanager.register(GcGuard(config, settings), "gcguard-checker")
+
+
+class _Confirmation:
+    """Bookkeeping kept across reruns.
+
+    Its class lives in this package, so the leak check excludes it and all it
+    holds: our own lists and dicts never count as the test's growth.
+    """
+
+    def __init__(self) -> None:
+        self.counts: list[dict[type, int]] = []
+        self.growth: list[dict[type, int]] = []
+        self.new_ids: set[int] = set()
+        self.previous_ids: set[int] = set()
+        self.cyclic: list[int] = []
+        self.failure = ""
+
+
+class GcGuard:
+    """Per-test leak checker: one instance per session, registered as ``gcguard-checker``."""
+
+    def __init__(self, config: pytest.Config, settings: Settings) -> None:
+        self.config = config
+        self.settings = settings
+        self.heap = Heap()
+        self.window: Window | None = None
+        self.stop_frame: types.FrameType | None = None
+        self.nextitem: pytest.Item | None = None
+        self.findings: list[str] = []
+        self.checked = 0
+
+    # -- header / summary -------------------------------------------------
+
+    def pytest_report_header(self) -> str | None:
+        """Say how the run was checked, so it can be reproduced."""
+        if not self.settings.enabled:
+            return None
+        return f"gcguard: on ({self.settings.describe()})"
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        """Gather findings from report properties (works on xdist's controller too)."""
+        if report.when != "teardown":
+            return
+        for name, value in report.user_properties:
+            if name == SUMMARY_PROPERTY:
+                self.findings.append(str(value))
+
+    def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
+        """List every leaking test once at the end of the run."""
+        if not self.findings or self.config.get_verbosity() < 0:
+            return
+        terminalreporter.write_sep("=", "gcguard summary")
+        for line in self.findings:
+            terminalreporter.write_line(line)
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_sessionfinish(self) -> None:
+        """Free what the frozen baseline held back and give the heap back unfrozen."""
+        self.heap.stop()
+
+    # -- per test -----------------------------------------------------------
+
+    @pytest.hookimpl(wrapper=True, tryfirst=True)
+    def pytest_runtest_protocol(
+        self, item: pytest.Item, nextitem: pytest.Item | None
+    ) -> Generator[None, object, object]:
+        """Open the window before setup: the test owns what its fixtures make."""
+        marks = list(item.iter_markers("gcguard"))
+        if not marks and not self.settings.enabled:
+            return (yield)
+        try:
+            settings = _settings.for_item(self.settings, marks)
+        except ValueError as exc:
+            item.stash[marker_error_key] = str(exc)
+            return (yield)
+        if not settings.enabled:
+            return (yield)
+        item.stash[settings_key] = settings
+        item.stash[passed_key] = True
+        item.stash[rerunning_key] = False
+        self.nextitem = nextitem
+        self.heap.maybe_full_pass()
+        self.stop_frame = sys._getframe(1)
+        window = self.window = open_window(settings.cycles)
+        try:
+            with window.guards.installed():
+                return (yield)
+        finally:
+            if self.window is not None:  # teardown never judged (error, interrupt)
+                self.window = None
+                close_window(window)
+                settle()
+            self.stop_frame = None
+            self.nextitem = None
+            del item.stash[settings_key]
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_setup(self, item: pytest.Item) -> None:
+        """A bad gcguard marker fails only its own test."""
+        message = item.stash.get(marker_error_key, None)
+        if message is not None:
+            pytest.fail(message, pytrace=False)
+
+    @pytest.hookimpl(wrapper=True, tryfirst=True)
+    def pytest_fixture_setup(
+        self, fixturedef: pytest.FixtureDef[object], request: pytest.FixtureRequest
+    ) -> Generator[None, object, object]:
+        """Objects of module/class/session fixtures a test sets up are not its leak."""
+        window = self.window
+        if window is None or fixturedef.scope == "function":
+            return (yield)
+        with absorbed(window):
+            return (yield)
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_makereport(
+        self, item: pytest.Item, call: pytest.CallInfo[None]
+    ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+        """Remember whether setup and call passed: only passing tests are judged."""
+        report = yield
+        if call.when != "teardown" and passed_key in item.stash and not item.stash[rerunning_key]:
+            item.stash[passed_key] = item.stash[passed_key] and report.passed
+        return report
+
+    @pytest.hookimpl(wrapper=True, tryfirst=True)
+    def pytest_runtest_teardown(self, item: pytest.Item) -> Generator[None, object, object]:
+        """After the function fixtures are finalised: collect, compare, confirm, report."""
+        window = self.window
+        if window is None or item.stash.get(rerunning_key, True):
+            return (yield)
+        result = yield
+        self.window = None
+        verdict = self._judge(item, window, sys._getframe(1))
+        if verdict is not None and verdict.failed:
+            item.user_properties.append((SUMMARY_PROPERTY, verdict.summary_line()))
+            item.user_properties.append((LEAKED_PROPERTY, verdict.leaked_objects()))
+            message = verdict.message()
+            del verdict
+            pytest.fail(message, pytrace=False)
+        return result
+
+    # -- the verdict --------------------------------------------------------
+
+    def _judge(self, item: pytest.Item, window: Window, caller: types.FrameType) -> Verdict | None:
+        settings = item.stash[settings_key]
+        closed = close_window(window)
+        if not item.stash[passed_key]:
+            settle()  # a failed/skipped test is reported once, as itself
+            return None
+        verdict = Verdict(item.nodeid, notes=list(closed.notes))
+        if window.guards.calls:
+            settle()
+            verdict.notes.append(
+                "not checked: the test called " + ", ".join(window.guards.calls) + ", which hides or exposes the heap"
+            )
+            item.add_report_section("teardown", "gcguard", "\n".join(verdict.notes))
+            return None
+        filt = TypeFilter(settings)
+        verdict.uncollectable = dict(closed.uncollectable)
+        if settings.cycles:
+            verdict.cyclic_types = filt.kept(closed.cyclic_types)
+            verdict.cyclic = min(closed.cyclic, sum(verdict.cyclic_types.values()))
+        try:
+            self._find_leaks(item, window, caller, filt, settings, verdict)
+        finally:
+            settle()
+        for message in verdict.warnings:
+            item.warn(GcGuardWarning(message))
+        self.checked += 1
+        if verdict.notes and not verdict.failed:
+            item.add_report_section("teardown", "gcguard", "\n".join(verdict.notes))
+        return verdict
+
+    def _classify(self, item: pytest.Item, window: Window, caller: types.FrameType) -> Survivors:
+        survivors = Survivors()
+        if len(survivors):
+            survivors.exclude_from_frames(caller, self.stop_frame)
+            survivors.exclude_owned_by(item)
+            survivors.exclude_internal()
+            survivors.exclude_new_modules(window.modules0)
+            survivors.exclude_ids(id(o) for o in gc.garbage[window.garbage0 :])
+        return survivors
+
+    def _count(self, survivors: Survivors, filt: TypeFilter) -> dict[type, int]:
+        # No lambdas or comprehensions over locals here: on 3.10/3.11 they put a
+        # young cell in this frame before the objects are listed.
+        counts = survivors.count_suspects()
+        kept: dict[type, int] = {}
+        for tp, n in counts.items():
+            name = type_name(tp)
+            if filt.keep(name) and n > filt.allowed(name):
+                kept[tp] = n
+        return kept
+
+    def _find_leaks(
+        self,
+        item: pytest.Item,
+        window: Window,
+        caller: types.FrameType,
+        filt: TypeFilter,
+        settings: Settings,
+        verdict: Verdict,
+    ) -> None:
+        survivors = self._classify(item, window, caller)
+        confirmation = _Confirmation()
+        confirmation.counts.append(self._count(survivors, filt))
+        if not confirmation.counts[0] and not verdict.cyclic:
+            survivors.clear()
+            return
+        confirmation.new_ids = survivors.suspect_ids()
+        confirmation.previous_ids = confirmation.new_ids
+        survivors.clear()
+        del survivors
+        if settings.reruns:
+            self._confirm(item, window, caller, filt, settings.reruns, confirmation)
+            if confirmation.failure:
+                verdict.notes.append(f"suspected leak not confirmed: {confirmation.failure}")
+                verdict.cyclic = 0
+                return
+            if verdict.cyclic and min(confirmation.cyclic) == 0:
+                verdict.notes.append(
+                    f"{verdict.cyclic} object(s) in reference cycles on the first run only (a one-time effect)"
+                )
+                verdict.cyclic = 0
+        first = confirmation.counts[0]
+        confirmed: dict[type, int] = {}
+        for tp, n in first.items():
+            growth = [g.get(tp, 0) for g in confirmation.growth]
+            if not growth:
+                confirmed[tp] = n
+            elif min(growth) > filt.allowed(type_name(tp)):
+                confirmed[tp] = min(growth)
+        if not confirmed:
+            return
+        verdict.confirmed_by = len(confirmation.growth)
+        # Samples come from the last run's new objects: the surest leaks.
+        samples: dict[type, list[object]] = {}
+        young = gc.get_objects()
+        for obj in young:
+            tp = type(obj)
+            if tp in confirmed and id(obj) in confirmation.new_ids:
+                bucket = samples.setdefault(tp, [])
+                if len(bucket) < _settings.MAX_SAMPLES:
+                    bucket.append(obj)
+        del young
+        ordered = sorted(confirmed.items(), key=lambda kv: (-kv[1], type_name(kv[0])))
+        for tp, n in ordered:
+            leak = Leak(type_name(tp), n, growth=[g.get(tp, 0) for g in confirmation.growth])
+            verdict.leaks.append(leak)
+        explain(verdict, [samples.get(tp, []) for tp, _ in ordered], settings, item.nodeid)
+        samples.clear()
+
+    def _confirm(
+        self,
+        item: pytest.Item,
+        window: Window,
+        caller: types.FrameType,
+        filt: TypeFilter,
+        reruns: int,
+        confirmation: _Confirmation,
+    ) -> None:
+        """Run the test's protocol again; keep only growth that repeats every time.
+
+        Nothing is frozen between runs, so an object of the first run that a rerun
+        replaces (a cache slot, a reassigned global) dies and cancels out, while a
+        real leak adds the same objects again on every run (CPython's ``-R`` rule).
+        """
+        from _pytest.runner import runtestprotocol  # the documented way to re-run an item
+
+        item.stash[rerunning_key] = True
+        try:
+            for attempt in range(1, reruns + 1):
+                if hasattr(item, "_request"):
+                    # runtestprotocol re-creates the fixture request when it is falsy,
+                    # exactly as for pytest-rerunfailures.
+                    item._request = False
+                rerun_window = open_window(window.cycles, freeze=False)
+                reports = runtestprotocol(item, log=False, nextitem=self.nextitem)
+                failed = [r for r in reports if not r.passed]
+                del reports
+                closed = close_window(rerun_window)
+                confirmation.cyclic.append(sum(filt.kept(closed.cyclic_types).values()))
+                del closed
+                if failed:
+                    confirmation.failure = f"rerun {attempt} {failed[0].outcome} in {failed[0].when}"
+                    del failed
+                    return
+                del failed
+                survivors = self._classify(item, window, caller)
+                counts = self._count(survivors, filt)
+                previous = confirmation.counts[-1]
+                confirmation.growth.append({tp: n - previous.get(tp, 0) for tp, n in counts.items()})
+                confirmation.counts.append(counts)
+                current = survivors.suspect_ids()
+                confirmation.new_ids = current - confirmation.previous_ids
+                confirmation.previous_ids = current
+                del current
+                survivors.clear()
+                del survivors
+        finally:
+            item.stash[rerunning_key] = False
