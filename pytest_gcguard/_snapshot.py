@@ -162,6 +162,25 @@ class Window:
     cyclic_offset: int = 0
     modules0: int = 0
     guards: GcGuards = field(default_factory=GcGuards)
+    #: What the test runner made between the test's phases (reports, hook
+    #: calls, logging); held until the verdict so ids cannot be reused.
+    runner: list[object] = field(default_factory=list)
+
+
+def phase_done() -> None:
+    """A phase of test code ended: age its objects, so the runner's are next."""
+    _collect()
+
+
+def phase_starts(window: Window) -> None:
+    """Test code is about to run: what was made since ``phase_done`` is the runner's.
+
+    A full collection in ``phase_done`` moved everything older to the oldest
+    generation, so the two young generations hold exactly the runner's objects
+    (O(those objects)).
+    """
+    window.runner.extend(_get_objects(0))
+    window.runner.extend(_get_objects(1))
 
 
 def open_window(cycles: bool, freeze: bool = True) -> Window:
@@ -331,7 +350,9 @@ class Survivors:
         starts: list[object] = []
         while frame is not None:
             starts.append(frame)
-            for value in frame.f_locals.values():
+            f_locals = frame.f_locals
+            starts.append(f_locals)  # <= 3.12: a snapshot dict kept on the frame
+            for value in f_locals.values():
                 starts.append(value)
                 if id(value) not in objects and type(value) in _LOOK_INTO:
                     for ref in _get_referents(value):
@@ -341,10 +362,16 @@ class Survivors:
             if frame is stop:
                 break
             frame = frame.f_back
+        del f_locals
         self.exclude_reachable(starts)
 
-    def exclude_owned_by(self, owner: object, depth: int = 2) -> None:
-        """Exclude young objects hanging off ``owner`` (e.g. a test item's attributes)."""
+    def exclude_owned_by(self, owner: object, containers: tuple[type, ...] = (), depth: int = 4) -> None:
+        """Exclude young objects hanging off ``owner`` (e.g. a test item's attributes).
+
+        Follows plain containers (and ``containers``, e.g. ``pytest.Stash``) old or
+        young, ``depth`` levels down; never other objects, so the walk stays small.
+        """
+        plain = (list, dict, tuple, set)
         level = [owner]
         starts: list[object] = []
         for _ in range(depth):
@@ -352,12 +379,27 @@ class Survivors:
             for obj in level:
                 for ref in _get_referents(obj):
                     starts.append(ref)
-                    if id(ref) not in self.objects and type(ref) in (list, dict, tuple):
+                    if type(ref) in plain or isinstance(ref, containers):
                         following.append(ref)
-                    elif id(ref) not in self.objects and hasattr(type(ref), "__slots__"):
-                        following.append(ref)  # e.g. pytest.Stash
             level = following
         self.exclude_reachable(starts)
+
+    def exclude_spent_iterators(self) -> None:
+        """Exclude young iterators over nothing young but excluded objects.
+
+        A ``for`` loop's iterator lives on an executing frame's value stack,
+        which no Python API shows (pluggy's ``reversed(teardowns)``).
+        """
+        objects = self.objects
+        excluded = self.excluded
+        for key, obj in objects.items():
+            if key in excluded or not type(obj).__name__.endswith("iterator"):
+                continue
+            for ref in _get_referents(obj):
+                if id(ref) in objects and id(ref) not in excluded:
+                    break
+            else:
+                excluded.add(key)
 
     def exclude_internal(self) -> None:
         """Exclude the runner's own objects and everything only they reach.

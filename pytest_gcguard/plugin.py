@@ -21,6 +21,8 @@ from ._snapshot import (
     absorbed,
     close_window,
     open_window,
+    phase_done,
+    phase_starts,
     settle,
     type_name,
 )
@@ -48,7 +50,42 @@ def pytest_configure(config: pytest.Config) -> None:
             import objgraph  # noqa: F401
         except ImportError:  # pragma: no cover - objgraph is a dependency
             raise pytest.UsageError("--gcguard-graph-dir requires objgraph: pip install objgraph") from None
-    config.pluginmanager.register(GcGuard(config, settings), "gcguard-checker")
+    checker = GcGuard(config, settings)
+    config.pluginmanager.register(checker, "gcguard-checker")
+    config.pluginmanager.register(_PhaseMarks(checker), "gcguard-phases")
+
+
+class _PhaseMarks:
+    """Innermost wrappers around each phase: they mark where test code runs.
+
+    Whatever the runner makes between phases (reports, hook calls, logging and
+    capture resets) is then known by identity and never counted as the test's.
+    """
+
+    def __init__(self, checker: GcGuard) -> None:
+        self.checker = checker
+
+    def _phase(self) -> Generator[None, object, object]:
+        window = self.checker.window
+        if window is None:
+            return (yield)
+        phase_starts(window)
+        try:
+            return (yield)
+        finally:
+            phase_done()
+
+    @pytest.hookimpl(wrapper=True, trylast=True)
+    def pytest_runtest_setup(self) -> Generator[None, object, object]:
+        return (yield from self._phase())
+
+    @pytest.hookimpl(wrapper=True, trylast=True)
+    def pytest_runtest_call(self) -> Generator[None, object, object]:
+        return (yield from self._phase())
+
+    @pytest.hookimpl(wrapper=True, trylast=True)
+    def pytest_runtest_teardown(self) -> Generator[None, object, object]:
+        return (yield from self._phase())
 
 
 class _Confirmation:
@@ -79,6 +116,8 @@ class GcGuard:
         self.nextitem: pytest.Item | None = None
         self.findings: list[str] = []
         self.checked = 0
+        self.suspected = 0
+        self.reruns = 0
 
     # -- header / summary -------------------------------------------------
 
@@ -98,11 +137,18 @@ class GcGuard:
 
     def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
         """List every leaking test once at the end of the run."""
-        if not self.findings or self.config.get_verbosity() < 0:
+        verbosity = self.config.get_verbosity()
+        if verbosity < 0 or not (self.findings or (verbosity > 0 and self.checked)):
             return
         terminalreporter.write_sep("=", "gcguard summary")
         for line in self.findings:
             terminalreporter.write_line(line)
+        if self.checked:
+            terminalreporter.write_line(
+                f"gcguard: checked {self.checked} test(s); {self.suspected} suspected and rerun "
+                f"({self.reruns} rerun(s)); {len(self.findings)} leaking; "
+                f"{self.heap.passes} full collection(s) took {self.heap.pass_seconds:.2f}s"
+            )
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self) -> None:
@@ -139,6 +185,7 @@ class GcGuard:
         finally:
             if self.window is not None:  # teardown never judged (error, interrupt)
                 self.window = None
+                window.runner.clear()
                 close_window(window)
                 settle()
             self.stop_frame = None
@@ -180,6 +227,7 @@ class GcGuard:
         if window is None or item.stash.get(rerunning_key, True):
             return (yield)
         result = yield
+        phase_starts(window)  # what the outer teardown wrappers made since the fixtures ran
         self.window = None
         verdict = self._judge(item, window, sys._getframe(1))
         if verdict is not None and verdict.failed:
@@ -196,10 +244,12 @@ class GcGuard:
         settings = item.stash[settings_key]
         closed = close_window(window)
         if not item.stash[passed_key]:
+            window.runner.clear()
             settle()  # a failed/skipped test is reported once, as itself
             return None
         verdict = Verdict(item.nodeid, notes=list(closed.notes))
         if window.guards.calls:
+            window.runner.clear()
             settle()
             verdict.notes.append(
                 "not checked: the test called " + ", ".join(window.guards.calls) + ", which hides or exposes the heap"
@@ -214,6 +264,7 @@ class GcGuard:
         try:
             self._find_leaks(item, window, caller, filt, settings, verdict)
         finally:
+            window.runner.clear()
             settle()
         for message in verdict.warnings:
             item.warn(GcGuardWarning(message))
@@ -225,11 +276,15 @@ class GcGuard:
     def _classify(self, item: pytest.Item, window: Window, caller: types.FrameType) -> Survivors:
         survivors = Survivors()
         if len(survivors):
-            survivors.exclude_from_frames(caller, self.stop_frame)
-            survivors.exclude_owned_by(item)
+            survivors.exclude_reachable(window.runner)
+            # From this frame up: our own callers' locals (the hook result being
+            # returned) are in flight too; our analysis objects are not young.
+            survivors.exclude_from_frames(sys._getframe(), self.stop_frame)
+            survivors.exclude_owned_by(item, (pytest.Stash, pytest.FixtureRequest))
             survivors.exclude_internal()
             survivors.exclude_new_modules(window.modules0)
             survivors.exclude_ids(id(o) for o in gc.garbage[window.garbage0 :])
+            survivors.exclude_spent_iterators()
         return survivors
 
     def _count(self, survivors: Survivors, filt: TypeFilter) -> dict[type, int]:
@@ -262,6 +317,7 @@ class GcGuard:
         confirmation.previous_ids = confirmation.new_ids
         survivors.clear()
         del survivors
+        self.suspected += 1
         if settings.reruns:
             self._confirm(item, window, caller, filt, settings.reruns, confirmation)
             if confirmation.failure:
@@ -273,9 +329,19 @@ class GcGuard:
                     f"{verdict.cyclic} object(s) in reference cycles on the first run only (a one-time effect)"
                 )
                 verdict.cyclic = 0
-        first = confirmation.counts[0]
+        self._describe(item, filt, settings, confirmation, verdict)
+
+    def _describe(
+        self,
+        item: pytest.Item,
+        filt: TypeFilter,
+        settings: Settings,
+        confirmation: _Confirmation,
+        verdict: Verdict,
+    ) -> None:
+        """Turn confirmed growth into the report (runs after all measurements)."""
         confirmed: dict[type, int] = {}
-        for tp, n in first.items():
+        for tp, n in confirmation.counts[0].items():
             growth = [g.get(tp, 0) for g in confirmation.growth]
             if not growth:
                 confirmed[tp] = n
@@ -284,7 +350,7 @@ class GcGuard:
         if not confirmed:
             return
         verdict.confirmed_by = len(confirmation.growth)
-        # Samples come from the last run's new objects: the surest leaks.
+        # Samples: objects that outlived a later run of the test (accumulating).
         samples: dict[type, list[object]] = {}
         young = gc.get_objects()
         for obj in young:
@@ -296,8 +362,7 @@ class GcGuard:
         del young
         ordered = sorted(confirmed.items(), key=lambda kv: (-kv[1], type_name(kv[0])))
         for tp, n in ordered:
-            leak = Leak(type_name(tp), n, growth=[g.get(tp, 0) for g in confirmation.growth])
-            verdict.leaks.append(leak)
+            verdict.leaks.append(Leak(type_name(tp), n, growth=[g.get(tp, 0) for g in confirmation.growth]))
         explain(verdict, [samples.get(tp, []) for tp, _ in ordered], settings, item.nodeid)
         samples.clear()
 
@@ -325,6 +390,7 @@ class GcGuard:
                     # runtestprotocol re-creates the fixture request when it is falsy,
                     # exactly as for pytest-rerunfailures.
                     item._request = False
+                self.reruns += 1
                 rerun_window = open_window(window.cycles, freeze=False)
                 reports = runtestprotocol(item, log=False, nextitem=self.nextitem)
                 failed = [r for r in reports if not r.passed]
@@ -343,7 +409,9 @@ class GcGuard:
                 confirmation.growth.append({tp: n - previous.get(tp, 0) for tp, n in counts.items()})
                 confirmation.counts.append(counts)
                 current = survivors.suspect_ids()
-                confirmation.new_ids = current - confirmation.previous_ids
+                # Samples: objects new in the previous run that outlived this one
+                # (accumulating, not replaced); the first rerun can only offer its own.
+                confirmation.new_ids = (confirmation.new_ids & current) if attempt > 1 else current - confirmation.previous_ids
                 confirmation.previous_ids = current
                 del current
                 survivors.clear()
