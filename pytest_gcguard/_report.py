@@ -52,7 +52,7 @@ def short_repr(obj: object) -> str:
     """
     try:
         text = repr(obj)
-    except BaseException as exc:  # noqa: BLE001 - a hostile __repr__ must never break the run
+    except BaseException as exc:
         if isinstance(exc, (KeyboardInterrupt, SystemExit)):
             raise
         return default_repr(obj) + f" (repr raised {type(exc).__name__})"
@@ -68,7 +68,7 @@ def safe_repr(obj: object) -> str:
     if type(obj) in _CONTAINERS:
         try:
             return _reprs.repr(obj)
-        except Exception:  # noqa: BLE001 - element reprs are guarded, but be safe
+        except Exception:
             return default_repr(obj)
     if isinstance(obj, types.FunctionType):
         return f"<function {obj.__qualname__}>"
@@ -127,7 +127,7 @@ def _edge(parent: object, child: object) -> str:
                         return f".{slot}"
                 except AttributeError:
                     continue
-    except Exception:  # noqa: BLE001 - never let a weird container break the report
+    except Exception:
         return ""
     return ""
 

@@ -24,6 +24,7 @@ import types
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from itertools import compress
 
 # The real functions, taken at import: tests may replace the module attributes,
 # and the guard below does so on purpose during a window.
@@ -36,6 +37,7 @@ _get_referents = gc.get_referents
 _FrameType = types.FrameType
 # Old containers and suspended generators whose young contents are in flight.
 _LOOK_INTO = (list, tuple, dict, set, types.GeneratorType)
+_PLAIN_CONTAINERS = (list, tuple, dict, set, frozenset)
 _PY310 = sys.version_info < (3, 11)
 
 #: Modules whose objects are test-runner bookkeeping, never the test's leak.
@@ -161,15 +163,21 @@ class Window:
     enabled0: bool = True
     cyclic_offset: int = 0
     modules0: int = 0
+    passed: bool = True
     guards: GcGuards = field(default_factory=GcGuards)
     #: What the test runner made between the test's phases (reports, hook
     #: calls, logging); held until the verdict so ids cannot be reused.
     runner: list[object] = field(default_factory=list)
+    runner_ids: set[int] = field(default_factory=set)
 
 
 def phase_done() -> None:
-    """A phase of test code ended: age its objects, so the runner's are next."""
-    _collect()
+    """A phase of test code ended: age its objects, so the runner's are next.
+
+    Collecting generation 1 moves the two young generations to the oldest; it
+    only looks at what was made since the last boundary.
+    """
+    _collect(1)
 
 
 def phase_starts(window: Window) -> None:
@@ -179,8 +187,10 @@ def phase_starts(window: Window) -> None:
     generation, so the two young generations hold exactly the runner's objects
     (O(those objects)).
     """
-    window.runner.extend(_get_objects(0))
-    window.runner.extend(_get_objects(1))
+    made = _get_objects(0) + _get_objects(1)
+    window.runner.extend(made)
+    window.runner_ids.update(map(id, made))
+    del made
 
 
 def open_window(cycles: bool, freeze: bool = True) -> Window:
@@ -235,6 +245,11 @@ class Closed:
     uncollectable: dict[str, int] = field(default_factory=dict)
     debug_changed: int = 0
     notes: list[str] = field(default_factory=list)
+
+
+def own_objects(closed: Closed) -> tuple[object, ...]:
+    """The objects a ``Closed`` summary is made of (our bookkeeping, not the test's)."""
+    return (closed, closed.cyclic_types, closed.uncollectable, closed.notes)
 
 
 def close_window(window: Window) -> Closed:
@@ -305,35 +320,91 @@ def _named(counts: dict[type, int]) -> dict[str, int]:
 class Survivors:
     """The young objects alive after a window, split into excluded and suspects.
 
-    ``objects`` maps id -> object for every young object (held only while the
-    verdict is computed: call ``clear()`` before reporting).
+    Built to be cheap for the common case: a clean test leaves only the runner's
+    objects, which ``exclude_known`` removes in one pass; the id map used by the
+    reachability walks is made only if something is left.  Objects are held
+    only while the verdict is computed: call ``clear()`` before reporting.
     """
 
     def __init__(self) -> None:
-        objs = _get_objects()
-        self.objects: dict[int, object] = {}
-        for obj in objs:
-            self.objects[id(obj)] = obj
-        del objs
+        # Called without arguments on purpose: an argument tuple would be a
+        # young object alive while the heap is listed.
+        self._young = _get_objects()
+        self._ids: list[int] = []
+        self._young_ids: set[int] | None = None
+        self._known: set[int] = set()
+        self._candidates = self._young
         self.excluded: set[int] = set()
 
-    def __len__(self) -> int:
-        return len(self.objects)
+    @property
+    def objects(self) -> set[int]:
+        """The ids of every young object (made on first use)."""
+        if self._young_ids is None:
+            self._young_ids = set(self._ids or map(id, self._young))
+        return self._young_ids
 
-    def exclude_reachable(self, starts: Iterable[object]) -> None:
-        """Exclude young objects reachable from ``starts`` through young objects."""
+    def exclude_known(self, ids: set[int], own: Iterable[object] = ()) -> None:
+        """Exclude by identity the runner's objects (``ids``) and our own (``own``).
+
+        Set operations and ``compress`` keep this pass over every young object
+        in C: it is the one step every checked test pays.
+        """
+        self._known = ids
+        young = self._young
+        self._ids = young_ids = list(map(id, young))
+        keep = set(young_ids)
+        keep -= ids
+        keep.discard(id(self))
+        keep.discard(id(own))
+        for obj in own:
+            keep.discard(id(obj))
+        self._candidates = list(compress(young, map(keep.__contains__, young_ids))) if keep else []
+        self.excluded.update(map(id, own))
+        self.excluded.add(id(self))
+        self.excluded.add(id(own))
+
+    def _is_out(self, key: int) -> bool:
+        return key in self.excluded or key in self._known
+
+    def __len__(self) -> int:
+        return len(self._young)
+
+    def candidates(self) -> list[object]:
+        """The young objects not excluded yet (usually a handful)."""
+        excluded = self.excluded
+        if excluded:
+            self._candidates = [obj for obj in self._candidates if id(obj) not in excluded]
+        return self._candidates
+
+    @property
+    def remaining(self) -> int:
+        """How many young objects are not excluded yet."""
+        return len(self.candidates())
+
+    def exclude_exact(self, objs: Iterable[object]) -> None:
+        """Exclude exactly these objects (by identity), not what they reach."""
+        excluded = self.excluded
+        for obj in objs:
+            excluded.add(id(obj))
+
+    def exclude_reachable(self, starts: Iterable[object], again: bool = False) -> None:
+        """Exclude young objects reachable from ``starts`` through young objects.
+
+        ``again``: also walk from starts that were excluded already (by identity).
+        """
         objects = self.objects
         excluded = self.excluded
+        known = self._known
         stack = []
         for obj in starts:
             key = id(obj)
-            if key in objects and key not in excluded:
+            if key in objects and (again or (key not in excluded and key not in known)):
                 excluded.add(key)
                 stack.append(obj)
         while stack:
             for ref in _get_referents(stack.pop()):
                 key = id(ref)
-                if key in objects and key not in excluded:
+                if key in objects and key not in excluded and key not in known:
                     excluded.add(key)
                     stack.append(ref)
 
@@ -347,9 +418,8 @@ class Survivors:
         because a frozen list can hold young objects (pluggy's teardown list).
         """
         objects = self.objects
-        starts: list[object] = []
         while frame is not None:
-            starts.append(frame)
+            starts: list[object] = [frame]
             f_locals = frame.f_locals
             starts.append(f_locals)  # <= 3.12: a snapshot dict kept on the frame
             for value in f_locals.values():
@@ -359,11 +429,11 @@ class Survivors:
                         starts.append(ref)
                         if id(ref) not in objects and type(ref) in _LOOK_INTO:
                             starts.extend(_get_referents(ref))
-            if frame is stop:
+            del f_locals
+            self.exclude_reachable(starts)
+            if frame is stop or not self.remaining:
                 break
             frame = frame.f_back
-        del f_locals
-        self.exclude_reachable(starts)
 
     def exclude_owned_by(self, owner: object, containers: tuple[type, ...] = (), depth: int = 4) -> None:
         """Exclude young objects hanging off ``owner`` (e.g. a test item's attributes).
@@ -391,35 +461,59 @@ class Survivors:
         which no Python API shows (pluggy's ``reversed(teardowns)``).
         """
         objects = self.objects
-        excluded = self.excluded
-        for key, obj in objects.items():
-            if key in excluded or not type(obj).__name__.endswith("iterator"):
+        for obj in self.candidates():
+            if not type(obj).__name__.endswith("iterator"):
                 continue
             for ref in _get_referents(obj):
-                if id(ref) in objects and id(ref) not in excluded:
+                if id(ref) in objects and not self._is_out(id(ref)):
                     break
             else:
-                excluded.add(key)
+                self.excluded.add(id(obj))
 
     def exclude_internal(self) -> None:
         """Exclude the runner's own objects and everything only they reach.
 
-        Also callbacks bound to the runner's objects: pytest registers
-        ``functools.partial(fixturedef.finish, request=...)`` on broader-scoped
-        fixtures for every test that uses them (pytest's growth, not the test's).
+        Also what plainly belongs to them: callbacks bound to them (pytest
+        registers ``functools.partial(fixturedef.finish, request=...)`` on
+        broader-scoped fixtures for every test that uses them) and plain
+        containers that hold nothing but runner objects (pluggy's argument
+        lists, pytest's per-request fixture maps).
         """
+        internal: dict[type, bool] = {}
+
+        def runner_owned(obj: object) -> bool:
+            tp = type(obj)
+            flag = internal.get(tp)
+            if flag is None:
+                flag = internal[tp] = is_internal_type(tp)
+            return flag
+
+        objects = self.objects
         starts = []
-        for obj in self.objects.values():
+        for obj in self.candidates():
             tp = type(obj)
             if tp is functools.partial:
                 bound = obj.func  # type: ignore[attr-defined]
-                if type(bound) is types.MethodType and is_internal_type(type(bound.__self__)):
+                if type(bound) is types.MethodType and runner_owned(bound.__self__):
                     starts.append(obj)
             elif tp is types.MethodType:
-                if is_internal_type(type(obj.__self__)):  # type: ignore[attr-defined]
+                if runner_owned(obj.__self__):  # type: ignore[attr-defined]
                     starts.append(obj)
-            elif is_internal_type(tp):
+            elif tp in _PLAIN_CONTAINERS:
+                held = 0
+                for ref in _get_referents(obj):
+                    if not gc.is_tracked(ref):
+                        continue
+                    if not (runner_owned(ref) or (id(ref) in objects and self._is_out(id(ref)))):
+                        break
+                    held += 1
+                else:
+                    if held:
+                        starts.append(obj)
+            elif runner_owned(obj):
                 starts.append(obj)
+        internal.clear()
+        del runner_owned
         self.exclude_reachable(starts)
 
     def exclude_new_modules(self, modules_before: int) -> None:
@@ -429,44 +523,41 @@ class Survivors:
         starts = [m for m in list(sys.modules.values()) if id(m) in self.objects]
         self.exclude_reachable(starts)
 
-    def exclude_ids(self, ids: Iterable[int]) -> None:
-        self.exclude_reachable(self.objects[i] for i in ids if i in self.objects)
-
-    def suspects(self) -> Iterator[object]:
-        excluded = self.excluded
-        for key, obj in self.objects.items():
-            if key not in excluded:
-                yield obj
+    def suspects(self) -> list[object]:
+        return self.candidates()
 
     def suspect_ids(self) -> set[int]:
-        return set(self.objects) - self.excluded
+        return {id(obj) for obj in self.candidates()}
 
     def count_suspects(self) -> dict[type, int]:
         counts: dict[type, int] = {}
-        for obj in self.suspects():
+        for obj in self.candidates():
             tp = type(obj)
             counts[tp] = counts.get(tp, 0) + 1
-        if _PY310:
+        if _PY310 and dict in counts:
             _fold_instance_dicts(self, counts)
         return counts
 
     def clear(self) -> None:
-        self.objects.clear()
+        self._young = []
+        self._candidates = []
+        self._ids = []
+        self._young_ids = None
         self.excluded.clear()
 
 
 def _fold_instance_dicts(survivors: Survivors, counts: dict[type, int]) -> None:
     """On 3.10 an instance's ``__dict__`` is a separate object: count the instance only."""
-    if dict not in counts:
-        return
     folded = 0
+    candidate_ids = survivors.suspect_ids()
     for obj in survivors.suspects():
         tp = type(obj)
         if tp is dict or tp.__dictoffset__ <= 0 or isinstance(obj, type):
             continue
         for ref in _get_referents(obj):
-            if type(ref) is dict and id(ref) in survivors.objects and id(ref) not in survivors.excluded:
+            if type(ref) is dict and id(ref) in candidate_ids:
                 survivors.excluded.add(id(ref))
+                candidate_ids.discard(id(ref))
                 folded += 1
                 break
     counts[dict] -= folded

@@ -13,24 +13,24 @@ from . import _settings
 from ._diagnose import explain
 from ._report import Leak, Verdict
 from ._settings import Settings, TypeFilter
-from ._warnings import GcGuardWarning
 from ._snapshot import (
+    Closed,
     Heap,
     Survivors,
     Window,
     absorbed,
     close_window,
     open_window,
+    own_objects,
     phase_done,
     phase_starts,
     settle,
     type_name,
 )
+from ._warnings import GcGuardWarning
 
 settings_key = pytest.StashKey[Settings]()
 marker_error_key = pytest.StashKey[str]()
-passed_key = pytest.StashKey[bool]()
-rerunning_key = pytest.StashKey[bool]()
 
 #: ``item.user_properties`` key of the one-line finding (reaches xdist's controller and JUnit XML).
 SUMMARY_PROPERTY = "gcguard"
@@ -72,11 +72,18 @@ class _PhaseMarks:
         phase_starts(window)
         try:
             return (yield)
+        except BaseException:
+            window.passed = False  # failed, skipped or xfailed: reported once, as itself
+            raise
         finally:
             phase_done()
 
     @pytest.hookimpl(wrapper=True, trylast=True)
-    def pytest_runtest_setup(self) -> Generator[None, object, object]:
+    def pytest_runtest_setup(self, item: pytest.Item) -> Generator[None, object, object]:
+        """A bad gcguard marker fails only its own test."""
+        message = item.stash.get(marker_error_key, None)
+        if message is not None:
+            pytest.fail(message, pytrace=False)
         return (yield from self._phase())
 
     @pytest.hookimpl(wrapper=True, trylast=True)
@@ -102,6 +109,19 @@ class _Confirmation:
         self.previous_ids: set[int] = set()
         self.cyclic: list[int] = []
         self.failure = ""
+
+    def record(self, counts: dict[type, int], current: set[int]) -> None:
+        """Add a rerun's suspects: its growth over the previous run, and samples."""
+        previous = self.counts[-1]
+        self.growth.append({tp: n - previous.get(tp, 0) for tp, n in counts.items()})
+        self.counts.append(counts)
+        # Samples: objects new in an earlier rerun that outlived the later ones
+        # (accumulating, not replaced); the first rerun can only offer its own.
+        if len(self.growth) > 1:
+            self.new_ids &= current
+        else:
+            self.new_ids = current - self.previous_ids
+        self.previous_ids = current
 
 
 class GcGuard:
@@ -173,8 +193,6 @@ class GcGuard:
         if not settings.enabled:
             return (yield)
         item.stash[settings_key] = settings
-        item.stash[passed_key] = True
-        item.stash[rerunning_key] = False
         self.nextitem = nextitem
         self.heap.maybe_full_pass()
         self.stop_frame = sys._getframe(1)
@@ -186,18 +204,12 @@ class GcGuard:
             if self.window is not None:  # teardown never judged (error, interrupt)
                 self.window = None
                 window.runner.clear()
+                window.runner_ids.clear()
                 close_window(window)
                 settle()
             self.stop_frame = None
             self.nextitem = None
             del item.stash[settings_key]
-
-    @pytest.hookimpl(tryfirst=True)
-    def pytest_runtest_setup(self, item: pytest.Item) -> None:
-        """A bad gcguard marker fails only its own test."""
-        message = item.stash.get(marker_error_key, None)
-        if message is not None:
-            pytest.fail(message, pytrace=False)
 
     @pytest.hookimpl(wrapper=True, tryfirst=True)
     def pytest_fixture_setup(
@@ -210,26 +222,16 @@ class GcGuard:
         with absorbed(window):
             return (yield)
 
-    @pytest.hookimpl(wrapper=True)
-    def pytest_runtest_makereport(
-        self, item: pytest.Item, call: pytest.CallInfo[None]
-    ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
-        """Remember whether setup and call passed: only passing tests are judged."""
-        report = yield
-        if call.when != "teardown" and passed_key in item.stash and not item.stash[rerunning_key]:
-            item.stash[passed_key] = item.stash[passed_key] and report.passed
-        return report
-
     @pytest.hookimpl(wrapper=True, tryfirst=True)
     def pytest_runtest_teardown(self, item: pytest.Item) -> Generator[None, object, object]:
         """After the function fixtures are finalised: collect, compare, confirm, report."""
         window = self.window
-        if window is None or item.stash.get(rerunning_key, True):
+        if window is None:  # not checked, or one of our own reruns
             return (yield)
         result = yield
         phase_starts(window)  # what the outer teardown wrappers made since the fixtures ran
         self.window = None
-        verdict = self._judge(item, window, sys._getframe(1))
+        verdict = self._judge(item, window)
         if verdict is not None and verdict.failed:
             item.user_properties.append((SUMMARY_PROPERTY, verdict.summary_line()))
             item.user_properties.append((LEAKED_PROPERTY, verdict.leaked_objects()))
@@ -240,31 +242,23 @@ class GcGuard:
 
     # -- the verdict --------------------------------------------------------
 
-    def _judge(self, item: pytest.Item, window: Window, caller: types.FrameType) -> Verdict | None:
+    def _judge(self, item: pytest.Item, window: Window) -> Verdict | None:
         settings = item.stash[settings_key]
         closed = close_window(window)
-        if not item.stash[passed_key]:
-            window.runner.clear()
-            settle()  # a failed/skipped test is reported once, as itself
-            return None
-        verdict = Verdict(item.nodeid, notes=list(closed.notes))
-        if window.guards.calls:
-            window.runner.clear()
-            settle()
-            verdict.notes.append(
-                "not checked: the test called " + ", ".join(window.guards.calls) + ", which hides or exposes the heap"
-            )
-            item.add_report_section("teardown", "gcguard", "\n".join(verdict.notes))
-            return None
-        filt = TypeFilter(settings)
-        verdict.uncollectable = dict(closed.uncollectable)
-        if settings.cycles:
-            verdict.cyclic_types = filt.kept(closed.cyclic_types)
-            verdict.cyclic = min(closed.cyclic, sum(verdict.cyclic_types.values()))
         try:
-            self._find_leaks(item, window, caller, filt, settings, verdict)
+            if not window.passed:
+                return None  # a failed/skipped test is reported once, as itself
+            if window.guards.calls:
+                item.add_report_section(
+                    "teardown",
+                    "gcguard",
+                    "not checked: the test called " + ", ".join(window.guards.calls) + ", which hides or exposes the heap",
+                )
+                return None
+            verdict = self._find_leaks(item, window, closed, settings)
         finally:
             window.runner.clear()
+            window.runner_ids.clear()
             settle()
         for message in verdict.warnings:
             item.warn(GcGuardWarning(message))
@@ -273,18 +267,30 @@ class GcGuard:
             item.add_report_section("teardown", "gcguard", "\n".join(verdict.notes))
         return verdict
 
-    def _classify(self, item: pytest.Item, window: Window, caller: types.FrameType) -> Survivors:
+    def _classify(self, item: pytest.Item, window: Window, own: tuple[object, ...] = ()) -> Survivors:
+        # Cheapest exclusions first; stop as soon as nothing is left (the usual
+        # case for a clean test), so a check costs what the test allocated.
         survivors = Survivors()
-        if len(survivors):
-            survivors.exclude_reachable(window.runner)
-            # From this frame up: our own callers' locals (the hook result being
-            # returned) are in flight too; our analysis objects are not young.
-            survivors.exclude_from_frames(sys._getframe(), self.stop_frame)
-            survivors.exclude_owned_by(item, (pytest.Stash, pytest.FixtureRequest))
-            survivors.exclude_internal()
-            survivors.exclude_new_modules(window.modules0)
-            survivors.exclude_ids(id(o) for o in gc.garbage[window.garbage0 :])
-            survivors.exclude_spent_iterators()
+        survivors.exclude_known(window.runner_ids, own)
+        survivors.exclude_exact(gc.garbage[window.garbage0 :])
+        if not survivors.remaining:
+            return survivors
+        survivors.exclude_internal()
+        survivors.exclude_spent_iterators()
+        if not survivors.remaining:
+            return survivors
+        survivors.exclude_owned_by(item, (pytest.Stash, pytest.FixtureRequest))
+        if not survivors.remaining:
+            return survivors
+        # From this frame up: our own callers' locals (the hook result being
+        # returned) are in flight too; our analysis objects are not young.
+        survivors.exclude_from_frames(sys._getframe(), self.stop_frame)
+        if not survivors.remaining:
+            return survivors
+        survivors.exclude_reachable(window.runner, again=True)
+        survivors.exclude_reachable(gc.garbage[window.garbage0 :], again=True)
+        survivors.exclude_new_modules(window.modules0)
+        survivors.exclude_spent_iterators()
         return survivors
 
     def _count(self, survivors: Survivors, filt: TypeFilter) -> dict[type, int]:
@@ -298,38 +304,42 @@ class GcGuard:
                 kept[tp] = n
         return kept
 
-    def _find_leaks(
-        self,
-        item: pytest.Item,
-        window: Window,
-        caller: types.FrameType,
-        filt: TypeFilter,
-        settings: Settings,
-        verdict: Verdict,
-    ) -> None:
-        survivors = self._classify(item, window, caller)
+    def _find_leaks(self, item: pytest.Item, window: Window, closed: Closed, settings: Settings) -> Verdict:
+        # Nothing made here before the objects are listed may count: only
+        # ``closed`` exists, and it is excluded by identity.
+        survivors = self._classify(item, window, own_objects(closed))
+        if not survivors.remaining and not closed.cyclic and not closed.uncollectable:
+            survivors.clear()
+            return Verdict(item.nodeid, notes=list(closed.notes))
+        filt = TypeFilter(settings)
+        verdict = Verdict(item.nodeid, notes=list(closed.notes))
+        verdict.uncollectable = dict(closed.uncollectable)
+        if settings.cycles:
+            verdict.cyclic_types = filt.kept(closed.cyclic_types)
+            verdict.cyclic = min(closed.cyclic, sum(verdict.cyclic_types.values()))
         confirmation = _Confirmation()
         confirmation.counts.append(self._count(survivors, filt))
         if not confirmation.counts[0] and not verdict.cyclic:
             survivors.clear()
-            return
+            return verdict
         confirmation.new_ids = survivors.suspect_ids()
         confirmation.previous_ids = confirmation.new_ids
         survivors.clear()
         del survivors
         self.suspected += 1
         if settings.reruns:
-            self._confirm(item, window, caller, filt, settings.reruns, confirmation)
+            self._confirm(item, window, filt, settings.reruns, confirmation)
             if confirmation.failure:
                 verdict.notes.append(f"suspected leak not confirmed: {confirmation.failure}")
                 verdict.cyclic = 0
-                return
+                return verdict
             if verdict.cyclic and min(confirmation.cyclic) == 0:
                 verdict.notes.append(
                     f"{verdict.cyclic} object(s) in reference cycles on the first run only (a one-time effect)"
                 )
                 verdict.cyclic = 0
         self._describe(item, filt, settings, confirmation, verdict)
+        return verdict
 
     def _describe(
         self,
@@ -370,7 +380,6 @@ class GcGuard:
         self,
         item: pytest.Item,
         window: Window,
-        caller: types.FrameType,
         filt: TypeFilter,
         reruns: int,
         confirmation: _Confirmation,
@@ -383,38 +392,24 @@ class GcGuard:
         """
         from _pytest.runner import runtestprotocol  # the documented way to re-run an item
 
-        item.stash[rerunning_key] = True
-        try:
-            for attempt in range(1, reruns + 1):
-                if hasattr(item, "_request"):
-                    # runtestprotocol re-creates the fixture request when it is falsy,
-                    # exactly as for pytest-rerunfailures.
-                    item._request = False
-                self.reruns += 1
-                rerun_window = open_window(window.cycles, freeze=False)
-                reports = runtestprotocol(item, log=False, nextitem=self.nextitem)
-                failed = [r for r in reports if not r.passed]
-                del reports
-                closed = close_window(rerun_window)
-                confirmation.cyclic.append(sum(filt.kept(closed.cyclic_types).values()))
-                del closed
-                if failed:
-                    confirmation.failure = f"rerun {attempt} {failed[0].outcome} in {failed[0].when}"
-                    del failed
-                    return
-                del failed
-                survivors = self._classify(item, window, caller)
-                counts = self._count(survivors, filt)
-                previous = confirmation.counts[-1]
-                confirmation.growth.append({tp: n - previous.get(tp, 0) for tp, n in counts.items()})
-                confirmation.counts.append(counts)
-                current = survivors.suspect_ids()
-                # Samples: objects new in the previous run that outlived this one
-                # (accumulating, not replaced); the first rerun can only offer its own.
-                confirmation.new_ids = (confirmation.new_ids & current) if attempt > 1 else current - confirmation.previous_ids
-                confirmation.previous_ids = current
-                del current
-                survivors.clear()
-                del survivors
-        finally:
-            item.stash[rerunning_key] = False
+        for attempt in range(1, reruns + 1):
+            if hasattr(item, "_request"):
+                # runtestprotocol re-creates the fixture request when it is falsy,
+                # exactly as for pytest-rerunfailures.
+                item._request = False
+            self.reruns += 1
+            rerun_window = open_window(window.cycles, freeze=False)
+            reports = runtestprotocol(item, log=False, nextitem=self.nextitem)
+            failed = [r for r in reports if not r.passed]
+            del reports
+            closed = close_window(rerun_window)
+            confirmation.cyclic.append(sum(filt.kept(closed.cyclic_types).values()))
+            del closed, rerun_window
+            if failed:
+                confirmation.failure = f"rerun {attempt} {failed[0].outcome} in {failed[0].when}"
+                return
+            del failed
+            survivors = self._classify(item, window)
+            confirmation.record(self._count(survivors, filt), survivors.suspect_ids())
+            survivors.clear()
+            del survivors
