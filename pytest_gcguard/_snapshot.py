@@ -25,6 +25,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from itertools import compress
+from operator import not_
 
 # The real functions, taken at import: tests may replace the module attributes,
 # and the guard below does so on purpose during a window.
@@ -168,7 +169,8 @@ class Window:
     #: What the test runner made between the test's phases (reports, hook
     #: calls, logging); held until the verdict so ids cannot be reused.
     runner: list[object] = field(default_factory=list)
-    runner_ids: set[int] = field(default_factory=set)
+    absorbed: bool = False
+    opened: bool = False
 
 
 def phase_done() -> None:
@@ -187,19 +189,17 @@ def phase_starts(window: Window) -> None:
     generation, so the two young generations hold exactly the runner's objects
     (O(those objects)).
     """
-    made = _get_objects(0) + _get_objects(1)
-    window.runner.extend(made)
-    window.runner_ids.update(map(id, made))
-    del made
+    window.runner.extend(_get_objects(0))
+    if gc.get_count()[1]:  # an automatic collection moved some to generation 1
+        window.runner.extend(_get_objects(1))
 
 
-def open_window(cycles: bool, freeze: bool = True) -> Window:
-    """Start a window: young garbage collected, everything alive frozen.
+def open_window(window: Window, freeze: bool = True) -> Window:
+    """Start ``window``: young garbage collected, everything alive frozen.
 
     ``freeze=False`` is for confirmation reruns, which must keep the earlier
     runs' survivors visible to see whether a rerun replaces them.
     """
-    window = Window(cycles=cycles)
     window.debug0 = gc.get_debug()
     window.enabled0 = gc.isenabled()
     window.modules0 = len(sys.modules)
@@ -208,10 +208,11 @@ def open_window(cycles: bool, freeze: bool = True) -> Window:
         _freeze()
     window.stats0 = stats_total()
     window.garbage0 = len(gc.garbage)
-    if cycles:
+    if window.cycles:
         # SAVEALL keeps the cyclic garbage in gc.garbage so its types can be
         # named; close_window frees it again.
         gc.set_debug(window.debug0 | gc.DEBUG_SAVEALL)
+    window.opened = True
     return window
 
 
@@ -222,6 +223,7 @@ def absorbed(window: Window) -> Iterator[None]:
     Used around the setup of broader-scoped fixtures that a test triggers: their
     objects belong to the module/session, not to the test.
     """
+    window.absorbed = True
     _collect()  # the test's garbage so far stays counted (and saved in cycles mode)
     before = stats_total()
     debug = gc.get_debug()
@@ -318,94 +320,84 @@ def _named(counts: dict[type, int]) -> dict[str, int]:
 
 
 class Survivors:
-    """The young objects alive after a window, split into excluded and suspects.
+    """The young objects alive after a window, split into excluded and candidates.
 
-    Built to be cheap for the common case: a clean test leaves only the runner's
-    objects, which ``exclude_known`` removes in one pass; the id map used by the
-    reachability walks is made only if something is left.  Objects are held
-    only while the verdict is computed: call ``clear()`` before reporting.
+    Made to be cheap: the runner's objects (listed between phases) are removed
+    by identity in two passes in C, which leaves a handful of candidates; every
+    later rule looks only at candidates and walks only through them.  Objects
+    are held only while the verdict is computed: call ``clear()`` before
+    reporting.
     """
 
     def __init__(self) -> None:
         # Called without arguments on purpose: an argument tuple would be a
         # young object alive while the heap is listed.
         self._young = _get_objects()
-        self._ids: list[int] = []
-        self._young_ids: set[int] | None = None
-        self._known: set[int] = set()
-        self._candidates = self._young
-        self.excluded: set[int] = set()
-
-    @property
-    def objects(self) -> set[int]:
-        """The ids of every young object (made on first use)."""
-        if self._young_ids is None:
-            self._young_ids = set(self._ids or map(id, self._young))
-        return self._young_ids
-
-    def exclude_known(self, ids: set[int], own: Iterable[object] = ()) -> None:
-        """Exclude by identity the runner's objects (``ids``) and our own (``own``).
-
-        Set operations and ``compress`` keep this pass over every young object
-        in C: it is the one step every checked test pays.
-        """
-        self._known = ids
-        young = self._young
-        self._ids = young_ids = list(map(id, young))
-        keep = set(young_ids)
-        keep -= ids
-        keep.discard(id(self))
-        keep.discard(id(own))
-        for obj in own:
-            keep.discard(id(obj))
-        self._candidates = list(compress(young, map(keep.__contains__, young_ids))) if keep else []
-        self.excluded.update(map(id, own))
-        self.excluded.add(id(self))
-        self.excluded.add(id(own))
-
-    def _is_out(self, key: int) -> bool:
-        return key in self.excluded or key in self._known
+        self._candidates: list[object] = self._young
+        self._ids: set[int] | None = None
 
     def __len__(self) -> int:
         return len(self._young)
 
+    def exclude_known(self, runner: list[object], own: tuple[object, ...] = ()) -> None:
+        """Exclude by identity the runner's objects and our own (``own``)."""
+        known = set(map(id, runner))
+        known.update(map(id, own))
+        known.add(id(own))
+        known.add(id(self))
+        young = self._young
+        self._candidates = list(compress(young, map(not_, map(known.__contains__, map(id, young)))))
+        self._ids = set(map(id, self._candidates))
+
+    @property
+    def ids(self) -> set[int]:
+        """Ids of the candidates: young objects not excluded yet."""
+        if self._ids is None:
+            self._ids = set(map(id, self._candidates))
+        return self._ids
+
     def candidates(self) -> list[object]:
         """The young objects not excluded yet (usually a handful)."""
-        excluded = self.excluded
-        if excluded:
-            self._candidates = [obj for obj in self._candidates if id(obj) not in excluded]
+        ids = self.ids
+        if len(ids) != len(self._candidates):
+            self._candidates = [obj for obj in self._candidates if id(obj) in ids]
         return self._candidates
 
     @property
     def remaining(self) -> int:
         """How many young objects are not excluded yet."""
-        return len(self.candidates())
+        return len(self.ids)
 
     def exclude_exact(self, objs: Iterable[object]) -> None:
         """Exclude exactly these objects (by identity), not what they reach."""
-        excluded = self.excluded
-        for obj in objs:
-            excluded.add(id(obj))
+        self.ids.difference_update(map(id, objs))
 
-    def exclude_reachable(self, starts: Iterable[object], again: bool = False) -> None:
-        """Exclude young objects reachable from ``starts`` through young objects.
+    def exclude_reachable(self, starts: Iterable[object]) -> None:
+        """Exclude candidates reachable from ``starts`` through candidates.
 
-        ``again``: also walk from starts that were excluded already (by identity).
+        Starts that are not candidates (old objects, the runner's) are looked
+        into once: what they hold directly is reached too.
         """
-        objects = self.objects
-        excluded = self.excluded
-        known = self._known
+        ids = self.ids
+        if not ids:
+            return
         stack = []
         for obj in starts:
             key = id(obj)
-            if key in objects and (again or (key not in excluded and key not in known)):
-                excluded.add(key)
+            if key in ids:
+                ids.discard(key)
                 stack.append(obj)
+            else:
+                for ref in _get_referents(obj):
+                    key = id(ref)
+                    if key in ids:
+                        ids.discard(key)
+                        stack.append(ref)
         while stack:
             for ref in _get_referents(stack.pop()):
                 key = id(ref)
-                if key in objects and key not in excluded and key not in known:
-                    excluded.add(key)
+                if key in ids:
+                    ids.discard(key)
                     stack.append(ref)
 
     def exclude_from_frames(self, frame: types.FrameType | None, stop: types.FrameType | None) -> None:
@@ -414,21 +406,19 @@ class Survivors:
         That is the test runner's in-flight machinery: hook-call lists, wrapper
         generators, reports being built, captured warnings.  A frame's locals are
         read through ``f_locals`` (an executing frame does not expose them to
-        ``gc.get_referents``); old containers among them are looked into once,
-        because a frozen list can hold young objects (pluggy's teardown list).
+        ``gc.get_referents``); containers among them are looked into, because a
+        frozen list can hold young objects (pluggy's teardown list).
         """
-        objects = self.objects
         while frame is not None:
             starts: list[object] = [frame]
             f_locals = frame.f_locals
             starts.append(f_locals)  # <= 3.12: a snapshot dict kept on the frame
             for value in f_locals.values():
                 starts.append(value)
-                if id(value) not in objects and type(value) in _LOOK_INTO:
+                if type(value) in _LOOK_INTO:
                     for ref in _get_referents(value):
-                        starts.append(ref)
-                        if id(ref) not in objects and type(ref) in _LOOK_INTO:
-                            starts.extend(_get_referents(ref))
+                        if type(ref) in _LOOK_INTO:
+                            starts.append(ref)
             del f_locals
             self.exclude_reachable(starts)
             if frame is stop or not self.remaining:
@@ -436,7 +426,7 @@ class Survivors:
             frame = frame.f_back
 
     def exclude_owned_by(self, owner: object, containers: tuple[type, ...] = (), depth: int = 4) -> None:
-        """Exclude young objects hanging off ``owner`` (e.g. a test item's attributes).
+        """Exclude candidates hanging off ``owner`` (e.g. a test item's attributes).
 
         Follows plain containers (and ``containers``, e.g. ``pytest.Stash``) old or
         young, ``depth`` levels down; never other objects, so the walk stays small.
@@ -455,20 +445,20 @@ class Survivors:
         self.exclude_reachable(starts)
 
     def exclude_spent_iterators(self) -> None:
-        """Exclude young iterators over nothing young but excluded objects.
+        """Exclude iterators that hold no candidate.
 
         A ``for`` loop's iterator lives on an executing frame's value stack,
         which no Python API shows (pluggy's ``reversed(teardowns)``).
         """
-        objects = self.objects
+        ids = self.ids
         for obj in self.candidates():
             if not type(obj).__name__.endswith("iterator"):
                 continue
             for ref in _get_referents(obj):
-                if id(ref) in objects and not self._is_out(id(ref)):
+                if id(ref) in ids:
                     break
             else:
-                self.excluded.add(id(obj))
+                ids.discard(id(obj))
 
     def exclude_internal(self) -> None:
         """Exclude the runner's own objects and everything only they reach.
@@ -488,7 +478,7 @@ class Survivors:
                 flag = internal[tp] = is_internal_type(tp)
             return flag
 
-        objects = self.objects
+        ids = self.ids
         starts = []
         for obj in self.candidates():
             tp = type(obj)
@@ -504,7 +494,7 @@ class Survivors:
                 for ref in _get_referents(obj):
                     if not gc.is_tracked(ref):
                         continue
-                    if not (runner_owned(ref) or (id(ref) in objects and self._is_out(id(ref)))):
+                    if id(ref) in ids or not runner_owned(ref):
                         break
                     held += 1
                 else:
@@ -514,20 +504,19 @@ class Survivors:
                 starts.append(obj)
         internal.clear()
         del runner_owned
-        self.exclude_reachable(starts)
+        if starts:
+            self.exclude_reachable(starts)
 
     def exclude_new_modules(self, modules_before: int) -> None:
         """Exclude modules first imported in the window and what they made at import."""
-        if len(sys.modules) <= modules_before:
-            return
-        starts = [m for m in list(sys.modules.values()) if id(m) in self.objects]
-        self.exclude_reachable(starts)
+        if len(sys.modules) > modules_before:
+            self.exclude_reachable([m for m in list(sys.modules.values()) if id(m) in self.ids])
 
     def suspects(self) -> list[object]:
         return self.candidates()
 
     def suspect_ids(self) -> set[int]:
-        return {id(obj) for obj in self.candidates()}
+        return set(self.ids)
 
     def count_suspects(self) -> dict[type, int]:
         counts: dict[type, int] = {}
@@ -541,23 +530,20 @@ class Survivors:
     def clear(self) -> None:
         self._young = []
         self._candidates = []
-        self._ids = []
-        self._young_ids = None
-        self.excluded.clear()
+        self._ids = set()
 
 
 def _fold_instance_dicts(survivors: Survivors, counts: dict[type, int]) -> None:
     """On 3.10 an instance's ``__dict__`` is a separate object: count the instance only."""
     folded = 0
-    candidate_ids = survivors.suspect_ids()
-    for obj in survivors.suspects():
+    ids = survivors.ids
+    for obj in survivors.candidates():
         tp = type(obj)
         if tp is dict or tp.__dictoffset__ <= 0 or isinstance(obj, type):
             continue
         for ref in _get_referents(obj):
-            if type(ref) is dict and id(ref) in candidate_ids:
-                survivors.excluded.add(id(ref))
-                candidate_ids.discard(id(ref))
+            if type(ref) is dict and id(ref) in ids:
+                ids.discard(id(ref))
                 folded += 1
                 break
     counts[dict] -= folded

@@ -69,7 +69,10 @@ class _PhaseMarks:
         window = self.checker.window
         if window is None:
             return (yield)
-        phase_starts(window)
+        if window.opened:
+            phase_starts(window)
+        else:
+            open_window(window)
         try:
             return (yield)
         except BaseException:
@@ -196,7 +199,9 @@ class GcGuard:
         self.nextitem = nextitem
         self.heap.maybe_full_pass()
         self.stop_frame = sys._getframe(1)
-        window = self.window = open_window(settings.cycles)
+        # Opened (collect + freeze) by the innermost setup wrapper, as late as
+        # possible: everything the runner made before is simply frozen.
+        window = self.window = Window(cycles=settings.cycles)
         try:
             with window.guards.installed():
                 return (yield)
@@ -204,9 +209,9 @@ class GcGuard:
             if self.window is not None:  # teardown never judged (error, interrupt)
                 self.window = None
                 window.runner.clear()
-                window.runner_ids.clear()
-                close_window(window)
-                settle()
+                if window.opened:
+                    close_window(window)
+                    settle()
             self.stop_frame = None
             self.nextitem = None
             del item.stash[settings_key]
@@ -229,6 +234,8 @@ class GcGuard:
         if window is None:  # not checked, or one of our own reruns
             return (yield)
         result = yield
+        if not window.opened:  # setup never ran
+            return result
         phase_starts(window)  # what the outer teardown wrappers made since the fixtures ran
         self.window = None
         verdict = self._judge(item, window)
@@ -258,7 +265,6 @@ class GcGuard:
             verdict = self._find_leaks(item, window, closed, settings)
         finally:
             window.runner.clear()
-            window.runner_ids.clear()
             settle()
         for message in verdict.warnings:
             item.warn(GcGuardWarning(message))
@@ -271,7 +277,7 @@ class GcGuard:
         # Cheapest exclusions first; stop as soon as nothing is left (the usual
         # case for a clean test), so a check costs what the test allocated.
         survivors = Survivors()
-        survivors.exclude_known(window.runner_ids, own)
+        survivors.exclude_known(window.runner, own)
         survivors.exclude_exact(gc.garbage[window.garbage0 :])
         if not survivors.remaining:
             return survivors
@@ -287,8 +293,8 @@ class GcGuard:
         survivors.exclude_from_frames(sys._getframe(), self.stop_frame)
         if not survivors.remaining:
             return survivors
-        survivors.exclude_reachable(window.runner, again=True)
-        survivors.exclude_reachable(gc.garbage[window.garbage0 :], again=True)
+        survivors.exclude_reachable(window.runner)
+        survivors.exclude_reachable(gc.garbage[window.garbage0 :])
         survivors.exclude_new_modules(window.modules0)
         survivors.exclude_spent_iterators()
         return survivors
@@ -398,7 +404,7 @@ class GcGuard:
                 # exactly as for pytest-rerunfailures.
                 item._request = False
             self.reruns += 1
-            rerun_window = open_window(window.cycles, freeze=False)
+            rerun_window = open_window(Window(cycles=window.cycles), freeze=False)
             reports = runtestprotocol(item, log=False, nextitem=self.nextitem)
             failed = [r for r in reports if not r.passed]
             del reports
