@@ -73,32 +73,37 @@ def is_internal_type(tp: type) -> bool:
     return isinstance(module, str) and (module + ".").startswith(INTERNAL_MODULE_PREFIXES)
 
 
-@dataclass
-class GcGuards:
+class FreezeGuard:
     """Records calls to ``gc.freeze``/``gc.unfreeze`` made while a window is open.
 
     Either call breaks the freeze baseline (freeze hides the test's objects,
     unfreeze brings the whole heap back), so the verdict is skipped instead.
+    Installed once per session (``install``/``uninstall``), not per test.
     """
 
-    calls: list[str] = field(default_factory=list)
+    def __init__(self) -> None:
+        self.window: Window | None = None
+        self._saved: tuple[object, object] | None = None
 
     def freeze(self) -> None:
-        self.calls.append("gc.freeze()")
+        if self.window is not None:
+            self.window.guard_calls.append("gc.freeze()")
         _freeze()
 
     def unfreeze(self) -> None:
-        self.calls.append("gc.unfreeze()")
+        if self.window is not None:
+            self.window.guard_calls.append("gc.unfreeze()")
         _unfreeze()
 
-    @contextmanager
-    def installed(self) -> Iterator[None]:
-        saved = gc.freeze, gc.unfreeze
-        gc.freeze, gc.unfreeze = self.freeze, self.unfreeze
-        try:
-            yield
-        finally:
-            gc.freeze, gc.unfreeze = saved
+    def install(self) -> None:
+        if self._saved is None:
+            self._saved = gc.freeze, gc.unfreeze
+            gc.freeze, gc.unfreeze = self.freeze, self.unfreeze  # type: ignore[assignment]
+
+    def uninstall(self) -> None:
+        if self._saved is not None:
+            gc.freeze, gc.unfreeze = self._saved  # type: ignore[assignment]
+            self._saved = None
 
 
 class Heap:
@@ -153,24 +158,33 @@ class Heap:
             _freeze()
 
 
-@dataclass
 class Window:
     """State of one test's measurement window (small values only)."""
 
-    cycles: bool
-    stats0: int = 0
-    garbage0: int = 0
-    debug0: int = 0
-    enabled0: bool = True
-    cyclic_offset: int = 0
-    modules0: int = 0
-    passed: bool = True
-    guards: GcGuards = field(default_factory=GcGuards)
-    #: What the test runner made between the test's phases (reports, hook
-    #: calls, logging); held until the verdict so ids cannot be reused.
-    runner: list[object] = field(default_factory=list)
-    absorbed: bool = False
-    opened: bool = False
+    __slots__ = (
+        "absorbed",
+        "cycles",
+        "cyclic_offset",
+        "debug0",
+        "enabled0",
+        "garbage0",
+        "guard_calls",
+        "modules0",
+        "opened",
+        "passed",
+        "runner",
+        "stats0",
+    )
+
+    def __init__(self, cycles: bool) -> None:
+        self.cycles = cycles
+        self.stats0 = self.garbage0 = self.debug0 = self.cyclic_offset = self.modules0 = 0
+        self.enabled0 = self.passed = True
+        self.absorbed = self.opened = False
+        self.guard_calls: list[str] = []
+        #: What the test runner made between the test's phases (reports, hook
+        #: calls, logging); held until the verdict so ids cannot be reused.
+        self.runner: list[object] = []
 
 
 def phase_done() -> None:

@@ -15,6 +15,7 @@ from ._report import Leak, Verdict
 from ._settings import Settings, TypeFilter
 from ._snapshot import (
     Closed,
+    FreezeGuard,
     Heap,
     Survivors,
     Window,
@@ -65,14 +66,19 @@ class _PhaseMarks:
     def __init__(self, checker: GcGuard) -> None:
         self.checker = checker
 
-    def _phase(self) -> Generator[None, object, object]:
+    # Each hook repeats the same few lines: a shared helper would add a
+    # generator per phase, and these run for every checked test.
+
+    @pytest.hookimpl(wrapper=True, trylast=True)
+    def pytest_runtest_setup(self, item: pytest.Item) -> Generator[None, object, object]:
+        """A bad gcguard marker fails only its own test; the window opens here."""
+        message = item.stash.get(marker_error_key, None)
+        if message is not None:
+            pytest.fail(message, pytrace=False)
         window = self.checker.window
         if window is None:
             return (yield)
-        if window.opened:
-            phase_starts(window)
-        else:
-            open_window(window)
+        open_window(window)
         try:
             return (yield)
         except BaseException:
@@ -82,20 +88,29 @@ class _PhaseMarks:
             phase_done()
 
     @pytest.hookimpl(wrapper=True, trylast=True)
-    def pytest_runtest_setup(self, item: pytest.Item) -> Generator[None, object, object]:
-        """A bad gcguard marker fails only its own test."""
-        message = item.stash.get(marker_error_key, None)
-        if message is not None:
-            pytest.fail(message, pytrace=False)
-        return (yield from self._phase())
-
-    @pytest.hookimpl(wrapper=True, trylast=True)
     def pytest_runtest_call(self) -> Generator[None, object, object]:
-        return (yield from self._phase())
+        window = self.checker.window
+        if window is None or not window.opened:
+            return (yield)
+        phase_starts(window)
+        try:
+            return (yield)
+        except BaseException:
+            window.passed = False
+            raise
+        finally:
+            phase_done()
 
     @pytest.hookimpl(wrapper=True, trylast=True)
     def pytest_runtest_teardown(self) -> Generator[None, object, object]:
-        return (yield from self._phase())
+        window = self.checker.window
+        if window is None or not window.opened:
+            return (yield)
+        phase_starts(window)
+        try:
+            return (yield)
+        finally:
+            phase_done()
 
 
 class _Confirmation:
@@ -134,6 +149,7 @@ class GcGuard:
         self.config = config
         self.settings = settings
         self.heap = Heap()
+        self.guard = FreezeGuard()
         self.window: Window | None = None
         self.stop_frame: types.FrameType | None = None
         self.nextitem: pytest.Item | None = None
@@ -177,6 +193,7 @@ class GcGuard:
     def pytest_sessionfinish(self) -> None:
         """Free what the frozen baseline held back and give the heap back unfrozen."""
         self.heap.stop()
+        self.guard.uninstall()
 
     # -- per test -----------------------------------------------------------
 
@@ -198,14 +215,15 @@ class GcGuard:
         item.stash[settings_key] = settings
         self.nextitem = nextitem
         self.heap.maybe_full_pass()
+        self.guard.install()
         self.stop_frame = sys._getframe(1)
         # Opened (collect + freeze) by the innermost setup wrapper, as late as
         # possible: everything the runner made before is simply frozen.
-        window = self.window = Window(cycles=settings.cycles)
+        window = self.window = self.guard.window = Window(settings.cycles)
         try:
-            with window.guards.installed():
-                return (yield)
+            return (yield)
         finally:
+            self.guard.window = None
             if self.window is not None:  # teardown never judged (error, interrupt)
                 self.window = None
                 window.runner.clear()
@@ -255,20 +273,22 @@ class GcGuard:
         try:
             if not window.passed:
                 return None  # a failed/skipped test is reported once, as itself
-            if window.guards.calls:
+            if window.guard_calls:
                 item.add_report_section(
                     "teardown",
                     "gcguard",
-                    "not checked: the test called " + ", ".join(window.guards.calls) + ", which hides or exposes the heap",
+                    "not checked: the test called " + ", ".join(window.guard_calls) + ", which hides or exposes the heap",
                 )
                 return None
             verdict = self._find_leaks(item, window, closed, settings)
         finally:
             window.runner.clear()
             settle()
+        self.checked += 1
+        if verdict is None:
+            return None
         for message in verdict.warnings:
             item.warn(GcGuardWarning(message))
-        self.checked += 1
         if verdict.notes and not verdict.failed:
             item.add_report_section("teardown", "gcguard", "\n".join(verdict.notes))
         return verdict
@@ -310,13 +330,13 @@ class GcGuard:
                 kept[tp] = n
         return kept
 
-    def _find_leaks(self, item: pytest.Item, window: Window, closed: Closed, settings: Settings) -> Verdict:
+    def _find_leaks(self, item: pytest.Item, window: Window, closed: Closed, settings: Settings) -> Verdict | None:
         # Nothing made here before the objects are listed may count: only
         # ``closed`` exists, and it is excluded by identity.
         survivors = self._classify(item, window, own_objects(closed))
-        if not survivors.remaining and not closed.cyclic and not closed.uncollectable:
+        if not survivors.remaining and not closed.cyclic and not closed.uncollectable and not closed.notes:
             survivors.clear()
-            return Verdict(item.nodeid, notes=list(closed.notes))
+            return None  # the usual case: a clean test
         filt = TypeFilter(settings)
         verdict = Verdict(item.nodeid, notes=list(closed.notes))
         verdict.uncollectable = dict(closed.uncollectable)
@@ -404,7 +424,7 @@ class GcGuard:
                 # exactly as for pytest-rerunfailures.
                 item._request = False
             self.reruns += 1
-            rerun_window = open_window(Window(cycles=window.cycles), freeze=False)
+            rerun_window = open_window(Window(window.cycles), freeze=False)
             reports = runtestprotocol(item, log=False, nextitem=self.nextitem)
             failed = [r for r in reports if not r.passed]
             del reports
