@@ -521,6 +521,15 @@ class Survivors:
         if starts:
             self.exclude_reachable(starts)
 
+    def exclude_import_caches(self) -> None:
+        """Exclude what the import system caches per directory and module.
+
+        ``sys.path_importer_cache`` gains a finder for every new directory on
+        ``sys.path`` (each ``pytester`` run makes one); CPython's own leak
+        hunter (regrtest ``-R``) restores it between runs for the same reason.
+        """
+        self.exclude_reachable(list(sys.path_importer_cache.values()))
+
     def exclude_new_modules(self, modules_before: int) -> None:
         """Exclude modules first imported in the window and what they made at import."""
         if len(sys.modules) > modules_before:

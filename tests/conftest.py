@@ -1,0 +1,22 @@
+from __future__ import annotations
+
+import pytest
+
+pytest_plugins = ["pytester"]
+
+
+@pytest.fixture
+def tester(pytester: pytest.Pytester) -> pytest.Pytester:
+    """``pytester`` with a fixed ini, so inner runs do not inherit this project's settings.
+
+    Inner runs that check gc results go through ``runpytest_subprocess``: an
+    in-process run shares the garbage collector with this session.
+    """
+    pytester.makeini(
+        """
+        [pytest]
+        console_output_style = classic
+        addopts = -p no:cacheprovider -p no:randomly
+        """
+    )
+    return pytester

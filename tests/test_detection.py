@@ -1,0 +1,282 @@
+"""What gcguard reports: leaked objects, uncollectable garbage, reference cycles."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+
+LEAKY_MODULE = """
+import pytest
+
+_REGISTRY = []
+
+class Widget:
+    def __init__(self, name):
+        self.name = name
+
+def test_clean():
+    assert sum([1, 2, 3]) == 6
+
+def test_leaks():
+    _REGISTRY.append(Widget("w"))
+"""
+
+
+def test_leak_fails_the_test_with_types_counts_and_chain(tester: pytest.Pytester) -> None:
+    tester.makepyfile(test_mod=LEAKY_MODULE)
+    result = tester.runpytest_subprocess("--gcguard")
+    result.assert_outcomes(passed=2, errors=1)
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines(
+        [
+            "*ERROR at teardown of test_leaks*",
+            "gcguard: test_mod.py::test_leaks: 1 leaked object(s)",
+            "*the same growth repeated in 2 rerun(s) of the test*",
+            "    test_mod.Widget x1  (reruns: +1, +1)",
+            "        <test_mod.Widget object at 0x*>",
+            "        why alive: module test_mod -> _REGISTRY (list) -> [[]*[]] test_mod.Widget",
+            "*= gcguard summary =*",
+            "test_mod.py::test_leaks: test_mod.Widget x1",
+        ]
+    )
+    result.stdout.no_fnmatch_line("*ERROR at teardown of test_clean*")
+
+
+def test_leak_in_function_fixture_and_xunit_setup_is_the_tests(tester: pytest.Pytester) -> None:
+    tester.makepyfile(
+        """
+        import pytest
+        KEEP = []
+        class Blob: pass
+
+        @pytest.fixture
+        def leaky():
+            KEEP.append(Blob())
+            yield
+            KEEP.append(Blob())
+
+        def test_fixture(leaky):
+            pass
+
+        class TestX:
+            def setup_method(self):
+                KEEP.append(Blob())
+            def test_method(self):
+                pass
+        """
+    )
+    result = tester.runpytest_subprocess("--gcguard")
+    result.assert_outcomes(passed=2, errors=2)
+    result.stdout.fnmatch_lines(["*test_fixture: 2 leaked object(s)*", "*Blob x2*", "*test_method: 1 leaked*"])
+
+
+def test_uncollectable_objects_are_reported(tester: pytest.Pytester) -> None:
+    tester.makepyfile(
+        """
+        import gc
+        import _testcapi
+
+        @_testcapi.with_tp_del
+        class Legacy:
+            def __tp_del__(self):
+                pass
+
+        def test_legacy_cycle():
+            a = Legacy()
+            a.self = a
+
+        def test_after():
+            pass
+        """
+    )
+    result = tester.runpytest_subprocess("--gcguard", "--gcguard-reruns=0")
+    result.assert_outcomes(passed=2, errors=1)
+    result.stdout.fnmatch_lines(
+        ["*test_legacy_cycle: *uncollectable object(s) in gc.garbage*", "  uncollectable (new entries in gc.garbage):"]
+    )
+    result.stdout.no_fnmatch_line("*ERROR at teardown of test_after*")
+
+
+def test_leaving_saveall_set_is_reported_and_restored(tester: pytest.Pytester) -> None:
+    tester.makepyfile(
+        """
+        import gc
+
+        def test_sets_saveall():
+            gc.set_debug(gc.DEBUG_SAVEALL)
+            a = []
+            a.append(a)
+
+        def test_next_is_clean():
+            assert gc.get_debug() == 0
+        """
+    )
+    result = tester.runpytest_subprocess("--gcguard")
+    result.assert_outcomes(passed=2, errors=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*test_sets_saveall: 1 uncollectable object(s) in gc.garbage*",
+            "*note: the test changed gc debug flags to gc.DEBUG_SAVEALL; gcguard restored them*",
+        ]
+    )
+
+
+CYCLES = """
+class Node:
+    def __init__(self):
+        self.other = None
+
+def test_garbage_cycles():
+    for _ in range(100):
+        a, b = Node(), Node()
+        a.other, b.other = b, a
+
+def test_no_cycles():
+    x = [Node() for _ in range(10)]
+"""
+
+
+def test_cycles_are_not_reported_by_default(tester: pytest.Pytester) -> None:
+    tester.makepyfile(CYCLES)
+    result = tester.runpytest_subprocess("--gcguard")
+    result.assert_outcomes(passed=2)
+
+
+@pytest.mark.parametrize(
+    ("args", "ini"),
+    [(["--gcguard", "--gcguard-cycles"], ""), (["--gcguard"], "gcguard_cycles = true")],
+    ids=["cli", "ini"],
+)
+def test_cycles_mode_reports_cyclic_garbage(tester: pytest.Pytester, args: list[str], ini: str) -> None:
+    tester.makeini(f"[pytest]\naddopts = -p no:cacheprovider\n{ini}\n")
+    tester.makepyfile(CYCLES)
+    result = tester.runpytest_subprocess(*args)
+    result.assert_outcomes(passed=2, errors=1)
+    nodes = 400 if sys.version_info < (3, 11) else 200  # 3.10 counts each instance's __dict__
+    result.stdout.fnmatch_lines(
+        [
+            f"*test_garbage_cycles: {nodes} object(s) in reference cycles*",
+            "*test_*.Node x200*",
+        ]
+    )
+
+
+def test_cycles_marker_turns_on_strict_mode_for_one_test(tester: pytest.Pytester) -> None:
+    tester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.gcguard(cycles=True)
+        def test_strict():
+            a = []
+            a.append(a)
+
+        def test_lenient():
+            a = []
+            a.append(a)
+        """
+    )
+    result = tester.runpytest_subprocess("--gcguard")
+    result.assert_outcomes(passed=2, errors=1)
+    result.stdout.fnmatch_lines(["*ERROR at teardown of test_strict*", "*1 object(s) in reference cycles*"])
+
+
+def test_one_time_cycles_are_not_reported(tester: pytest.Pytester) -> None:
+    tester.makepyfile(
+        """
+        _done = []
+
+        def test_cycle_once():
+            if not _done:
+                a = []
+                a.append(a)
+                _done.append(True)
+        """
+    )
+    result = tester.runpytest_subprocess("--gcguard", "--gcguard-cycles")
+    result.assert_outcomes(passed=1)
+
+
+def test_growth_must_repeat_to_be_reported(tester: pytest.Pytester) -> None:
+    tester.makepyfile(
+        """
+        _CACHE = {}
+
+        class Entry:
+            pass
+
+        def test_fills_a_bounded_cache():
+            # one entry on the first run, none after: not a leak
+            _CACHE.setdefault("key", Entry())
+        """
+    )
+    result = tester.runpytest_subprocess("--gcguard", "-v")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*gcguard: checked 1 test(s); 1 suspected and rerun (2 rerun(s)); 0 leaking*"])
+
+
+def test_reruns_zero_trusts_a_single_run(tester: pytest.Pytester) -> None:
+    tester.makepyfile(
+        """
+        _CACHE = {}
+
+        class Entry:
+            pass
+
+        def test_fills_a_bounded_cache():
+            _CACHE.setdefault("key", Entry())
+        """
+    )
+    result = tester.runpytest_subprocess("--gcguard", "--gcguard-reruns=0")
+    result.assert_outcomes(passed=1, errors=1)
+    result.stdout.fnmatch_lines(["*not rerun*", "*Entry x1*"])
+
+
+def test_leak_that_fails_on_rerun_is_not_reported(tester: pytest.Pytester) -> None:
+    tester.makepyfile(
+        """
+        KEEP = []
+
+        def test_only_once():
+            assert not KEEP
+            KEEP.append([1])
+        """
+    )
+    result = tester.runpytest_subprocess("--gcguard", "-rA")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*suspected leak not confirmed: rerun 1 failed in call*"])
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "KEEP.append(Widget())",
+        "KEEP.append((lambda w: lambda: w)(Widget()))",
+        "KEEP.append(Widget().method)",
+        "Holder.items = Holder.items + [Widget()]",
+        "KEEP_DICT[len(KEEP_DICT)] = Widget()",
+        "KEEP.append(lambda x=Widget(): x)",
+    ],
+    ids=["list", "closure-cell", "bound-method", "class-attribute", "dict-value", "default-argument"],
+)
+def test_leaks_through_every_kind_of_reference(tester: pytest.Pytester, body: str) -> None:
+    tester.makepyfile(
+        f"""
+        KEEP = []
+        KEEP_DICT = {{}}
+
+        class Widget:
+            def method(self):
+                pass
+
+        class Holder:
+            items = []
+
+        def test_leak():
+            {body}
+        """
+    )
+    result = tester.runpytest_subprocess("--gcguard")
+    result.assert_outcomes(passed=1, errors=1)
+    result.stdout.fnmatch_lines(["*test_leak: *leaked object(s)*", "*Widget x1*", "*why alive: * -> *"])

@@ -1,0 +1,204 @@
+"""Clean tests that a leak checker must never fail (issue 2, "What must not be reported")."""
+
+from __future__ import annotations
+
+import pytest
+
+CLEAN_SUITE = {
+    "conftest.py": """
+        import pytest
+
+        @pytest.fixture(scope="session")
+        def session_data():
+            return [{"row": [i]} for i in range(200)]
+
+        @pytest.fixture(scope="package")
+        def package_data():
+            return {"pkg": [[1], [2]]}
+
+        @pytest.fixture(scope="module")
+        def module_data():
+            return {"mod": [[i] for i in range(50)]}
+
+        @pytest.fixture(scope="class")
+        def class_data():
+            return [object() for _ in range(20)]
+
+        class Thing:
+            pass
+
+        @pytest.fixture
+        def thing():
+            t = Thing()
+            yield t
+    """,
+    "test_fixtures.py": """
+        import pytest
+
+        def test_session_first(session_data): assert session_data
+        def test_session_again(session_data): assert session_data
+        def test_package(package_data): assert package_data
+        def test_module(module_data): assert module_data
+
+        @pytest.mark.usefixtures("class_data")
+        class TestScoped:
+            def test_a(self, class_data): assert class_data
+            def test_b(self, class_data): assert class_data
+
+        def test_function_fixture(thing): assert thing
+        def test_builtin_fixtures(tmp_path, capsys, monkeypatch, caplog, recwarn, request):
+            (tmp_path / "f").write_text("x")
+            print("out")
+            monkeypatch.setenv("GCGUARD_X", "1")
+            import logging, warnings
+            logging.getLogger("x").warning("w")
+            warnings.warn("w", UserWarning)
+            request.node.user_properties.append(("k", [1, 2]))
+            assert capsys.readouterr().out == "out\\n"
+
+        @pytest.mark.parametrize("n", range(5))
+        def test_parametrized(n): assert [n] * n is not None
+    """,
+    "test_caches.py": """
+        import functools, gc, logging, re, threading, warnings
+
+        CONFIG = {"a": [1]}
+
+        @functools.lru_cache(maxsize=None)
+        def cached(x):
+            return [x, {"x": x}]
+
+        def test_re(): assert re.compile(r"(?P<x>ab+c)\\d{3}").match("abbc123")
+        def test_lru(): assert cached(3)
+        def test_logger(): logging.getLogger("mypkg.sub").info("hello")
+        def test_warning_registry():
+            warnings.warn("first time in this module", UserWarning)
+        def test_replaced_global():
+            global CONFIG
+            CONFIG = {"a": [2], "b": [3]}
+        def test_lazy_import():
+            import json.tool, xml.dom.minidom, email.mime.text
+            assert xml.dom.minidom.parseString("<a/>")
+        def test_thread():
+            out = []
+            t = threading.Thread(target=lambda: out.append([1]))
+            t.start()
+            t.join()
+            assert out
+        def test_gc_toggle():
+            gc.disable()
+            x = [[] for _ in range(10)]
+            gc.enable()
+        def test_exception_caught():
+            try:
+                raise ValueError("x")
+            except ValueError as e:
+                err = e
+            assert err
+    """,
+    "test_kinds.py": '''
+        import unittest
+
+        class TestUnit(unittest.TestCase):
+            def setUp(self):
+                self.x = {"a": [1]}
+            def test_u(self):
+                self.assertTrue(self.x)
+
+        def add(a, b):
+            """
+            >>> add(1, 2)
+            3
+            """
+            return a + b
+    ''',
+}
+
+
+def test_clean_suite_passes_on_every_test(tester: pytest.Pytester) -> None:
+    tester.makepyfile(**CLEAN_SUITE)
+    result = tester.runpytest_subprocess("--gcguard", "--doctest-modules", "-v", "-W", "ignore::UserWarning")
+    result.assert_outcomes(passed=24)
+    result.stdout.fnmatch_lines(["*gcguard: checked 24 test(s);*; 0 leaking;*"])
+    result.stdout.no_fnmatch_line("*ERROR*")
+
+
+def test_failed_test_is_reported_once_without_a_leak_report(tester: pytest.Pytester) -> None:
+    tester.makepyfile(
+        """
+        class Node:
+            pass
+
+        def test_fails():
+            keep = [Node() for _ in range(10)]
+            assert not keep
+
+        def test_after():
+            pass
+        """
+    )
+    result = tester.runpytest_subprocess("--gcguard")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.no_fnmatch_line("*gcguard: test_*")
+
+
+def test_skip_and_xfail_outcomes_are_unchanged(tester: pytest.Pytester) -> None:
+    tester.makepyfile(
+        """
+        import pytest
+        KEEP = []
+
+        @pytest.mark.skip(reason="no")
+        def test_skipped():
+            KEEP.append([1])
+
+        def test_skip_inside():
+            KEEP.append([1])
+            pytest.skip("inside")
+
+        @pytest.mark.xfail(reason="known")
+        def test_xfail():
+            KEEP.append([1])
+            assert 0
+
+        @pytest.mark.xfail(reason="known", strict=True)
+        def test_xfail_strict():
+            KEEP.append([1])
+            assert 0
+        """
+    )
+    result = tester.runpytest_subprocess("--gcguard")
+    result.assert_outcomes(skipped=2, xfailed=2)
+    assert result.ret == pytest.ExitCode.OK
+
+
+def test_pytester_inside_a_checked_test(tester: pytest.Pytester) -> None:
+    tester.makeconftest('pytest_plugins = ["pytester"]')
+    tester.makepyfile(
+        """
+        def test_inner_run(pytester):
+            pytester.makepyfile("def test_x(): pass")
+            result = pytester.runpytest_inprocess("-p", "no:cacheprovider")
+            result.assert_outcomes(passed=1)
+        """
+    )
+    result = tester.runpytest_subprocess("--gcguard")
+    result.assert_outcomes(passed=1)
+
+
+def test_first_test_to_trigger_a_module_fixture_is_clean_without_reruns(tester: pytest.Pytester) -> None:
+    tester.makepyfile(
+        """
+        import pytest
+
+        @pytest.fixture(scope="module")
+        def big():
+            return [[i] for i in range(1000)]
+
+        def test_first(big):
+            assert big
+        """
+    )
+    result = tester.runpytest_subprocess("--gcguard", "-v")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*gcguard: checked 1 test(s); 0 suspected*"])
