@@ -117,7 +117,12 @@ def from_config(config: pytest.Config) -> Settings:
 
     def pick(name: str) -> Any:
         cli = config.getoption(name)
-        return config.getini(name) if cli is None else cli
+        if cli is not None:
+            return cli
+        try:
+            return config.getini(name)
+        except (ValueError, pytest.UsageError) as exc:  # pytest >= 9 raises UsageError itself
+            raise pytest.UsageError(f"ini option {name}: {exc}") from None
 
     try:
         ini_reruns = _rerun_count(str(config.getini("gcguard_reruns")).strip())

@@ -51,9 +51,64 @@ def pytest_configure(config: pytest.Config) -> None:
             import objgraph  # noqa: F401
         except ImportError:  # pragma: no cover - objgraph is a dependency
             raise pytest.UsageError("--gcguard-graph-dir requires objgraph: pip install objgraph") from None
-    checker = GcGuard(config, settings)
-    config.pluginmanager.register(checker, "gcguard-checker")
-    config.pluginmanager.register(_PhaseMarks(checker), "gcguard-phases")
+    config.pluginmanager.register(GcGuardSession(config, settings), "gcguard-session")
+
+
+class GcGuardSession:
+    """Session-level part, always registered: header, summary, and switching on.
+
+    The per-test checker is registered only once collection shows that some
+    test is to be checked (``--gcguard``, the ini key, or a marker), so a run
+    without any of them pays nothing per test.
+    """
+
+    def __init__(self, config: pytest.Config, settings: Settings) -> None:
+        self.config = config
+        self.settings = settings
+        self.checker: GcGuard | None = None
+        self.findings: list[str] = []
+
+    def pytest_report_header(self) -> str | None:
+        """Say how the run was checked, so it can be reproduced."""
+        if not self.settings.enabled:
+            return None
+        return f"gcguard: on ({self.settings.describe()})"
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        """Register the per-test checker only if some collected test is checked."""
+        if self.checker is not None:
+            return
+        if not self.settings.enabled and not any(item.get_closest_marker("gcguard") for item in session.items):
+            return
+        self.checker = GcGuard(self.config, self.settings)
+        self.config.pluginmanager.register(self.checker, "gcguard-checker")
+        self.config.pluginmanager.register(_PhaseMarks(self.checker), "gcguard-phases")
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        """Gather findings from report properties (works on xdist's controller too)."""
+        if report.when != "teardown":
+            return
+        for name, value in report.user_properties:
+            if name == SUMMARY_PROPERTY:
+                self.findings.append(str(value))
+
+    def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
+        """List every leaking test once at the end of the run."""
+        verbosity = self.config.get_verbosity()
+        checker = self.checker
+        checked = checker.checked if checker is not None else 0
+        if verbosity < 0 or not (self.findings or (verbosity > 0 and checked)):
+            return
+        terminalreporter.write_sep("=", "gcguard summary")
+        for line in self.findings:
+            terminalreporter.write_line(line)
+        if checker is not None and checked:
+            terminalreporter.write_line(
+                f"gcguard: checked {checked} test(s); {checker.suspected} suspected and rerun "
+                f"({checker.reruns} rerun(s)); {len(self.findings)} leaking; "
+                f"{checker.heap.passes} full collection(s) took {checker.heap.pass_seconds:.2f}s"
+            )
 
 
 class _PhaseMarks:
@@ -143,7 +198,7 @@ class _Confirmation:
 
 
 class GcGuard:
-    """Per-test leak checker: one instance per session, registered as ``gcguard-checker``."""
+    """Per-test leak checker, registered as ``gcguard-checker`` when some test is checked."""
 
     def __init__(self, config: pytest.Config, settings: Settings) -> None:
         self.config = config
@@ -153,41 +208,9 @@ class GcGuard:
         self.window: Window | None = None
         self.stop_frame: types.FrameType | None = None
         self.nextitem: pytest.Item | None = None
-        self.findings: list[str] = []
         self.checked = 0
         self.suspected = 0
         self.reruns = 0
-
-    # -- header / summary -------------------------------------------------
-
-    def pytest_report_header(self) -> str | None:
-        """Say how the run was checked, so it can be reproduced."""
-        if not self.settings.enabled:
-            return None
-        return f"gcguard: on ({self.settings.describe()})"
-
-    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        """Gather findings from report properties (works on xdist's controller too)."""
-        if report.when != "teardown":
-            return
-        for name, value in report.user_properties:
-            if name == SUMMARY_PROPERTY:
-                self.findings.append(str(value))
-
-    def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
-        """List every leaking test once at the end of the run."""
-        verbosity = self.config.get_verbosity()
-        if verbosity < 0 or not (self.findings or (verbosity > 0 and self.checked)):
-            return
-        terminalreporter.write_sep("=", "gcguard summary")
-        for line in self.findings:
-            terminalreporter.write_line(line)
-        if self.checked:
-            terminalreporter.write_line(
-                f"gcguard: checked {self.checked} test(s); {self.suspected} suspected and rerun "
-                f"({self.reruns} rerun(s)); {len(self.findings)} leaking; "
-                f"{self.heap.passes} full collection(s) took {self.heap.pass_seconds:.2f}s"
-            )
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self) -> None:
