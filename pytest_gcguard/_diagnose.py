@@ -21,7 +21,7 @@ MAX_CHAINS = 5
 
 
 def _is_root(obj: object) -> bool:
-    return isinstance(obj, (types.ModuleType, type))
+    return issubclass(type(obj), (types.ModuleType, type))
 
 
 def explain(verdict: Verdict, samples: Sequence[list[object]], settings: Settings, nodeid: str) -> None:
@@ -40,7 +40,7 @@ def explain(verdict: Verdict, samples: Sequence[list[object]], settings: Setting
     del frame
 
     def pre_existing(obj: object) -> bool:
-        return id(obj) not in young and not isinstance(obj, types.FrameType)
+        return id(obj) not in young and type(obj) is not types.FrameType
 
     _unfreeze()
     try:
@@ -51,8 +51,10 @@ def explain(verdict: Verdict, samples: Sequence[list[object]], settings: Setting
             target = objs_of_type[0]
             chain = objgraph.find_backref_chain(target, pre_existing, max_depth=CHAIN_DEPTH, extra_ignore=ignore)
             if len(chain) == 1:
+                ignore.add(id(chain))
                 referrers = [r for r in gc.get_referrers(target) if id(r) not in ignore]
-                has_referrer = any(not isinstance(r, types.FrameType) for r in referrers)
+                ignore.discard(id(chain))
+                has_referrer = any(type(r) is not types.FrameType for r in referrers)
                 del referrers
                 leak.chain = (
                     f"no pre-existing object reaches it within {CHAIN_DEPTH} steps (it is kept by other new objects)"

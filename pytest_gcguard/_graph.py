@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import re
@@ -43,17 +44,20 @@ def write_backrefs(
     dot_path = stem + ".dot"
     try:
         os.makedirs(directory, exist_ok=True)
-        objgraph.show_backrefs(
-            objs,
-            max_depth=6,
-            extra_ignore=tuple(ignore),
-            filter=lambda o: not isinstance(o, types.FrameType),
-            too_many=8,
-            filename=dot_path,
-            shortnames=False,
-        )
+        with open(os.devnull, "w") as quiet, contextlib.redirect_stdout(quiet):  # objgraph prints a line
+            objgraph.show_backrefs(
+                objs,
+                max_depth=6,
+                extra_ignore=tuple(ignore),
+                filter=lambda o: type(o) is not types.FrameType,
+                too_many=8,
+                filename=dot_path,
+                shortnames=False,
+            )
     except OSError as exc:
         return [], f"gcguard could not write a graph to {directory!r}: {exc}"
+    except Exception as exc:  # objgraph calls reprs; a hostile object must not break the run
+        return [], f"gcguard could not draw a graph for {nodeid}: {type(exc).__name__}: {exc}"
     paths = [dot_path]
     dot = shutil.which("dot")
     if dot is None:

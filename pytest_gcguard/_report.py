@@ -7,9 +7,12 @@ from __future__ import annotations
 
 import gc
 import reprlib
+import signal
 import sys
+import threading
 import types
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from ._snapshot import type_name
@@ -17,6 +20,7 @@ from ._snapshot import type_name
 #: Every gcguard failure message starts with this (tests match on it).
 PREFIX = "gcguard:"
 REPR_LIMIT = 120
+REPR_SECONDS = 0.25
 CHAIN_DEPTH = 12
 
 _SAFE_BUILTINS = (int, float, complex, bool, str, bytes, type(None), range)
@@ -45,14 +49,50 @@ def default_repr(obj: object) -> str:
     return f"<{type_name(type(obj))} object at {id(obj):#x}>"
 
 
-def short_repr(obj: object) -> str:
-    """``repr(obj)``, cut to REPR_LIMIT characters, never raising.
+class _ReprTimeout(Exception):
+    pass
 
-    A repr that raises (or recurses) gives ``<Type object at 0x..>`` instead.
+
+def _on_alarm(signum: int, frame: object) -> None:
+    raise _ReprTimeout
+
+
+@contextmanager
+def _time_limit(seconds: float) -> Iterator[None]:
+    """Interrupt a slow ``__repr__`` (main thread, platforms with SIGALRM).
+
+    Does nothing when another tool (pytest-timeout, say) already owns SIGALRM.
+    """
+    usable = (
+        hasattr(signal, "setitimer")
+        and threading.current_thread() is threading.main_thread()
+        and signal.getsignal(signal.SIGALRM) in (signal.SIG_DFL, signal.SIG_IGN, None)
+        and signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
+    )
+    if not usable:
+        yield
+        return
+    previous = signal.signal(signal.SIGALRM, _on_alarm)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def short_repr(obj: object) -> str:
+    """``repr(obj)``, cut to REPR_LIMIT characters, never raising or stalling.
+
+    A repr that raises, recurses or takes longer than REPR_SECONDS gives
+    ``<Type object at 0x..>`` instead.
     """
     try:
-        text = repr(obj)
-    except BaseException as exc:
+        with _time_limit(REPR_SECONDS):
+            text = repr(obj)
+    except _ReprTimeout:
+        return default_repr(obj) + f" (repr took over {REPR_SECONDS}s)"
+    except BaseException as exc:  # a hostile __repr__ must never break the run
         if isinstance(exc, (KeyboardInterrupt, SystemExit)):
             raise
         return default_repr(obj) + f" (repr raised {type(exc).__name__})"
@@ -70,46 +110,48 @@ def safe_repr(obj: object) -> str:
             return _reprs.repr(obj)
         except Exception:
             return default_repr(obj)
-    if isinstance(obj, types.FunctionType):
+    if type(obj) is types.FunctionType:
         return f"<function {obj.__qualname__}>"
     return short_repr(obj)
 
 
 def _describe_node(obj: object) -> str:
-    if isinstance(obj, types.ModuleType):
-        return f"module {obj.__name__}"
-    if isinstance(obj, type):
-        return f"class {type_name(obj)}"
-    if isinstance(obj, types.FunctionType):
-        return f"function {obj.__module__}.{obj.__qualname__}"
-    return type_name(type(obj))
+    tp = type(obj)
+    if issubclass(tp, types.ModuleType):
+        return f"module {types.ModuleType.__dict__['__dict__'].__get__(obj).get('__name__', '?')}"
+    if issubclass(tp, type):
+        return f"class {type_name(obj)}"  # type: ignore[arg-type]
+    if tp is types.FunctionType:
+        return f"function {obj.__module__}.{obj.__qualname__}"  # type: ignore[attr-defined]
+    return type_name(tp)
 
 
 def _edge(parent: object, child: object) -> str:
     """How ``parent`` refers to ``child``: ``.attr``, ``[key]``, ``[3]``, ..."""
+    tp = type(parent)
     try:
-        if isinstance(parent, dict):
+        if issubclass(tp, dict):
             for key, value in parent.items():
                 if value is child:
                     return f"[{_reprs.repr(key)}]"
                 if key is child:
                     return " (a key)"
-        elif isinstance(parent, (list, tuple)):
+        elif issubclass(tp, (list, tuple)):
             for index, value in enumerate(parent):
                 if value is child:
                     return f"[{index}]"
-        elif isinstance(parent, types.CellType):
+        elif tp is types.CellType:
             return ".cell_contents"
-        elif isinstance(parent, types.MethodType):
+        elif tp is types.MethodType:
             if parent.__self__ is child:
                 return ".__self__"
             if parent.__func__ is child:
                 return ".__func__"
-        elif isinstance(parent, types.FunctionType):
+        elif tp is types.FunctionType:
             for name in ("__closure__", "__defaults__", "__kwdefaults__", "__globals__", "__dict__"):
                 if getattr(parent, name, None) is child:
                     return "." + name
-        elif isinstance(parent, types.ModuleType):
+        elif issubclass(tp, types.ModuleType):
             for key, value in vars(parent).items():
                 if value is child:
                     return f".{key}"
@@ -133,12 +175,15 @@ def _edge(parent: object, child: object) -> str:
 
 
 def _instance_dict(obj: object) -> dict[str, object] | None:
-    for ref in gc.get_referents(obj):
-        if type(ref) is dict:
-            return ref
-    if isinstance(obj, type):
-        return dict(obj.__dict__)
-    return None
+    if issubclass(type(obj), type):
+        return dict(obj.__dict__)  # type: ignore[attr-defined]
+    if getattr(type(obj), "__dictoffset__", 0) == 0:
+        return None
+    try:
+        attrs = object.__getattribute__(obj, "__dict__")
+    except Exception:  # noqa: BLE001 - hostile objects
+        return None
+    return attrs if type(attrs) is dict else None
 
 
 def _slots(tp: type) -> list[str]:
@@ -180,10 +225,11 @@ def format_chain(chain: Sequence[object]) -> str:
 
 
 def _is_namespace_of(d: dict[str, object], owner: object) -> bool:
-    if isinstance(owner, types.ModuleType):
-        return vars(owner) is d
-    if isinstance(owner, types.FunctionType):
-        return owner.__globals__ is d or owner.__dict__ is d
+    tp = type(owner)
+    if issubclass(tp, types.ModuleType):
+        return types.ModuleType.__dict__["__dict__"].__get__(owner) is d
+    if tp is types.FunctionType:
+        return owner.__globals__ is d or owner.__dict__ is d  # type: ignore[attr-defined]
     return any(ref is d for ref in gc.get_referents(owner))
 
 
@@ -266,12 +312,21 @@ class Verdict:
     def summary_line(self) -> str:
         kinds = []
         if self.leaks:
-            kinds.append(", ".join(f"{leak.name} x{leak.count}" for leak in self.leaks))
+            shown = ", ".join(f"{leak.name} x{leak.count}" for leak in self.leaks[:4])
+            more = len(self.leaks) - 4
+            kinds.append(shown + (f" (+{more} more types)" if more > 0 else ""))
         if self.uncollectable:
             kinds.append("uncollectable " + ", ".join(f"{k} x{v}" for k, v in sorted(self.uncollectable.items())))
         if self.cyclic:
             kinds.append(f"cycles x{self.cyclic}")
         return f"{self.nodeid}: " + "; ".join(kinds)
+
+
+def cycle_text(path: list[object]) -> str:
+    """One reference cycle as a chain: ``Node -> other (Node) -> other (Node)``."""
+    if len(path) < 2:
+        return ""
+    return format_chain(path)
 
 
 def unreferenced_note() -> str:

@@ -21,7 +21,7 @@ import gc
 import sys
 import time
 import types
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from itertools import compress
@@ -172,12 +172,16 @@ class Window:
         "modules0",
         "opened",
         "passed",
+        "rerun",
         "runner",
         "stats0",
     )
 
-    def __init__(self, cycles: bool) -> None:
+    def __init__(self, cycles: bool, rerun: bool = False) -> None:
         self.cycles = cycles
+        #: A confirmation rerun's window: nothing is frozen and no verdict is
+        #: given at its teardown; the checker measures it in its own frame.
+        self.rerun = rerun
         self.stats0 = self.garbage0 = self.debug0 = self.cyclic_offset = self.modules0 = 0
         self.enabled0 = self.passed = True
         self.absorbed = self.opened = False
@@ -208,17 +212,17 @@ def phase_starts(window: Window) -> None:
         window.runner.extend(_get_objects(1))
 
 
-def open_window(window: Window, freeze: bool = True) -> Window:
+def open_window(window: Window) -> Window:
     """Start ``window``: young garbage collected, everything alive frozen.
 
-    ``freeze=False`` is for confirmation reruns, which must keep the earlier
-    runs' survivors visible to see whether a rerun replaces them.
+    Confirmation reruns (``window.rerun``) freeze nothing: they must keep the
+    earlier runs' survivors visible to see whether a rerun replaces them.
     """
     window.debug0 = gc.get_debug()
     window.enabled0 = gc.isenabled()
     window.modules0 = len(sys.modules)
     _collect()
-    if freeze:
+    if not window.rerun:
         _freeze()
     window.stats0 = stats_total()
     window.garbage0 = len(gc.garbage)
@@ -261,11 +265,40 @@ class Closed:
     uncollectable: dict[str, int] = field(default_factory=dict)
     debug_changed: int = 0
     notes: list[str] = field(default_factory=list)
+    cycle_chain: str = ""
 
 
 def own_objects(closed: Closed) -> tuple[object, ...]:
     """The objects a ``Closed`` summary is made of (our bookkeeping, not the test's)."""
     return (closed, closed.cyclic_types, closed.uncollectable, closed.notes)
+
+
+def find_cycle(start: object, members: list[object], limit: int = 50) -> list[object]:
+    """A shortest reference path from ``start`` back to itself, through ``members``."""
+    allowed = {id(m) for m in members}
+    parent: dict[int, object] = {}
+    queue = [start]
+    seen = {id(start)}
+    while queue and len(seen) < 10_000:
+        node = queue.pop(0)
+        for ref in _get_referents(node):
+            if ref is start:
+                path = [ref, node]
+                while node is not start:
+                    node = parent[id(node)]
+                    path.append(node)
+                path.reverse()
+                return path[:limit]
+            key = id(ref)
+            if key in allowed and key not in seen:
+                seen.add(key)
+                parent[key] = node
+                queue.append(ref)
+    return [start]
+
+
+#: Set by the report module: turns a reference path into text.
+describe_cycle: Callable[[list[object]], str] | None = None
 
 
 def close_window(window: Window) -> Closed:
@@ -288,10 +321,16 @@ def close_window(window: Window) -> Closed:
         # name it, drop our references, collect again (really frees it; real
         # uncollectables are appended again and reported as such).
         counts: dict[type, int] = {}
+        first: object = None
         for obj in gc.garbage[window.garbage0 :]:
             tp = type(obj)
             if not is_internal_type(tp):
                 counts[tp] = counts.get(tp, 0) + 1
+                if first is None and tp is not types.FrameType:
+                    first = obj
+        if first is not None and describe_cycle is not None:
+            closed.cycle_chain = describe_cycle(find_cycle(first, gc.garbage[window.garbage0 :]))
+        del first
         del gc.garbage[window.garbage0 :]
         closed.cyclic_types = _named(counts)
         _collect()
@@ -453,7 +492,7 @@ class Survivors:
             for obj in level:
                 for ref in _get_referents(obj):
                     starts.append(ref)
-                    if type(ref) in plain or isinstance(ref, containers):
+                    if type(ref) in plain or issubclass(type(ref), containers):
                         following.append(ref)
             level = following
         self.exclude_reachable(starts)
@@ -562,7 +601,7 @@ def _fold_instance_dicts(survivors: Survivors, counts: dict[type, int]) -> None:
     ids = survivors.ids
     for obj in survivors.candidates():
         tp = type(obj)
-        if tp is dict or tp.__dictoffset__ <= 0 or isinstance(obj, type):
+        if tp is dict or tp.__dictoffset__ <= 0 or issubclass(tp, type):
             continue
         for ref in _get_referents(obj):
             if type(ref) is dict and id(ref) in ids:

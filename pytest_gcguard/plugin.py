@@ -11,7 +11,8 @@ import pytest
 
 from . import _settings
 from ._diagnose import explain
-from ._report import Leak, Verdict
+from . import _snapshot
+from ._report import Leak, Verdict, cycle_text
 from ._settings import Settings, TypeFilter
 from ._snapshot import (
     Closed,
@@ -40,6 +41,9 @@ LEAKED_PROPERTY = "gcguard_leaked_objects"
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     _settings.addoption(parser)
+
+
+_snapshot.describe_cycle = cycle_text
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -263,7 +267,7 @@ class GcGuard:
     ) -> Generator[None, object, object]:
         """Objects of module/class/session fixtures a test sets up are not its leak."""
         window = self.window
-        if window is None or fixturedef.scope == "function":
+        if window is None or window.rerun or fixturedef.scope == "function":
             return (yield)
         with absorbed(window):
             return (yield)
@@ -272,7 +276,7 @@ class GcGuard:
     def pytest_runtest_teardown(self, item: pytest.Item) -> Generator[None, object, object]:
         """After the function fixtures are finalised: collect, compare, confirm, report."""
         window = self.window
-        if window is None:  # not checked, or one of our own reruns
+        if window is None or window.rerun:  # not checked, or one of our own reruns
             return (yield)
         result = yield
         if not window.opened:  # setup never ran
@@ -367,6 +371,7 @@ class GcGuard:
         if settings.cycles:
             verdict.cyclic_types = filt.kept(closed.cyclic_types)
             verdict.cyclic = min(closed.cyclic, sum(verdict.cyclic_types.values()))
+            verdict.cycle_chain = closed.cycle_chain
         confirmation = _Confirmation()
         confirmation.counts.append(self._count(survivors, filt))
         if not confirmation.counts[0] and not verdict.cyclic:
@@ -448,13 +453,22 @@ class GcGuard:
                 # exactly as for pytest-rerunfailures.
                 item._request = False
             self.reruns += 1
-            rerun_window = open_window(Window(window.cycles), freeze=False)
-            reports = runtestprotocol(item, log=False, nextitem=self.nextitem)
+            # The phase marks open this window and list the runner's objects,
+            # exactly as for the first run, so both are judged alike.
+            rerun_window = self.window = Window(window.cycles, rerun=True)
+            try:
+                reports = runtestprotocol(item, log=False, nextitem=self.nextitem)
+            finally:
+                self.window = None
             failed = [r for r in reports if not r.passed]
             del reports
-            closed = close_window(rerun_window)
-            confirmation.cyclic.append(sum(filt.kept(closed.cyclic_types).values()))
-            del closed, rerun_window
+            if rerun_window.opened:
+                phase_starts(rerun_window)  # what the outer teardown wrappers made
+                closed = close_window(rerun_window)
+                confirmation.cyclic.append(sum(filt.kept(closed.cyclic_types).values()))
+                del closed
+            window.runner.extend(rerun_window.runner)
+            del rerun_window
             if failed:
                 confirmation.failure = f"rerun {attempt} {failed[0].outcome} in {failed[0].when}"
                 return

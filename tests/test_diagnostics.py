@@ -1,0 +1,194 @@
+"""What a leak report says: samples, why-alive chains, cycles, graphs."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+
+def test_hostile_objects_never_break_the_report(tester: pytest.Pytester) -> None:
+    tester.makepyfile(
+        """
+        import time, weakref
+        KEEP = []
+
+        class Raises:
+            def __repr__(self):
+                raise RuntimeError("no repr for you")
+
+        class Recursive:
+            def __repr__(self):
+                return repr(self)
+
+        class Huge:
+            def __repr__(self):
+                return "x" * 5_000_000
+
+        class Slow:
+            def __repr__(self):
+                time.sleep(30)
+                return "slow"
+
+        class Liar:
+            @property
+            def __class__(self):
+                raise RuntimeError("do not ask")
+
+        class BadEq:
+            def __eq__(self, other):
+                raise RuntimeError("no eq")
+            def __hash__(self):
+                raise RuntimeError("no hash")
+
+        class Target:
+            pass
+
+        _targets = []
+
+        def test_hostile():
+            t = Target()
+            _targets.append(t)
+            KEEP.extend([Raises(), Recursive(), Huge(), Slow(), Liar(), BadEq(), weakref.proxy(t)])
+        """
+    )
+    result = tester.runpytest_subprocess("--gcguard", "--gcguard-reruns=1", timeout=120)
+    result.assert_outcomes(passed=1, errors=1)
+    result.stdout.fnmatch_lines_random(
+        [
+            "*.Raises object at 0x*> (repr raised RuntimeError)*",
+            "*.Recursive object at 0x*> (repr raised RecursionError)*",
+            "*xxxxxxxx...",
+            "*.Slow object at 0x*> (repr took over 0.25s)*",
+            "*.Liar x1*",
+            "*.BadEq x1*",
+            "*weakref.ProxyType x1*",
+        ]
+    )
+    assert max(len(line) for line in result.stdout.lines) < 400
+
+
+def test_leak_without_a_referrer_is_explained(tester: pytest.Pytester) -> None:
+    tester.makepyfile(
+        """
+        import ctypes
+
+        class Orphan:
+            pass
+
+        def test_refcount_leak():
+            ctypes.pythonapi.Py_IncRef(ctypes.py_object(Orphan()))
+        """
+    )
+    result = tester.runpytest_subprocess("--gcguard")
+    result.assert_outcomes(passed=1, errors=1)
+    result.stdout.fnmatch_lines(
+        ["*Orphan x1*", "*why alive: no referrer found: its reference count was raised without a referrer*"]
+    )
+
+
+def test_a_million_leaked_objects_give_a_short_report(tester: pytest.Pytester) -> None:
+    tester.makepyfile(
+        """
+        KEEP = []
+
+        class Item:
+            pass
+
+        def test_big():
+            KEEP.append([Item() for _ in range(200_000)])
+        """
+    )
+    result = tester.runpytest_subprocess("--gcguard", "--gcguard-reruns=1")
+    result.assert_outcomes(passed=1, errors=1)
+    result.stdout.fnmatch_lines(["*test_big: 200001 leaked object(s)*", "*Item x200000*"])
+    report = [line for line in result.stdout.lines if line.startswith(("gcguard:", "  ", "    "))]
+    assert len(report) < 40
+
+
+def test_cycles_report_shows_one_cycle_as_a_chain(tester: pytest.Pytester) -> None:
+    tester.makepyfile(
+        """
+        class Node:
+            def __init__(self):
+                self.other = None
+
+        def test_cycle():
+            a, b = Node(), Node()
+            a.other, b.other = b, a
+        """
+    )
+    result = tester.runpytest_subprocess("--gcguard", "--gcguard-cycles")
+    result.assert_outcomes(passed=1, errors=1)
+    result.stdout.fnmatch_lines(
+        ["*.Node x2*", "    one cycle: test_*.Node -> other (test_*.Node) -> other (test_*.Node)"]
+    )
+
+
+def test_plugin_does_not_keep_leaked_objects_alive(tester: pytest.Pytester) -> None:
+    tester.makepyfile(
+        """
+        import gc, weakref
+        KEEP = []
+        REFS = []
+
+        class Widget:
+            pass
+
+        def test_leak():
+            w = Widget()
+            KEEP.append(w)
+            REFS.append(weakref.ref(w))
+
+        def test_release():
+            KEEP.clear()
+            gc.collect()
+            assert REFS and all(ref() is None for ref in REFS), "gcguard kept a leaked object alive"
+        """
+    )
+    result = tester.runpytest_subprocess("--gcguard", "--gcguard-graph-dir=graphs")
+    result.assert_outcomes(passed=2, errors=1)
+
+
+def test_graphs_are_written_for_leaking_tests(tester: pytest.Pytester) -> None:
+    tester.makepyfile(
+        """
+        import pytest
+        KEEP = []
+
+        class Widget:
+            pass
+
+        @pytest.mark.parametrize("name", ["a/b:c"])
+        def test_leak(name):
+            KEEP.append(Widget())
+        """
+    )
+    result = tester.runpytest_subprocess("--gcguard", "--gcguard-graph-dir=graphs")
+    result.assert_outcomes(passed=1, errors=1)
+    dots = list((tester.path / "graphs").glob("*.dot"))
+    assert len(dots) == 1
+    name = dots[0].name
+    assert name.startswith("test_graphs_are_written_for_leaking_tests.py_test_leak_a_b_c-")
+    assert "Widget" in dots[0].read_text()
+    result.stdout.fnmatch_lines([f"  graph: graphs/{name}"])
+    if shutil.which("dot"):
+        assert dots[0].with_suffix(".png").exists()
+        result.stdout.fnmatch_lines([f"  graph: graphs/{name[:-4]}.png"])
+    else:  # pragma: no cover - CI installs Graphviz
+        result.stdout.fnmatch_lines(["*render later with: dot -Tpng*"])
+
+
+def test_unwritable_graph_dir_is_a_warning(tester: pytest.Pytester) -> None:
+    tester.makepyfile(
+        """
+        KEEP = []
+
+        def test_leak():
+            KEEP.append([1])
+        """
+    )
+    (tester.path / "not-a-dir").write_text("a file")
+    result = tester.runpytest_subprocess("--gcguard", "--gcguard-graph-dir=not-a-dir/graphs")
+    result.assert_outcomes(passed=1, errors=1, warnings=1)
+    result.stdout.fnmatch_lines(["*GcGuardWarning: gcguard could not write a graph to 'not-a-dir/graphs'*"])
