@@ -42,9 +42,11 @@ def explain(verdict: Verdict, samples: Sequence[list[object]], settings: Setting
     def pre_existing(obj: object) -> bool:
         return id(obj) not in young and type(obj) is not types.FrameType
 
+    chains: list[list[object]] = []  # the found paths, drawn as the graph
+    ignore.add(id(chains))
     _unfreeze()
     try:
-        for index, (leak, objs_of_type) in enumerate(zip(verdict.leaks, samples)):
+        for index, (leak, objs_of_type) in enumerate(zip(verdict.leaks, samples, strict=False)):
             leak.samples = [safe_repr(o) for o in objs_of_type]
             if not objs_of_type or index >= MAX_CHAINS:
                 continue
@@ -70,11 +72,13 @@ def explain(verdict: Verdict, samples: Sequence[list[object]], settings: Setting
                         chain = upward[:-1] + chain
                     del upward
                 leak.chain = format_chain(chain)
+                ignore.add(id(chain))
+                chains.append(chain)
             del chain, target
         if settings.graph_dir:
             flat = [o for objs_of_type in samples for o in objs_of_type[:1]]
             ignore.add(id(flat))
-            paths, note = _graph.write_backrefs(flat, settings.graph_dir, nodeid, ignore, pre_existing)
+            paths, note = _graph.write_graph(flat, chains, settings.graph_dir, nodeid, ignore)
             del flat
             verdict.graphs.extend(paths)
             hint = _graph.render_hint(paths)
@@ -83,5 +87,6 @@ def explain(verdict: Verdict, samples: Sequence[list[object]], settings: Setting
             if note:
                 verdict.warnings.append(note)
     finally:
+        chains.clear()
         del pre_existing
         _freeze()

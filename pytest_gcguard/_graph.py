@@ -9,7 +9,6 @@ import re
 import shutil
 import subprocess
 import types
-from collections.abc import Callable
 
 #: Longest file-name stem we write (well under every file system's limit).
 MAX_STEM = 80
@@ -28,32 +27,47 @@ def safe_stem(nodeid: str) -> str:
     return f"{stem[: MAX_STEM - 11]}-{digest}"
 
 
-def write_backrefs(
+def write_graph(
     objs: list[object],
+    chains: list[list[object]],
     directory: str,
     nodeid: str,
     ignore: set[int],
-    is_root: Callable[[object], bool],
 ) -> tuple[list[str], str]:
-    """Write a back-reference graph of ``objs``; return (paths written, warning or "")."""
+    """Draw why ``objs`` are alive; return (paths written, warning or "").
+
+    With reference chains found, the graph is those chains (objgraph
+    ``show_chain``), leaked objects highlighted; otherwise a shallow
+    back-reference graph (``show_backrefs``).  A ``.dot`` file is always
+    written; a ``.png`` too when Graphviz's ``dot`` is installed.
+    """
     import objgraph
 
     if not objs:
         return [], ""
     stem = os.path.join(directory, safe_stem(nodeid))
     dot_path = stem + ".dot"
+    leaked = {id(o) for o in objs}
     try:
         os.makedirs(directory, exist_ok=True)
         with open(os.devnull, "w") as quiet, contextlib.redirect_stdout(quiet):  # objgraph prints a line
-            objgraph.show_backrefs(
-                objs,
-                max_depth=6,
-                extra_ignore=tuple(ignore),
-                filter=lambda o: type(o) is not types.FrameType,
-                too_many=8,
-                filename=dot_path,
-                shortnames=False,
-            )
+            if chains:
+                objgraph.show_chain(
+                    *chains,
+                    filename=dot_path,
+                    highlight=lambda o: id(o) in leaked,
+                    shortnames=False,
+                )
+            else:
+                objgraph.show_backrefs(
+                    objs,
+                    max_depth=3,
+                    extra_ignore=tuple(ignore),
+                    filter=lambda o: type(o) is not types.FrameType,
+                    too_many=8,
+                    filename=dot_path,
+                    shortnames=False,
+                )
     except OSError as exc:
         return [], f"gcguard could not write a graph to {directory!r}: {exc}"
     except Exception as exc:  # objgraph calls reprs; a hostile object must not break the run
