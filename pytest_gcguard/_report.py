@@ -14,6 +14,7 @@ import types
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 from ._snapshot import type_name
 
@@ -23,6 +24,7 @@ REPR_LIMIT = 120
 REPR_SECONDS = 0.25
 CHAIN_DEPTH = 12
 
+_MODULE_DICT: Any = vars(types.ModuleType)["__dict__"]
 _SAFE_BUILTINS = (int, float, complex, bool, str, bytes, type(None), range)
 _CONTAINERS = (list, tuple, dict, set, frozenset)
 
@@ -96,8 +98,6 @@ def short_repr(obj: object) -> str:
         if isinstance(exc, (KeyboardInterrupt, SystemExit)):
             raise
         return default_repr(obj) + f" (repr raised {type(exc).__name__})"
-    if not isinstance(text, str):  # pragma: no cover - repr() enforces str
-        return default_repr(obj)
     if len(text) > REPR_LIMIT:
         text = text[: REPR_LIMIT - 3] + "..."
     return text.replace("\n", "\\n")
@@ -115,19 +115,26 @@ def safe_repr(obj: object) -> str:
     return short_repr(obj)
 
 
-def _describe_node(obj: object) -> str:
+def _module_dict(module: object) -> Any:
+    # vars() would call a hostile __getattribute__; this reads the slot.
+    return _MODULE_DICT.__get__(module)
+
+
+def _describe_node(node: object) -> str:
+    obj: Any = node  # only exact types are trusted below
     tp = type(obj)
     if issubclass(tp, types.ModuleType):
-        return f"module {types.ModuleType.__dict__['__dict__'].__get__(obj).get('__name__', '?')}"
+        return f"module {_module_dict(obj).get('__name__', '?')}"
     if issubclass(tp, type):
-        return f"class {type_name(obj)}"  # type: ignore[arg-type]
+        return f"class {type_name(obj)}"
     if tp is types.FunctionType:
-        return f"function {obj.__module__}.{obj.__qualname__}"  # type: ignore[attr-defined]
+        return f"function {obj.__module__}.{obj.__qualname__}"
     return type_name(tp)
 
 
-def _edge(parent: object, child: object) -> str:
-    """How ``parent`` refers to ``child``: ``.attr``, ``[key]``, ``[3]``, ..."""
+def _edge(node: object, child: object) -> str:
+    """How ``node`` refers to ``child``: ``.attr``, ``[key]``, ``[3]``, ..."""
+    parent: Any = node
     tp = type(parent)
     try:
         if issubclass(tp, dict):
@@ -152,7 +159,7 @@ def _edge(parent: object, child: object) -> str:
                 if getattr(parent, name, None) is child:
                     return "." + name
         elif issubclass(tp, types.ModuleType):
-            for key, value in vars(parent).items():
+            for key, value in _module_dict(parent).items():
                 if value is child:
                     return f".{key}"
         else:
@@ -174,14 +181,15 @@ def _edge(parent: object, child: object) -> str:
     return ""
 
 
-def _instance_dict(obj: object) -> dict[str, object] | None:
+def _instance_dict(node: object) -> dict[str, object] | None:
+    obj: Any = node
     if issubclass(type(obj), type):
-        return dict(obj.__dict__)  # type: ignore[attr-defined]
+        return dict(obj.__dict__)
     if getattr(type(obj), "__dictoffset__", 0) == 0:
         return None
     try:
         attrs = object.__getattribute__(obj, "__dict__")
-    except Exception:  # noqa: BLE001 - hostile objects
+    except Exception:
         return None
     return attrs if type(attrs) is dict else None
 
@@ -219,17 +227,22 @@ def format_chain(chain: Sequence[object]) -> str:
             i += 2
             continue
         edge = _edge(node, nxt)
-        parts.append(f"{edge.lstrip('.') or '?'} ({_describe_node(nxt)})" if not edge.startswith("[") else f"{edge} {_describe_node(nxt)}")
+        parts.append(
+            f"{edge.lstrip('.') or '?'} ({_describe_node(nxt)})"
+            if not edge.startswith("[")
+            else f"{edge} {_describe_node(nxt)}"
+        )
         i += 1
     return " -> ".join(parts)
 
 
-def _is_namespace_of(d: dict[str, object], owner: object) -> bool:
+def _is_namespace_of(d: dict[str, object], node: object) -> bool:
+    owner: Any = node
     tp = type(owner)
     if issubclass(tp, types.ModuleType):
-        return types.ModuleType.__dict__["__dict__"].__get__(owner) is d
+        return bool(_module_dict(owner) is d)
     if tp is types.FunctionType:
-        return owner.__globals__ is d or owner.__dict__ is d  # type: ignore[attr-defined]
+        return bool(owner.__globals__ is d or owner.__dict__ is d)
     return any(ref is d for ref in gc.get_referents(owner))
 
 
@@ -331,8 +344,7 @@ def cycle_text(path: list[object]) -> str:
 
 def unreferenced_note() -> str:
     return (
-        "no referrer found: its reference count was raised without a referrer "
-        "(typical of a C-extension reference leak)"
+        "no referrer found: its reference count was raised without a referrer (typical of a C-extension reference leak)"
     )
 
 

@@ -155,7 +155,7 @@ def gcguard(
     allow: Mapping[str, int] | None = None,
     reruns: int | None = None,
 ) -> dict[str, Any]:
-    """check this test for leaks even without --gcguard; enabled=False opts it out; cycles, ignore, only, allow and reruns tune it"""
+    """check this test for leaks even without --gcguard; enabled=False opts it out; the rest tune it"""
     return {
         "enabled": enabled,
         "cycles": cycles,
@@ -199,9 +199,7 @@ def _apply(settings: Settings, kwargs: dict[str, Any]) -> Settings:
         value = kwargs[name]
         if value is None:
             continue
-        if not isinstance(value, str) and not (
-            isinstance(value, Iterable) and all(isinstance(v, str) for v in value)
-        ):
+        if not isinstance(value, str) and not (isinstance(value, Iterable) and all(isinstance(v, str) for v in value)):
             raise ValueError(f"bad @pytest.mark.gcguard arguments: {name} must be a string or strings, got {value!r}")
         if name == "ignore":
             changes["ignore"] = settings.ignore + _split(value)
@@ -209,7 +207,9 @@ def _apply(settings: Settings, kwargs: dict[str, Any]) -> Settings:
             changes["only"] = _split(value)
     if kwargs["allow"] is not None:
         if not isinstance(kwargs["allow"], Mapping):
-            raise ValueError(f"bad @pytest.mark.gcguard arguments: allow must be a dict of TYPE: N, got {kwargs['allow']!r}")
+            raise ValueError(
+                f"bad @pytest.mark.gcguard arguments: allow must be a dict of TYPE: N, got {kwargs['allow']!r}"
+            )
         merged = dict(settings.allow)
         merged.update(parse_allow(kwargs["allow"], "bad @pytest.mark.gcguard arguments: allow"))
         changes["allow"] = tuple(sorted(merged.items()))

@@ -69,7 +69,7 @@ def type_name(tp: type) -> str:
 
 def is_internal_type(tp: type) -> bool:
     """True for the test runner's own classes (pytest, pluggy, xdist, gcguard)."""
-    module = tp.__dict__.get("__module__") if isinstance(tp.__dict__, types.MappingProxyType) else None
+    module = tp.__dict__.get("__module__")
     return isinstance(module, str) and (module + ".").startswith(INTERNAL_MODULE_PREFIXES)
 
 
@@ -98,7 +98,7 @@ class FreezeGuard:
     def install(self) -> None:
         if self._saved is None:
             self._saved = gc.freeze, gc.unfreeze
-            gc.freeze, gc.unfreeze = self.freeze, self.unfreeze  # type: ignore[assignment]
+            gc.freeze, gc.unfreeze = self.freeze, self.unfreeze
 
     def uninstall(self) -> None:
         if self._saved is not None:
@@ -359,9 +359,8 @@ def settle() -> None:
 
 
 def _debug_names(flags: int) -> str:
-    names = [name for name in ("DEBUG_STATS", "DEBUG_COLLECTABLE", "DEBUG_UNCOLLECTABLE", "DEBUG_SAVEALL", "DEBUG_LEAK")]
-    found = [n for n in names if n != "DEBUG_LEAK" and flags & getattr(gc, n)]
-    return "|".join(f"gc.{n}" for n in found) or "0"
+    names = ("DEBUG_STATS", "DEBUG_COLLECTABLE", "DEBUG_UNCOLLECTABLE", "DEBUG_SAVEALL")
+    return "|".join(f"gc.{n}" for n in names if flags & getattr(gc, n)) or "0"
 
 
 def _named(counts: dict[type, int]) -> dict[str, int]:

@@ -9,9 +9,8 @@ from collections.abc import Generator
 
 import pytest
 
-from . import _settings
+from . import _settings, _snapshot
 from ._diagnose import explain
-from . import _snapshot
 from ._report import Leak, Verdict, cycle_text
 from ._settings import Settings, TypeFilter
 from ._snapshot import (
@@ -304,7 +303,9 @@ class GcGuard:
                 item.add_report_section(
                     "teardown",
                     "gcguard",
-                    "not checked: the test called " + ", ".join(window.guard_calls) + ", which hides or exposes the heap",
+                    "not checked: the test called "
+                    + ", ".join(window.guard_calls)
+                    + ", which hides or exposes the heap",
                 )
                 return None
             verdict = self._find_leaks(item, window, closed, settings)

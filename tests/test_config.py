@@ -176,14 +176,16 @@ def test_only_watches_listed_types(tester: pytest.Pytester) -> None:
         (["--gcguard-reruns=-1"], "", "*argument --gcguard-reruns: '-1' must be 0 or more*"),
         ([], "gcguard_reruns = many", "*ini option gcguard_reruns: 'many' is not a whole number*"),
         (["--gcguard-allow=Widget"], "", "*--gcguard-allow: 'Widget' is not TYPE=N*"),
-        ([], "gcguard_allow = Widget=x", "*ini option gcguard_allow: allowed count for 'Widget' must be a whole number*"),
+        (
+            [],
+            "gcguard_allow = Widget=x",
+            "*ini option gcguard_allow: allowed count for 'Widget' must be a whole number*",
+        ),
         ([], "gcguard = maybe", "*ini option gcguard: invalid truth value 'maybe'*"),
     ],
     ids=["reruns-text", "reruns-negative", "reruns-ini", "allow-cli", "allow-ini", "enable-ini"],
 )
-def test_bad_configuration_is_a_usage_error(
-    tester: pytest.Pytester, args: list[str], ini: str, message: str
-) -> None:
+def test_bad_configuration_is_a_usage_error(tester: pytest.Pytester, args: list[str], ini: str, message: str) -> None:
     tester.makeini(f"[pytest]\n{ini}\n")
     tester.makepyfile("def test_x(): pass")
     result = tester.runpytest(*args)
@@ -314,5 +316,7 @@ def test_gc_state_is_restored(tester: pytest.Pytester) -> None:
 
 def test_header_describes_the_settings(tester: pytest.Pytester) -> None:
     tester.makepyfile("def test_x(): pass")
-    result = tester.runpytest_subprocess("--gcguard", "--gcguard-cycles", "--gcguard-ignore=dict,list", "--gcguard-reruns=3")
+    result = tester.runpytest_subprocess(
+        "--gcguard", "--gcguard-cycles", "--gcguard-ignore=dict,list", "--gcguard-reruns=3"
+    )
     result.stdout.fnmatch_lines(["gcguard: on (cycles=on, reruns=3, ignore=dict,list)"])

@@ -38,7 +38,7 @@ class Report:
         self.rows = rows
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def render(inventory_id: int) -> Report:
     # Leak 2: an unbounded cache keyed by something new on every call.
     return Report([f"row {inventory_id}"])

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import pytest
-
 from inventory import Inventory, Node, render, valid_sku
 
 
