@@ -14,12 +14,19 @@ Target (issue 2): per-test ratio <= 1.15, one-time cost a few full collections.
 Usage::
 
     python benchmarks/bench_overhead.py [--heap 2000000] [--small 500] [--large 5000] [--repeat 3]
+    python benchmarks/bench_overhead.py --instructions   # CPU instructions under valgrind (deterministic)
+
+Wall-clock time on a shared machine is noisy; ``--instructions`` counts the
+instructions executed (``valgrind --tool=callgrind``), which repeat exactly, and
+reports the same slopes in instructions instead of seconds.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -54,17 +61,25 @@ print(times[2])
 """
 
 
-def run(directory: str, tests: int, heap: int, plugin: bool) -> float:
+def run(directory: str, tests: int, heap: int, plugin: bool, instructions: bool = False) -> float:
+    """Seconds for one pytest run (or, with ``instructions``, CPU instructions)."""
     env = dict(os.environ, BENCH_HEAP=str(heap), BENCH_TESTS=str(tests), PYTHONDONTWRITEBYTECODE="1")
     env.pop("PYTEST_ADDOPTS", None)
     cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:randomly", "test_bench.py"]
     if plugin:
         cmd.append("--gcguard")
+    if instructions:
+        cmd = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", *cmd]
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, cwd=directory, env=env, capture_output=True, text=True)
     elapsed = time.perf_counter() - t0
     if proc.returncode != 0:
         sys.exit(f"benchmark run failed ({' '.join(cmd)}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+    if instructions:
+        match = re.search(r"I\s+refs:\s+([\d,]+)", proc.stderr)
+        if match is None:
+            sys.exit(f"no instruction count in valgrind output:\n{proc.stderr[-2000:]}")
+        return float(match.group(1).replace(",", ""))
     return elapsed
 
 
@@ -74,7 +89,14 @@ def main() -> None:
     parser.add_argument("--small", type=int, default=500, help="tests in the small run")
     parser.add_argument("--large", type=int, default=5000, help="tests in the large run")
     parser.add_argument("--repeat", type=int, default=3, help="runs per configuration (median kept)")
+    parser.add_argument(
+        "--instructions", action="store_true", help="count CPU instructions with valgrind instead of timing"
+    )
     args = parser.parse_args()
+    if args.instructions:
+        if shutil.which("valgrind") is None:
+            sys.exit("--instructions needs valgrind (apt-get install valgrind)")
+        args.repeat = 1  # instruction counts repeat exactly
 
     with tempfile.TemporaryDirectory(prefix="gcguard-bench-") as directory:
         with open(os.path.join(directory, "conftest.py"), "w") as f:
@@ -97,7 +119,8 @@ def main() -> None:
             order = [False, True] if rep % 2 == 0 else [True, False]
             for tests in (args.small, args.large):
                 for plugin in order:
-                    samples.setdefault((tests, plugin), []).append(run(directory, tests, args.heap, plugin))
+                    value = run(directory, tests, args.heap, plugin, args.instructions)
+                    samples.setdefault((tests, plugin), []).append(value)
 
     med = {key: statistics.median(values) for key, values in samples.items()}
     span = args.large - args.small
@@ -107,16 +130,21 @@ def main() -> None:
     icpt_on = med[(args.small, True)] - slope_on * args.small
     one_time = icpt_on - icpt_off
 
-    print(f"python {sys.version.split()[0]}, heap {args.heap:,} tracked objects, {args.repeat} runs each (median)")
+    unit, scale, fmt = ("instructions", 1.0, ",.0f") if args.instructions else ("us", 1e6, ".1f")
+    print(f"python {sys.version.split()[0]}, heap {args.heap:,} tracked objects, {args.repeat} run(s) each (median)")
     for (tests, plugin), value in sorted(med.items()):
-        print(f"  {tests:>6} tests, gcguard {'on ' if plugin else 'off'}: {value:7.2f} s")
-    print(f"per-test cost off: {slope_off * 1e6:8.1f} us")
-    print(f"per-test cost on:  {slope_on * 1e6:8.1f} us  (+{(slope_on - slope_off) * 1e6:.1f} us)")
+        shown = f"{value:,.0f} instructions" if args.instructions else f"{value:7.2f} s"
+        print(f"  {tests:>6} tests, gcguard {'on ' if plugin else 'off'}: {shown}")
+    print(f"per-test cost off: {slope_off * scale:{fmt}} {unit}")
+    print(f"per-test cost on:  {slope_on * scale:{fmt}} {unit}  (+{(slope_on - slope_off) * scale:{fmt}} {unit})")
     print(f"per-test ratio on/off: {slope_on / slope_off:.3f}   (target <= 1.15)")
-    print(
-        f"one-time cost: {one_time:.3f} s = {one_time / full:.1f} full collections "
-        f"(one full gc.collect() of this heap: {full * 1e3:.0f} ms)"
-    )
+    if args.instructions:
+        print(f"one-time cost: {one_time:,.0f} instructions")
+    else:
+        print(
+            f"one-time cost: {one_time:.3f} s = {one_time / full:.1f} full collections "
+            f"(one full gc.collect() of this heap: {full * 1e3:.0f} ms)"
+        )
 
 
 if __name__ == "__main__":

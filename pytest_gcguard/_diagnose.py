@@ -12,7 +12,7 @@ import types
 from collections.abc import Sequence
 
 from . import _graph
-from ._report import CHAIN_DEPTH, Verdict, format_chain, safe_repr, unreferenced_note
+from ._report import CHAIN_DEPTH, Verdict, allocation_site, format_chain, safe_repr, unreferenced_note
 from ._settings import Settings
 from ._snapshot import _freeze, _unfreeze
 
@@ -48,6 +48,8 @@ def explain(verdict: Verdict, samples: Sequence[list[object]], settings: Setting
     try:
         for index, (leak, objs_of_type) in enumerate(zip(verdict.leaks, samples, strict=False)):
             leak.samples = [safe_repr(o) for o in objs_of_type]
+            if settings.trace and objs_of_type:
+                leak.allocated = allocation_site(objs_of_type[0])
             if not objs_of_type or index >= MAX_CHAINS:
                 continue
             target = objs_of_type[0]

@@ -6,6 +6,7 @@ Nothing here keeps a reference to a reported object once the text is built.
 from __future__ import annotations
 
 import gc
+import re
 import reprlib
 import signal
 import sys
@@ -255,6 +256,7 @@ class Leak:
     growth: list[int] = field(default_factory=list)
     samples: list[str] = field(default_factory=list)
     chain: str = ""
+    allocated: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -306,6 +308,9 @@ class Verdict:
                     lines.append(f"        {sample}")
                 if leak.chain:
                     lines.append(f"        why alive: {leak.chain}")
+                if leak.allocated:
+                    lines.append(f"        allocated at: {leak.allocated[0]}")
+                    lines.extend(f"            from {frame}" for frame in leak.allocated[1:])
         if self.uncollectable:
             lines.append("  uncollectable (new entries in gc.garbage):")
             lines.extend(f"    {name} x{count}" for name, count in sorted(self.uncollectable.items()))
@@ -333,6 +338,27 @@ class Verdict:
         if self.cyclic:
             kinds.append(f"cycles x{self.cyclic}")
         return f"{self.nodeid}: " + "; ".join(kinds)
+
+
+_RUNNER_PATH = re.compile(r"[/\\\\](_pytest|pluggy|pytest_gcguard)[/\\\\]")
+
+
+def allocation_site(obj: object, frames: int = 4) -> list[str]:
+    """Where tracemalloc saw ``obj`` allocated: innermost ``file:line`` first."""
+    import tracemalloc
+
+    traceback = tracemalloc.get_object_traceback(obj)
+    if traceback is None:
+        if sys.version_info[:2] == (3, 11) and getattr(type(obj), "__dictoffset__", 0) < 0:
+            # CPython 3.11's tracemalloc misses the managed-dict preheader (fixed in 3.12).
+            return ["unknown: tracemalloc on Python 3.11 cannot locate instances of classes with a __dict__"]
+        return ["unknown: allocated before tracing started"]
+    sites = []
+    for frame in reversed(list(traceback)):  # innermost first
+        if _RUNNER_PATH.search(frame.filename):
+            continue  # the test runner's frames say nothing about the leak
+        sites.append(f"{frame.filename}:{frame.lineno}")
+    return sites[:frames]
 
 
 def cycle_text(path: list[object]) -> str:

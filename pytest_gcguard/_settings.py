@@ -17,6 +17,7 @@ IGNORE_HELP = "Type names or globs never reported as leaks, comma separated (e.g
 ONLY_HELP = "Watch only these type names or globs, comma separated"
 ALLOW_HELP = "Allowed leaked count per type, comma separated TYPE=N (e.g. 'mypkg.Node=2')"
 RERUNS_HELP = "Reruns of a suspected test to confirm its growth repeats (default: 2; 0 trusts one run)"
+TRACE_HELP = "Trace allocations (tracemalloc) so leak reports show where each sample was allocated"
 GRAPH_DIR_HELP = "Directory for objgraph back-reference graphs of leaking tests (.dot, plus .png with Graphviz)"
 MAX_SAMPLES = 3
 
@@ -80,6 +81,7 @@ class Settings:
     allow: tuple[tuple[str, int], ...] = ()
     reruns: int = 2
     graph_dir: str | None = None
+    trace: bool = False
 
     def describe(self) -> str:
         parts = [f"cycles={'on' if self.cycles else 'off'}", f"reruns={self.reruns}"]
@@ -91,6 +93,8 @@ class Settings:
             parts.append("allow=" + ",".join(f"{k}={v}" for k, v in self.allow))
         if self.graph_dir:
             parts.append(f"graphs={self.graph_dir}")
+        if self.trace:
+            parts.append("trace=on")
         return ", ".join(parts)
 
 
@@ -103,6 +107,7 @@ def addoption(parser: pytest.Parser) -> None:
     group.addoption("--gcguard-allow", action="append", default=None, metavar="TYPE=N", help=ALLOW_HELP)
     group.addoption("--gcguard-reruns", type=_rerun_count, default=None, metavar="N", help=RERUNS_HELP)
     group.addoption("--gcguard-graph-dir", default=None, metavar="DIR", help=GRAPH_DIR_HELP)
+    group.addoption("--gcguard-trace", action="store_true", default=None, help=TRACE_HELP)
     parser.addini("gcguard", ENABLE_HELP, type="bool", default=False)
     parser.addini("gcguard_cycles", CYCLES_HELP, type="bool", default=False)
     parser.addini("gcguard_ignore", IGNORE_HELP, type="linelist", default=[])
@@ -110,6 +115,7 @@ def addoption(parser: pytest.Parser) -> None:
     parser.addini("gcguard_allow", ALLOW_HELP, type="linelist", default=[])
     parser.addini("gcguard_reruns", RERUNS_HELP, type="string", default="2")
     parser.addini("gcguard_graph_dir", GRAPH_DIR_HELP, type="string", default="")
+    parser.addini("gcguard_trace", TRACE_HELP, type="bool", default=False)
 
 
 def from_config(config: pytest.Config) -> Settings:
@@ -143,6 +149,7 @@ def from_config(config: pytest.Config) -> Settings:
         allow=tuple(sorted(allow.items())),
         reruns=ini_reruns if cli_reruns is None else cli_reruns,
         graph_dir=graph_dir,
+        trace=bool(pick("gcguard_trace")),
     )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import sys
+import tracemalloc
 import types
 from collections.abc import Generator
 
@@ -35,6 +36,8 @@ marker_error_key = pytest.StashKey[str]()
 
 #: ``item.user_properties`` key of the one-line finding (reaches xdist's controller and JUnit XML).
 SUMMARY_PROPERTY = "gcguard"
+#: Frames tracemalloc keeps per allocation with --gcguard-trace.
+TRACE_FRAMES = 8
 LEAKED_PROPERTY = "gcguard_leaked_objects"
 
 
@@ -214,12 +217,15 @@ class GcGuard:
         self.checked = 0
         self.suspected = 0
         self.reruns = 0
+        self.started_tracing = False
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self) -> None:
         """Free what the frozen baseline held back and give the heap back unfrozen."""
         self.heap.stop()
         self.guard.uninstall()
+        if self.started_tracing:
+            tracemalloc.stop()
 
     # -- per test -----------------------------------------------------------
 
@@ -242,6 +248,9 @@ class GcGuard:
         self.nextitem = nextitem
         self.heap.maybe_full_pass()
         self.guard.install()
+        if settings.trace and not tracemalloc.is_tracing():
+            tracemalloc.start(TRACE_FRAMES)
+            self.started_tracing = True
         self.stop_frame = sys._getframe(1)
         # Opened (collect + freeze) by the innermost setup wrapper, as late as
         # possible: everything the runner made before is simply frozen.

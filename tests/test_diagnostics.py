@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import sys
 
 import pytest
 
@@ -192,3 +193,34 @@ def test_unwritable_graph_dir_is_a_warning(tester: pytest.Pytester) -> None:
     result = tester.runpytest_subprocess("--gcguard", "--gcguard-graph-dir=not-a-dir/graphs")
     result.assert_outcomes(passed=1, errors=1, warnings=1)
     result.stdout.fnmatch_lines(["*GcGuardWarning: gcguard could not write a graph to 'not-a-dir/graphs'*"])
+
+
+def test_trace_shows_where_leaked_objects_were_allocated(tester: pytest.Pytester) -> None:
+    tester.makepyfile(
+        helpers="""
+        class Widget:
+            pass
+
+        def make():
+            return Widget()
+        """,
+        test_trace="""
+        import tracemalloc
+        from helpers import make
+        KEEP = []
+
+        def test_leak():
+            KEEP.append(make())
+
+        def test_tracing_stops_with_the_session():
+            assert tracemalloc.is_tracing()
+        """,
+    )
+    result = tester.runpytest_subprocess("--gcguard", "--gcguard-trace")
+    result.assert_outcomes(passed=2, errors=1)
+    if sys.version_info[:2] == (3, 11):
+        result.stdout.fnmatch_lines(["*allocated at: unknown: tracemalloc on Python 3.11 cannot locate*"])
+    else:
+        result.stdout.fnmatch_lines(
+            ["*helpers.Widget x1*", "        allocated at: */helpers.py:5", "            from */test_trace.py:6"]
+        )
