@@ -198,36 +198,27 @@ def test_one_time_cycles_are_not_reported(tester: pytest.Pytester) -> None:
     result.assert_outcomes(passed=1)
 
 
+BOUNDED_CACHE = """
+_CACHE = {}
+
+class Entry:
+    pass
+
+def test_fills_a_bounded_cache():
+    # one entry on the first run, none after: not a leak
+    _CACHE.setdefault("key", Entry())
+"""
+
+
 def test_growth_must_repeat_to_be_reported(tester: pytest.Pytester) -> None:
-    tester.makepyfile(
-        """
-        _CACHE = {}
-
-        class Entry:
-            pass
-
-        def test_fills_a_bounded_cache():
-            # one entry on the first run, none after: not a leak
-            _CACHE.setdefault("key", Entry())
-        """
-    )
+    tester.makepyfile(BOUNDED_CACHE)
     result = tester.runpytest_subprocess("--gcguard", "-v")
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines(["*gcguard: checked 1 test(s); 1 suspected and rerun (2 rerun(s)); 0 leaking*"])
 
 
 def test_reruns_zero_trusts_a_single_run(tester: pytest.Pytester) -> None:
-    tester.makepyfile(
-        """
-        _CACHE = {}
-
-        class Entry:
-            pass
-
-        def test_fills_a_bounded_cache():
-            _CACHE.setdefault("key", Entry())
-        """
-    )
+    tester.makepyfile(BOUNDED_CACHE)
     result = tester.runpytest_subprocess("--gcguard", "--gcguard-reruns=0")
     result.assert_outcomes(passed=1, errors=1)
     result.stdout.fnmatch_lines(["*not rerun*", "*Entry x1*"])
