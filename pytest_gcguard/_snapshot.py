@@ -21,6 +21,7 @@ import gc
 import sys
 import time
 import types
+import weakref
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -491,7 +492,9 @@ class Survivors:
             for obj in level:
                 for ref in _get_referents(obj):
                     starts.append(ref)
-                    if type(ref) in plain or issubclass(type(ref), containers):
+                    # By MRO identity: isinstance() on an ABC (FixtureRequest) would
+                    # fill ABC caches with new weakrefs while we measure.
+                    if type(ref) in plain or any(c in type(ref).__mro__ for c in containers):
                         following.append(ref)
             level = following
         self.exclude_reachable(starts)
@@ -566,7 +569,35 @@ class Survivors:
         ``sys.path`` (each ``pytester`` run makes one); CPython's own leak
         hunter (regrtest ``-R``) restores it between runs for the same reason.
         """
-        self.exclude_reachable(list(sys.path_importer_cache.values()))
+        roots: list[object] = list(sys.path_importer_cache.values())
+        # Bounded first-use caches of the standard library, which CPython's
+        # regrtest -R clears between runs: typing's generic-alias caches,
+        # inspect's MRO cache (3.12+), the re module's pattern caches.
+        typing_module = sys.modules.get("typing")
+        for clear in getattr(typing_module, "_cleanups", ()):
+            roots.append(getattr(clear, "__self__", None))
+        inspect_module = sys.modules.get("inspect")
+        for name in ("_shadowed_dict_from_mro_tuple", "_shadowed_dict_from_weakref_mro_tuple"):
+            roots.append(getattr(inspect_module, name, None))
+        re_module = sys.modules.get("re")
+        roots.append(getattr(re_module, "_cache", None))
+        roots.append(getattr(re_module, "_cache2", None))
+        self.exclude_reachable([root for root in roots if root is not None])
+
+    def exclude_weakrefs_to_others(self) -> None:
+        """Exclude weak references to objects that are not candidates.
+
+        CPython keeps one in ``type.__subclasses__()`` bookkeeping for every new
+        class; a weakref to something that is not itself leaked is bookkeeping
+        about that object, not growth of its own.
+        """
+        ids = self.ids
+        for obj in self.candidates():
+            if type(obj) is weakref.ReferenceType:
+                target = obj()
+                if target is None or id(target) not in ids:
+                    ids.discard(id(obj))
+                del target
 
     def exclude_new_modules(self, modules_before: int) -> None:
         """Exclude modules first imported in the window and what they made at import."""
