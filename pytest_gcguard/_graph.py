@@ -20,7 +20,7 @@ def safe_stem(nodeid: str) -> str:
     Example::
 
         >>> safe_stem("tests/test_a.py::test_b[x/y]")
-        'tests_test_a.py__test_b_x_y_-1b7e...'
+        'tests_test_a.py_test_b_x_y-e1db60bbea'
     """
     digest = hashlib.sha1(nodeid.encode("utf-8", "surrogateescape")).hexdigest()[:10]
     stem = re.sub(r"[^A-Za-z0-9._-]+", "_", nodeid).strip("._") or "test"

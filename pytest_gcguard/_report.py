@@ -372,7 +372,3 @@ def unreferenced_note() -> str:
     return (
         "no referrer found: its reference count was raised without a referrer (typical of a C-extension reference leak)"
     )
-
-
-def running_on_pypy() -> bool:  # pragma: no cover - CPython only
-    return sys.implementation.name == "pypy"

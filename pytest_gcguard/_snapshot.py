@@ -264,7 +264,6 @@ class Closed:
     cyclic: int = 0
     cyclic_types: dict[str, int] = field(default_factory=dict)
     uncollectable: dict[str, int] = field(default_factory=dict)
-    debug_changed: int = 0
     notes: list[str] = field(default_factory=list)
     cycle_chain: str = ""
 
@@ -312,7 +311,6 @@ def close_window(window: Window) -> Closed:
     test_debug = gc.get_debug()
     ours = gc.DEBUG_SAVEALL if window.cycles else 0
     if test_debug & ~ours != window.debug0 & ~ours:
-        closed.debug_changed = test_debug
         closed.notes.append(f"the test changed gc debug flags to {_debug_names(test_debug)}; gcguard restored them")
     _collect()
     gc.set_debug(window.debug0)
@@ -388,9 +386,6 @@ class Survivors:
         self._young = _get_objects()
         self._candidates: list[object] = self._young
         self._ids: set[int] | None = None
-
-    def __len__(self) -> int:
-        return len(self._young)
 
     def exclude_known(self, runner: list[object], own: tuple[object, ...] = ()) -> None:
         """Exclude by identity the runner's objects and our own (``own``)."""
@@ -603,9 +598,6 @@ class Survivors:
         """Exclude modules first imported in the window and what they made at import."""
         if len(sys.modules) > modules_before:
             self.exclude_reachable([m for m in list(sys.modules.values()) if id(m) in self.ids])
-
-    def suspects(self) -> list[object]:
-        return self.candidates()
 
     def suspect_ids(self) -> set[int]:
         return set(self.ids)
