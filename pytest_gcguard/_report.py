@@ -271,6 +271,8 @@ class Verdict:
     cycle_chain: str = ""
     notes: list[str] = field(default_factory=list)
     confirmed_by: int = 0
+    reruns: int = 0
+    unconfirmed: str = ""
     graphs: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
 

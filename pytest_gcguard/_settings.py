@@ -7,6 +7,7 @@ import fnmatch
 import inspect
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,6 +20,11 @@ ALLOW_HELP = "Allowed leaked count per type, comma separated TYPE=N (e.g. 'mypkg
 RERUNS_HELP = "Reruns of a suspected test to confirm its growth repeats (default: 2; 0 trusts one run)"
 TRACE_HELP = "Trace allocations (tracemalloc) so leak reports show where each sample was allocated"
 GRAPH_DIR_HELP = "Directory for objgraph back-reference graphs of leaking tests (.dot, plus .png with Graphviz)"
+WARN_HELP = "Report leaks as GcGuardWarning warnings instead of failing the tests"
+JSON_HELP = "Write a JSON report of every checked test to this path"
+BASELINE_HELP = "Baseline file of known leaks: only leaks beyond it fail"
+UPDATE_BASELINE_HELP = "Record this run's leaks into the --gcguard-baseline file (leaking tests pass)"
+FAIL_STALE_HELP = "Fail the run when baseline entries over-state leaks (fixed or shrunk since recorded)"
 MAX_SAMPLES = 3
 
 
@@ -82,6 +88,9 @@ class Settings:
     reruns: int = 2
     graph_dir: str | None = None
     trace: bool = False
+    warn: bool = False
+    #: Set by ``expect_leak`` on the marker: the reason the test is known to leak.
+    expect_leak: str | None = None
 
     def describe(self) -> str:
         parts = [f"cycles={'on' if self.cycles else 'off'}", f"reruns={self.reruns}"]
@@ -95,7 +104,32 @@ class Settings:
             parts.append(f"graphs={self.graph_dir}")
         if self.trace:
             parts.append("trace=on")
+        if self.warn:
+            parts.append("warn=on")
         return ", ".join(parts)
+
+    def to_json(self) -> dict[str, Any]:
+        """The project settings, as the JSON report records them."""
+        return {
+            "cycles": self.cycles,
+            "ignore": list(self.ignore),
+            "only": list(self.only),
+            "allow": dict(self.allow),
+            "reruns": self.reruns,
+            "graph_dir": self.graph_dir,
+            "trace": self.trace,
+            "warn": self.warn,
+        }
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """Settings of the whole run (reports and baseline), not tunable per test."""
+
+    json: Path | None = None
+    baseline: Path | None = None
+    update_baseline: bool = False
+    fail_stale: bool = False
 
 
 def addoption(parser: pytest.Parser) -> None:
@@ -108,6 +142,11 @@ def addoption(parser: pytest.Parser) -> None:
     group.addoption("--gcguard-reruns", type=_rerun_count, default=None, metavar="N", help=RERUNS_HELP)
     group.addoption("--gcguard-graph-dir", default=None, metavar="DIR", help=GRAPH_DIR_HELP)
     group.addoption("--gcguard-trace", action="store_true", default=None, help=TRACE_HELP)
+    group.addoption("--gcguard-warn", action="store_true", default=None, help=WARN_HELP)
+    group.addoption("--gcguard-json", default=None, metavar="PATH", help=JSON_HELP)
+    group.addoption("--gcguard-baseline", default=None, metavar="PATH", help=BASELINE_HELP)
+    group.addoption("--gcguard-update-baseline", action="store_true", default=False, help=UPDATE_BASELINE_HELP)
+    group.addoption("--gcguard-fail-stale", action="store_true", default=None, help=FAIL_STALE_HELP)
     parser.addini("gcguard", ENABLE_HELP, type="bool", default=False)
     parser.addini("gcguard_cycles", CYCLES_HELP, type="bool", default=False)
     parser.addini("gcguard_ignore", IGNORE_HELP, type="linelist", default=[])
@@ -116,19 +155,51 @@ def addoption(parser: pytest.Parser) -> None:
     parser.addini("gcguard_reruns", RERUNS_HELP, type="string", default="2")
     parser.addini("gcguard_graph_dir", GRAPH_DIR_HELP, type="string", default="")
     parser.addini("gcguard_trace", TRACE_HELP, type="bool", default=False)
+    parser.addini("gcguard_warn", WARN_HELP, type="bool", default=False)
+    parser.addini("gcguard_json", JSON_HELP, type="string", default="")
+    parser.addini("gcguard_baseline", BASELINE_HELP, type="string", default="")
+    parser.addini("gcguard_fail_stale", FAIL_STALE_HELP, type="bool", default=False)
+
+
+def _pick(config: pytest.Config, name: str) -> Any:
+    cli = config.getoption(name)
+    if cli is not None:
+        return cli
+    try:
+        return config.getini(name)
+    except (ValueError, pytest.UsageError) as exc:  # pytest >= 9 raises UsageError itself
+        raise pytest.UsageError(f"ini option {name}: {exc}") from None
+
+
+def _path(config: pytest.Config, name: str) -> Path | None:
+    """A path option: relative to the invocation directory on the command line, to rootdir in the ini."""
+    cli = config.getoption(name)
+    if cli is not None:
+        if not cli.strip():
+            raise pytest.UsageError(f"--{name.replace('_', '-')}: expected a path, got {cli!r}")
+        return Path(config.invocation_params.dir, str(cli))
+    value = str(_pick(config, name)).strip()
+    return config.rootpath / value if value else None
+
+
+def run_options(config: pytest.Config) -> RunOptions:
+    """Run-wide options; usage errors name the option."""
+    options = RunOptions(
+        json=_path(config, "gcguard_json"),
+        baseline=_path(config, "gcguard_baseline"),
+        update_baseline=bool(config.getoption("gcguard_update_baseline")),
+        fail_stale=bool(_pick(config, "gcguard_fail_stale")),
+    )
+    if options.update_baseline and options.baseline is None:
+        raise pytest.UsageError("--gcguard-update-baseline needs --gcguard-baseline=PATH (or ini gcguard_baseline)")
+    return options
 
 
 def from_config(config: pytest.Config) -> Settings:
     """Project settings: ini values overridden by command-line options."""
 
     def pick(name: str) -> Any:
-        cli = config.getoption(name)
-        if cli is not None:
-            return cli
-        try:
-            return config.getini(name)
-        except (ValueError, pytest.UsageError) as exc:  # pytest >= 9 raises UsageError itself
-            raise pytest.UsageError(f"ini option {name}: {exc}") from None
+        return _pick(config, name)
 
     try:
         ini_reruns = _rerun_count(str(config.getini("gcguard_reruns")).strip())
@@ -150,6 +221,7 @@ def from_config(config: pytest.Config) -> Settings:
         reruns=ini_reruns if cli_reruns is None else cli_reruns,
         graph_dir=graph_dir,
         trace=bool(pick("gcguard_trace")),
+        warn=bool(pick("gcguard_warn")),
     )
 
 
@@ -161,8 +233,10 @@ def gcguard(
     only: str | Iterable[str] | None = None,
     allow: Mapping[str, int] | None = None,
     reruns: int | None = None,
+    warn: bool | None = None,
+    expect_leak: bool | str = False,
 ) -> dict[str, Any]:
-    """check this test for leaks even without --gcguard; enabled=False opts it out; the rest tune it"""
+    """check this test even without --gcguard; enabled=False opts out; expect_leak=REASON: known leak (strict xfail)"""
     return {
         "enabled": enabled,
         "cycles": cycles,
@@ -170,6 +244,8 @@ def gcguard(
         "only": only,
         "allow": allow,
         "reruns": reruns,
+        "warn": warn,
+        "expect_leak": expect_leak,
     }
 
 
@@ -199,9 +275,20 @@ def _apply(settings: Settings, kwargs: dict[str, Any]) -> Settings:
 
     check_bool("enabled")
     check_bool("cycles")
+    check_bool("warn")
     changes: dict[str, Any] = {"enabled": kwargs["enabled"]}
-    if kwargs["cycles"] is not None:
-        changes["cycles"] = kwargs["cycles"]
+    for name in ("cycles", "warn"):
+        if kwargs[name] is not None:
+            changes[name] = kwargs[name]
+    expect = kwargs["expect_leak"]
+    if expect is True:
+        changes["expect_leak"] = "known leak"
+    elif isinstance(expect, str) and expect.strip():
+        changes["expect_leak"] = expect.strip()
+    elif expect is not False:
+        raise ValueError(
+            f"bad @pytest.mark.gcguard arguments: expect_leak must be True, False or a reason, got {expect!r}"
+        )
     for name in ("ignore", "only"):
         value = kwargs[name]
         if value is None:

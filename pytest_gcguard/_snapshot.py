@@ -327,12 +327,19 @@ def close_window(window: Window) -> Closed:
                 counts[tp] = counts.get(tp, 0) + 1
                 if first is None and tp is not types.FrameType:
                     first = obj
+            del obj  # a loop variable left bound would keep the last one alive
         if first is not None and describe_cycle is not None:
             closed.cycle_chain = describe_cycle(find_cycle(first, gc.garbage[window.garbage0 :]))
         del first
         del gc.garbage[window.garbage0 :]
-        closed.cyclic_types = _named(counts)
         _collect()
+        # What comes back is uncollectable (legacy finalizers), not freed cycles.
+        for obj in gc.garbage[window.garbage0 :]:
+            tp = type(obj)
+            if tp in counts:
+                counts[tp] -= 1
+            del obj
+        closed.cyclic_types = {name: n for name, n in _named(counts).items() if n > 0}
     if gc.isenabled() != window.enabled0:
         closed.notes.append(
             "the test left automatic gc " + ("enabled" if gc.isenabled() else "disabled") + "; gcguard restored it"
@@ -348,6 +355,7 @@ def close_window(window: Window) -> Closed:
     for obj in gc.garbage[window.garbage0 :]:
         tp = type(obj)
         counts[tp] = counts.get(tp, 0) + 1
+        del obj
     closed.uncollectable = _named(counts)
     return closed
 

@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import gc
+import json
+import os
 import sys
 import tracemalloc
 import types
 from collections.abc import Generator
+from pathlib import Path
+from typing import Any
 
 import pytest
 
-from . import _settings, _snapshot
+from . import _ci, _settings, _snapshot
 from ._diagnose import explain
-from ._report import Leak, Verdict, cycle_text
+from ._report import PREFIX, Leak, Verdict, cycle_text
 from ._settings import Settings, TypeFilter
 from ._snapshot import (
     Closed,
@@ -34,11 +38,16 @@ from ._warnings import GcGuardWarning
 settings_key = pytest.StashKey[Settings]()
 marker_error_key = pytest.StashKey[str]()
 
-#: ``item.user_properties`` key of the one-line finding (reaches xdist's controller and JUnit XML).
+record_key = pytest.StashKey[dict[str, Any]]()
+outcome_key = pytest.StashKey[str]()
+
+#: ``item.user_properties`` keys of a finding's key figures (JUnit XML ``<property>`` entries).
 SUMMARY_PROPERTY = "gcguard"
+LEAKED_PROPERTY = "gcguard_leaked_objects"
+#: Attribute of the teardown report that carries the test's record (see _ci).
+RECORD_ATTRIBUTE = "gcguard"
 #: Frames tracemalloc keeps per allocation with --gcguard-trace.
 TRACE_FRAMES = 8
-LEAKED_PROPERTY = "gcguard_leaked_objects"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -52,33 +61,61 @@ def pytest_configure(config: pytest.Config) -> None:
     # Registered first and always, so --strict-markers works with the plugin off.
     config.addinivalue_line("markers", _settings.MARKER_HELP)
     settings = _settings.from_config(config)
+    options = _settings.run_options(config)
     if settings.graph_dir:
         try:
             import objgraph  # noqa: F401
         except ImportError:  # pragma: no cover - objgraph is a dependency
             raise pytest.UsageError("--gcguard-graph-dir requires objgraph: pip install objgraph") from None
-    config.pluginmanager.register(GcGuardSession(config, settings), "gcguard-session")
+    baseline: dict[str, _ci.Entry] | None = None
+    if options.baseline is not None:
+        try:
+            baseline = _ci.load_baseline(options.baseline)
+        except _ci.BaselineError as exc:
+            if not (options.update_baseline and not options.baseline.exists()):
+                raise pytest.UsageError(f"--gcguard-baseline: {exc}") from None
+            baseline = {}
+    config.pluginmanager.register(GcGuardSession(config, settings, options, baseline), "gcguard-session")
+
+
+def _is_xdist_worker(config: pytest.Config) -> bool:
+    return hasattr(config, "workerinput")
 
 
 class GcGuardSession:
-    """Session-level part, always registered: header, summary, and switching on.
+    """Session-level part, always registered: header, records, reports, summary.
 
     The per-test checker is registered only once collection shows that some
     test is to be checked (``--gcguard``, the ini key, or a marker), so a run
-    without any of them pays nothing per test.
+    without any of them pays nothing per test.  Records arrive through the
+    teardown reports, so on pytest-xdist's controller they cover every worker.
     """
 
-    def __init__(self, config: pytest.Config, settings: Settings) -> None:
+    def __init__(
+        self,
+        config: pytest.Config,
+        settings: Settings,
+        options: _settings.RunOptions,
+        baseline: dict[str, _ci.Entry] | None,
+    ) -> None:
         self.config = config
         self.settings = settings
+        self.options = options
+        self.baseline = baseline
         self.checker: GcGuard | None = None
-        self.findings: list[str] = []
+        self.records: dict[str, dict[str, Any]] = {}
+        self.stale: dict[str, str] = {}
+        self.notes: list[str] = []
 
     def pytest_report_header(self) -> str | None:
         """Say how the run was checked, so it can be reproduced."""
         if not self.settings.enabled:
             return None
-        return f"gcguard: on ({self.settings.describe()})"
+        extra = ""
+        if self.options.baseline is not None:
+            verb = "updating" if self.options.update_baseline else "against"
+            extra = f", {verb} baseline {self.options.baseline} ({len(self.baseline or {})} known)"
+        return f"gcguard: on ({self.settings.describe()}{extra})"
 
     @pytest.hookimpl(trylast=True)
     def pytest_collection_finish(self, session: pytest.Session) -> None:
@@ -87,34 +124,76 @@ class GcGuardSession:
             return
         if not self.settings.enabled and not any(item.get_closest_marker("gcguard") for item in session.items):
             return
-        self.checker = GcGuard(self.config, self.settings)
+        self.checker = GcGuard(self.config, self.settings, self)
         self.config.pluginmanager.register(self.checker, "gcguard-checker")
         self.config.pluginmanager.register(_PhaseMarks(self.checker), "gcguard-phases")
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        """Gather findings from report properties (works on xdist's controller too)."""
+        """Gather records from teardown reports (works on xdist's controller too)."""
         if report.when != "teardown":
             return
-        for name, value in report.user_properties:
-            if name == SUMMARY_PROPERTY:
-                self.findings.append(str(value))
+        record = getattr(report, RECORD_ATTRIBUTE, None)
+        if isinstance(record, dict):
+            self.records[report.nodeid] = record
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        """Write the JSON report and the baseline, and fail on stale entries if asked (controller only)."""
+        if _is_xdist_worker(self.config):
+            return
+        options = self.options
+        if self.baseline is not None and options.baseline is not None:
+            if options.update_baseline:
+                entries = _ci.updated_baseline(self.baseline, self.records, self.config.rootpath)
+                self._write(options.baseline, _ci.baseline_text(entries), "--gcguard-baseline")
+                self.notes.append(f"baseline: {len(entries)} test(s) with known leaks written to {options.baseline}")
+            else:
+                self.stale = _ci.stale_entries(self.baseline, self.records)
+                if self.stale and options.fail_stale and session.exitstatus == pytest.ExitCode.OK:
+                    session.exitstatus = pytest.ExitCode.TESTS_FAILED
+                    self.notes.append("failing the run: stale baseline entries (--gcguard-fail-stale)")
+        if options.json is not None:
+            from . import __version__
+
+            settings = self.settings.to_json()
+            settings["baseline"] = str(options.baseline) if options.baseline else None
+            document = _ci.json_report(self.records.values(), settings, __version__)
+            document["stale_baseline_entries"] = self.stale
+            text = json.dumps(document, indent=2) + "\n"
+            if self._write(options.json, text, "--gcguard-json"):
+                self.notes.append(f"JSON report: {options.json}")
+
+    def _write(self, path: Path, text: str, option: str) -> bool:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(path.name + ".tmp")
+            tmp.write_text(text, encoding="utf-8")
+            os.replace(tmp, path)
+        except OSError as exc:
+            self.config.issue_config_time_warning(
+                GcGuardWarning(f"{option}: cannot write {path}: {exc.strerror or exc}"), stacklevel=2
+            )
+            return False
+        return True
 
     def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
-        """List every leaking test once at the end of the run."""
+        """A compact table of every leaking test at the end of the run, limited by verbosity."""
         verbosity = self.config.get_verbosity()
-        checker = self.checker
-        checked = checker.checked if checker is not None else 0
-        if verbosity < 0 or not (self.findings or (verbosity > 0 and checked)):
+        records = self.records
+        lines = _ci.summary_lines(records, self.stale, verbosity, self.options.baseline)
+        if verbosity < -1 or not (lines or self.notes or (verbosity > 0 and records)):
             return
         terminalreporter.write_sep("=", "gcguard summary")
-        for line in self.findings:
+        for line in lines:
             terminalreporter.write_line(line)
-        if checker is not None and checked:
-            terminalreporter.write_line(
-                f"gcguard: checked {checked} test(s); {checker.suspected} suspected and rerun "
-                f"({checker.reruns} rerun(s)); {len(self.findings)} leaking; "
-                f"{checker.heap.passes} full collection(s) took {checker.heap.pass_seconds:.2f}s"
-            )
+        if records:
+            count = _ci.count_line(records)
+            checker = self.checker
+            if checker is not None and checker.heap.passes:
+                count += f"; {checker.heap.passes} full collection(s) took {checker.heap.pass_seconds:.2f}s"
+            terminalreporter.write_line(count)
+        for note in self.notes:
+            terminalreporter.write_line(note)
 
 
 class _PhaseMarks:
@@ -182,14 +261,17 @@ class _Confirmation:
     """
 
     def __init__(self) -> None:
-        self.counts: list[dict[type, int]] = []
-        self.growth: list[dict[type, int]] = []
+        # Keyed by qualified type name: a class made anew on every run (``type(...)``
+        # in the test) is the same leak each time.
+        self.counts: list[dict[str, int]] = []
+        self.growth: list[dict[str, int]] = []
         self.new_ids: set[int] = set()
         self.previous_ids: set[int] = set()
         self.cyclic: list[int] = []
         self.failure = ""
+        self.attempts = 0
 
-    def record(self, counts: dict[type, int], current: set[int]) -> None:
+    def record(self, counts: dict[str, int], current: set[int]) -> None:
         """Add a rerun's suspects: its growth over the previous run, and samples."""
         previous = self.counts[-1]
         self.growth.append({tp: n - previous.get(tp, 0) for tp, n in counts.items()})
@@ -206,17 +288,15 @@ class _Confirmation:
 class GcGuard:
     """Per-test leak checker, registered as ``gcguard-checker`` when some test is checked."""
 
-    def __init__(self, config: pytest.Config, settings: Settings) -> None:
+    def __init__(self, config: pytest.Config, settings: Settings, session: GcGuardSession) -> None:
         self.config = config
         self.settings = settings
+        self.session = session
         self.heap = Heap()
         self.guard = FreezeGuard()
         self.window: Window | None = None
         self.stop_frame: types.FrameType | None = None
         self.nextitem: pytest.Item | None = None
-        self.checked = 0
-        self.suspected = 0
-        self.reruns = 0
         self.started_tracing = False
 
     @pytest.hookimpl(trylast=True)
@@ -241,10 +321,14 @@ class GcGuard:
             settings = _settings.for_item(self.settings, marks)
         except ValueError as exc:
             item.stash[marker_error_key] = str(exc)
+            item.stash[record_key] = _ci.skipped_record(item.nodeid, str(exc))
             return (yield)
         if not settings.enabled:
+            item.stash[record_key] = _ci.skipped_record(item.nodeid, "disabled by @pytest.mark.gcguard(enabled=False)")
             return (yield)
         item.stash[settings_key] = settings
+        # Replaced once the test is judged; stays if it never gets there.
+        item.stash[record_key] = _ci.skipped_record(item.nodeid, "not judged: the test did not complete its teardown")
         self.nextitem = nextitem
         self.heap.maybe_full_pass()
         self.guard.install()
@@ -269,6 +353,26 @@ class GcGuard:
             self.nextitem = None
             del item.stash[settings_key]
 
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_makereport(
+        self, item: pytest.Item, call: pytest.CallInfo[None]
+    ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+        """Note how a test's own phases ended; attach its record to the teardown report."""
+        report = yield
+        if self.window is not None and self.window.rerun:
+            return report  # one of our own reruns: nothing is logged
+        if call.when != "teardown":
+            if not report.passed:
+                item.stash[outcome_key] = "xfailed" if hasattr(report, "wasxfail") else report.outcome
+            return report
+        record = item.stash.get(record_key, None)
+        if record is not None:
+            del item.stash[record_key]
+            setattr(report, RECORD_ATTRIBUTE, record)
+        if outcome_key in item.stash:
+            del item.stash[outcome_key]
+        return report
+
     @pytest.hookimpl(wrapper=True, tryfirst=True)
     def pytest_fixture_setup(
         self, fixturedef: pytest.FixtureDef[object], request: pytest.FixtureRequest
@@ -291,44 +395,99 @@ class GcGuard:
             return result
         phase_starts(window)  # what the outer teardown wrappers made since the fixtures ran
         self.window = None
-        verdict = self._judge(item, window)
-        if verdict is not None and verdict.failed:
-            item.user_properties.append((SUMMARY_PROPERTY, verdict.summary_line()))
-            item.user_properties.append((LEAKED_PROPERTY, verdict.leaked_objects()))
-            message = verdict.message()
-            del verdict
-            pytest.fail(message, pytrace=False)
+        settings = item.stash[settings_key]
+        verdict, reason = self._judge(item, window)
+        if reason:
+            item.stash[record_key] = _ci.skipped_record(item.nodeid, reason)
+            return result
+        self._act(item, verdict, settings)
         return result
+
+    def _act(self, item: pytest.Item, verdict: Verdict | None, settings: Settings) -> None:
+        """Decide what a verdict does to the test: fail, warn, expected, within the baseline."""
+        record = _ci.make_record(item.nodeid, verdict, verdict.reruns if verdict is not None else 0)
+        item.stash[record_key] = record
+        expected = settings.expect_leak
+        if verdict is None or not verdict.failed:
+            if expected is not None:
+                record["outcome"] = "failed"
+                record["reason"] = f"expected leak did not happen: {expected}"
+                pytest.fail(f"{PREFIX} [XPASS(strict)] {item.nodeid}: expected leak did not happen: {expected}", False)
+            return
+        findings = verdict.summary_line().partition(": ")[2]
+        message = verdict.message()
+        del verdict
+        session = self.session
+        if expected is not None:
+            outcome, record["reason"] = "expected", expected
+        elif session.options.update_baseline:
+            outcome = "recorded"
+            item.add_report_section("teardown", "gcguard", f"recorded in the baseline:\n{message}")
+        elif session.baseline is not None:
+            beyond = _ci.Entry.of(record).exceeds(session.baseline.get(item.nodeid, _ci.Entry()))
+            if beyond:
+                record["reason"] = "beyond the baseline: " + ", ".join(beyond)
+                message += f"\n  beyond the baseline {session.options.baseline}: " + ", ".join(beyond)
+                outcome = "warned" if settings.warn else "failed"
+            else:
+                outcome = "baselined"
+                item.add_report_section("teardown", "gcguard", f"known leak, within the baseline:\n{message}")
+        else:
+            outcome = "warned" if settings.warn else "failed"
+        record["outcome"] = outcome
+        self._properties(item, record, findings)
+        if outcome == "expected":
+            pytest.xfail(f"{PREFIX} expected leak ({expected}): {findings}")
+        if outcome == "warned":
+            item.warn(GcGuardWarning(message))
+        elif outcome == "failed":
+            pytest.fail(message, pytrace=False)
+
+    @staticmethod
+    def _properties(item: pytest.Item, record: dict[str, Any], findings: str) -> None:
+        """Key figures as ``user_properties``: JUnit XML ``<property>`` entries."""
+        item.user_properties.append((SUMMARY_PROPERTY, f"{item.nodeid}: {findings}"))
+        item.user_properties.append(("gcguard_verdict", record["verdict"]))
+        item.user_properties.append(("gcguard_outcome", record["outcome"]))
+        if record["leaked"]:
+            item.user_properties.append((LEAKED_PROPERTY, _ci.leaked_objects(record)))
+            types_ = ",".join(f"{leak['type']}={leak['count']}" for leak in record["leaked"])
+            item.user_properties.append(("gcguard_leaked_types", types_))
+        if record["uncollectable"]:
+            item.user_properties.append(("gcguard_uncollectable", sum(record["uncollectable"].values())))
+        if record["cycles"]:
+            item.user_properties.append(("gcguard_cycles", record["cycles"]["count"]))
+        if record["reruns"]:
+            item.user_properties.append(("gcguard_reruns", record["reruns"]))
 
     # -- the verdict --------------------------------------------------------
 
-    def _judge(self, item: pytest.Item, window: Window) -> Verdict | None:
+    def _judge(self, item: pytest.Item, window: Window) -> tuple[Verdict | None, str]:
+        """The verdict on a finished test, or why it was not judged."""
         settings = item.stash[settings_key]
         closed = close_window(window)
         try:
             if not window.passed:
-                return None  # a failed/skipped test is reported once, as itself
+                # A failed/skipped test is reported once, as itself.
+                outcome = item.stash.get(outcome_key, "did not pass")
+                return None, f"not judged: the test {outcome}"
             if window.guard_calls:
-                item.add_report_section(
-                    "teardown",
-                    "gcguard",
-                    "not checked: the test called "
-                    + ", ".join(window.guard_calls)
-                    + ", which hides or exposes the heap",
-                )
-                return None
+                reason = f"not judged: the test called {', '.join(window.guard_calls)}, which hides or exposes the heap"
+                item.add_report_section("teardown", "gcguard", reason)
+                return None, reason
             verdict = self._find_leaks(item, window, closed, settings)
         finally:
             window.runner.clear()
             settle()
-        self.checked += 1
         if verdict is None:
-            return None
+            return None, ""
         for message in verdict.warnings:
             item.warn(GcGuardWarning(message))
         if verdict.notes and not verdict.failed:
             item.add_report_section("teardown", "gcguard", "\n".join(verdict.notes))
-        return verdict
+        if verdict.unconfirmed:
+            return None, f"not judged: suspected leak not confirmed, {verdict.unconfirmed}"
+        return verdict, ""
 
     def _classify(self, item: pytest.Item, window: Window, own: tuple[object, ...] = ()) -> Survivors:
         # Cheapest exclusions first; stop as soon as nothing is left (the usual
@@ -343,6 +502,9 @@ class GcGuard:
         if not survivors.remaining:
             return survivors
         survivors.exclude_owned_by(item, (pytest.Stash, pytest.FixtureRequest))
+        # The runner's stack of set-up nodes: a package's or module's first test
+        # registers their teardowns (session-long bookkeeping, never the test's).
+        survivors.exclude_owned_by(getattr(item.session, "_setupstate", None), depth=5)
         if not survivors.remaining:
             return survivors
         # From this frame up: our own callers' locals (the hook result being
@@ -358,15 +520,18 @@ class GcGuard:
         survivors.exclude_spent_iterators()
         return survivors
 
-    def _count(self, survivors: Survivors, filt: TypeFilter) -> dict[type, int]:
+    def _count(self, survivors: Survivors, filt: TypeFilter) -> dict[str, int]:
         # No lambdas or comprehensions over locals here: on 3.10/3.11 they put a
         # young cell in this frame before the objects are listed.
         counts = survivors.count_suspects()
-        kept: dict[type, int] = {}
+        by_name: dict[str, int] = {}
         for tp, n in counts.items():
             name = type_name(tp)
+            by_name[name] = by_name.get(name, 0) + n
+        kept: dict[str, int] = {}
+        for name, n in by_name.items():
             if filt.keep(name) and n > filt.allowed(name):
-                kept[tp] = n
+                kept[name] = n
         return kept
 
     def _find_leaks(self, item: pytest.Item, window: Window, closed: Closed, settings: Settings) -> Verdict | None:
@@ -392,11 +557,12 @@ class GcGuard:
         confirmation.previous_ids = confirmation.new_ids
         survivors.clear()
         del survivors
-        self.suspected += 1
         if settings.reruns:
             self._confirm(item, window, filt, settings.reruns, confirmation)
+            verdict.reruns = confirmation.attempts
             if confirmation.failure:
                 verdict.notes.append(f"suspected leak not confirmed: {confirmation.failure}")
+                verdict.unconfirmed = confirmation.failure
                 verdict.cyclic = 0
                 return verdict
             if verdict.cyclic and min(confirmation.cyclic) == 0:
@@ -416,30 +582,32 @@ class GcGuard:
         verdict: Verdict,
     ) -> None:
         """Turn confirmed growth into the report (runs after all measurements)."""
-        confirmed: dict[type, int] = {}
-        for tp, n in confirmation.counts[0].items():
-            growth = [g.get(tp, 0) for g in confirmation.growth]
+        confirmed: dict[str, int] = {}
+        for name, n in confirmation.counts[0].items():
+            growth = [g.get(name, 0) for g in confirmation.growth]
             if not growth:
-                confirmed[tp] = n
-            elif min(growth) > filt.allowed(type_name(tp)):
-                confirmed[tp] = min(growth)
+                confirmed[name] = n
+            elif min(growth) > filt.allowed(name):
+                confirmed[name] = min(growth)
         if not confirmed:
             return
         verdict.confirmed_by = len(confirmation.growth)
         # Samples: objects that outlived a later run of the test (accumulating).
-        samples: dict[type, list[object]] = {}
+        samples: dict[str, list[object]] = {}
         young = gc.get_objects()
         for obj in young:
-            tp = type(obj)
-            if tp in confirmed and id(obj) in confirmation.new_ids:
-                bucket = samples.setdefault(tp, [])
+            if id(obj) not in confirmation.new_ids:
+                continue
+            name = type_name(type(obj))
+            if name in confirmed:
+                bucket = samples.setdefault(name, [])
                 if len(bucket) < _settings.MAX_SAMPLES:
                     bucket.append(obj)
         del young
-        ordered = sorted(confirmed.items(), key=lambda kv: (-kv[1], type_name(kv[0])))
-        for tp, n in ordered:
-            verdict.leaks.append(Leak(type_name(tp), n, growth=[g.get(tp, 0) for g in confirmation.growth]))
-        explain(verdict, [samples.get(tp, []) for tp, _ in ordered], settings, item.nodeid)
+        ordered = sorted(confirmed.items(), key=lambda kv: (-kv[1], kv[0]))
+        for name, n in ordered:
+            verdict.leaks.append(Leak(name, n, growth=[g.get(name, 0) for g in confirmation.growth]))
+        explain(verdict, [samples.get(name, []) for name, _ in ordered], settings, item.nodeid)
         samples.clear()
 
     def _confirm(
@@ -463,7 +631,7 @@ class GcGuard:
                 # runtestprotocol re-creates the fixture request when it is falsy,
                 # exactly as for pytest-rerunfailures.
                 item._request = False
-            self.reruns += 1
+            confirmation.attempts += 1
             # The phase marks open this window and list the runner's objects,
             # exactly as for the first run, so both are judged alike.
             rerun_window = self.window = Window(window.cycles, rerun=True)

@@ -230,7 +230,9 @@ def test_marker_is_registered_for_strict_markers(tester: pytest.Pytester) -> Non
     result = tester.runpytest("--strict-markers")
     result.assert_outcomes(passed=1)
     result = tester.runpytest("--markers")
-    result.stdout.fnmatch_lines(["@pytest.mark.gcguard(*enabled*): check this test for leaks*"])
+    result.stdout.fnmatch_lines(
+        ["@pytest.mark.gcguard(*enabled*expect_leak*): check this test even without --gcguard*"]
+    )
 
 
 def test_help_lists_every_option(tester: pytest.Pytester) -> None:
@@ -301,7 +303,7 @@ def test_gc_state_is_restored(tester: pytest.Pytester) -> None:
     result.stdout.fnmatch_lines(
         [
             "*the test left automatic gc disabled; gcguard restored it*",
-            "*not checked: the test called gc.freeze(), gc.unfreeze()*",
+            "*not judged: the test called gc.freeze(), gc.unfreeze()*",
         ]
     )
     import json

@@ -37,7 +37,9 @@ def test_leak_fails_the_test_with_types_counts_and_chain(tester: pytest.Pytester
             "        <test_mod.Widget object at 0x*>",
             "        why alive: module test_mod -> _REGISTRY (list) -> [[]*[]] test_mod.Widget",
             "*= gcguard summary =*",
-            "test_mod.py::test_leaks: test_mod.Widget x1",
+            "1 leaking test(s):",
+            "  test  * type  * count",
+            "  test_mod.py::test_leaks  test_mod.Widget      1",
         ]
     )
     result.stdout.no_fnmatch_line("*ERROR at teardown of test_clean*")

@@ -35,8 +35,9 @@ def test_xdist_gives_the_same_verdicts(tester: pytest.Pytester, workers: str) ->
     distributed.stdout.fnmatch_lines_random(
         [
             "*= gcguard summary =*",
-            "test_xdist_gives_the_same_verdicts.py::test_leak_one: test_*.Widget x1",
-            "test_xdist_gives_the_same_verdicts.py::test_leak_two: test_*.Widget x1",
+            "2 leaking test(s):",
+            "  test_xdist_gives_the_same_verdicts.py::test_leak_one  test_*.Widget      1",
+            "  test_xdist_gives_the_same_verdicts.py::test_leak_two  test_*.Widget      1",
         ]
     )
 

@@ -1,0 +1,345 @@
+"""What a CI pipeline reads: per-test records, the JSON report, the baseline of known leaks.
+
+A *record* is a plain, JSON-ready dict describing what gcguard decided for one
+test.  It is attached to the test's teardown report (``report.gcguard``), so it
+travels through pytest-xdist to the controller, where the whole run's records
+are gathered into the JSON report, the baseline comparison and the summary.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ._report import Verdict
+
+#: Version of the JSON report's and the baseline file's layout (bumped only on incompatible change).
+SCHEMA = 1
+
+#: What gcguard found.  ``leaked`` wins over ``uncollectable``, which wins over ``cycles``;
+#: the record's fields give every kind found.
+VERDICTS = ("clean", "leaked", "uncollectable", "cycles", "skipped")
+#: What gcguard did about it.
+OUTCOMES = ("passed", "failed", "warned", "expected", "baselined", "recorded", "skipped")
+
+BASELINE_KEY = "gcguard_baseline"
+
+
+def verdict_name(verdict: Verdict | None) -> str:
+    if verdict is None or not verdict.failed:
+        return "clean"
+    if verdict.leaks:
+        return "leaked"
+    if verdict.uncollectable:
+        return "uncollectable"
+    return "cycles"
+
+
+def make_record(nodeid: str, verdict: Verdict | None, reruns: int = 0) -> dict[str, Any]:
+    """The record of a judged test (its outcome is filled in by the caller)."""
+    record: dict[str, Any] = {
+        "nodeid": nodeid,
+        "verdict": verdict_name(verdict),
+        "outcome": "passed",
+        "reason": "",
+        "leaked": [],
+        "uncollectable": {},
+        "cycles": None,
+        "reruns": reruns,
+        "notes": [],
+        "graphs": [],
+    }
+    if verdict is None:
+        return record
+    record["leaked"] = [
+        {
+            "type": leak.name,
+            "count": leak.count,
+            "growth": list(leak.growth),
+            "samples": list(leak.samples),
+            "why_alive": leak.chain,
+            "allocated_at": list(leak.allocated),
+        }
+        for leak in verdict.leaks
+    ]
+    record["uncollectable"] = dict(sorted(verdict.uncollectable.items()))
+    if verdict.cyclic:
+        record["cycles"] = {
+            "count": verdict.cyclic,
+            "types": dict(sorted(verdict.cyclic_types.items())),
+            "example": verdict.cycle_chain,
+        }
+    record["notes"] = list(verdict.notes)
+    record["graphs"] = list(verdict.graphs)
+    return record
+
+
+def skipped_record(nodeid: str, reason: str) -> dict[str, Any]:
+    """The record of a test gcguard was asked to check but did not judge."""
+    record = make_record(nodeid, None)
+    record["verdict"] = record["outcome"] = "skipped"
+    record["reason"] = reason
+    return record
+
+
+def leaked_objects(record: Mapping[str, Any]) -> int:
+    return sum(int(leak["count"]) for leak in record.get("leaked", ()))
+
+
+def findings(record: Mapping[str, Any]) -> list[tuple[str, int]]:
+    """``(label, count)`` rows of a record: leaked types, uncollectable types, cycles."""
+    rows = [(str(leak["type"]), int(leak["count"])) for leak in record.get("leaked", ())]
+    rows.extend((f"{name} (uncollectable)", int(n)) for name, n in record.get("uncollectable", {}).items())
+    cycles = record.get("cycles")
+    if cycles:
+        rows.append(("objects in reference cycles", int(cycles["count"])))
+    return rows
+
+
+def json_report(records: Iterable[Mapping[str, Any]], settings: Mapping[str, Any], version: str) -> dict[str, Any]:
+    """The whole run as one JSON document (layout in README, "JSON report")."""
+    tests = sorted(records, key=lambda r: str(r["nodeid"]))
+    totals = dict.fromkeys(VERDICTS, 0)
+    outcomes = dict.fromkeys(OUTCOMES, 0)
+    for record in tests:
+        totals[record["verdict"]] += 1
+        outcomes[record["outcome"]] += 1
+    return {
+        "schema": SCHEMA,
+        "plugin": "pytest-gcguard",
+        "version": version,
+        "settings": dict(settings),
+        "totals": {"verdicts": totals, "outcomes": outcomes},
+        "tests": tests,
+    }
+
+
+# -- baseline ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A test's known leaks: counts per leaked type, per uncollectable type, and cyclic objects."""
+
+    leaked: Mapping[str, int] = field(default_factory=dict)
+    uncollectable: Mapping[str, int] = field(default_factory=dict)
+    cycles: int = 0
+
+    @classmethod
+    def of(cls, record: Mapping[str, Any]) -> Entry:
+        cycles = record.get("cycles")
+        return cls(
+            leaked={str(leak["type"]): int(leak["count"]) for leak in record.get("leaked", ())},
+            uncollectable={str(k): int(v) for k, v in record.get("uncollectable", {}).items()},
+            cycles=int(cycles["count"]) if cycles else 0,
+        )
+
+    def __bool__(self) -> bool:
+        return bool(self.leaked or self.uncollectable or self.cycles)
+
+    def exceeds(self, known: Entry) -> list[str]:
+        """What this entry has beyond ``known``: new types, larger counts (empty: nothing new)."""
+        out = []
+        for kind, mine, theirs in (
+            ("", self.leaked, known.leaked),
+            (" uncollectable", self.uncollectable, known.uncollectable),
+        ):
+            for name, count in sorted(mine.items()):
+                before = theirs.get(name, 0)
+                if count > before:
+                    out.append(f"{name}{kind} x{count} (baseline {before})")
+        if self.cycles > known.cycles:
+            out.append(f"{self.cycles} object(s) in reference cycles (baseline {known.cycles})")
+        return out
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        if self.leaked:
+            out["leaked"] = dict(sorted(self.leaked.items()))
+        if self.uncollectable:
+            out["uncollectable"] = dict(sorted(self.uncollectable.items()))
+        if self.cycles:
+            out["cycles"] = self.cycles
+        return out
+
+
+class BaselineError(ValueError):
+    pass
+
+
+def _counts(value: object, where: str) -> dict[str, int]:
+    if not isinstance(value, dict):
+        raise BaselineError(f"{where}: expected an object of TYPE: COUNT")
+    out = {}
+    for name, count in value.items():
+        if not isinstance(count, int) or isinstance(count, bool) or count < 0:
+            raise BaselineError(f"{where}: count of {name!r} must be a whole number >= 0, got {count!r}")
+        out[name] = count
+    return out
+
+
+def load_baseline(path: Path) -> dict[str, Entry]:
+    """Read a baseline file; raises BaselineError (missing file, bad JSON, bad layout)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise BaselineError(f"{path} does not exist (record it with --gcguard-update-baseline)") from None
+    except OSError as exc:
+        raise BaselineError(f"cannot read {path}: {exc.strerror}") from None
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        raise BaselineError(f"{path} is not valid JSON: {exc}") from None
+    if not isinstance(data, dict) or data.get(BASELINE_KEY) != SCHEMA or not isinstance(data.get("tests"), dict):
+        raise BaselineError(f'{path} is not a gcguard baseline (expected {{"{BASELINE_KEY}": {SCHEMA}, "tests": ...}})')
+    entries: dict[str, Entry] = {}
+    for nodeid, raw in data["tests"].items():
+        where = f"{path}: entry {nodeid!r}"
+        if not isinstance(raw, dict) or set(raw) - {"leaked", "uncollectable", "cycles"}:
+            raise BaselineError(f"{where}: expected keys leaked, uncollectable, cycles")
+        cycles = raw.get("cycles", 0)
+        if not isinstance(cycles, int) or isinstance(cycles, bool) or cycles < 0:
+            raise BaselineError(f"{where}: cycles must be a whole number >= 0")
+        entries[nodeid] = Entry(
+            _counts(raw.get("leaked", {}), where), _counts(raw.get("uncollectable", {}), where), cycles
+        )
+    return entries
+
+
+def baseline_text(entries: Mapping[str, Entry]) -> str:
+    """A baseline file: valid JSON, sorted, one test per line (diffs show one line per change)."""
+    lines = [f'{{"{BASELINE_KEY}": {SCHEMA}, "tests": {{']
+    body = [
+        f"  {json.dumps(nodeid)}: {json.dumps(entry.to_json(), sort_keys=True)}"
+        for nodeid, entry in sorted(entries.items())
+        if entry
+    ]
+    lines.append(",\n".join(body))
+    lines.append("}}")
+    return "\n".join(line for line in lines if line) + "\n"
+
+
+def updated_baseline(
+    old: Mapping[str, Entry], records: Mapping[str, Mapping[str, Any]], rootdir: Path
+) -> dict[str, Entry]:
+    """Today's leaks for the tests judged in this run; other entries kept unless their file is gone.
+
+    Tests declared as leaking by ``expect_leak`` are not baselined: the marker already says so.
+    """
+    judged = {nodeid for nodeid, record in records.items() if record["verdict"] != "skipped"}
+    new: dict[str, Entry] = {}
+    for nodeid, entry in old.items():
+        if nodeid in judged:
+            continue
+        if not (rootdir / nodeid.partition("::")[0]).exists():
+            continue  # the test's file was deleted or moved
+        new[nodeid] = entry
+    for nodeid, record in records.items():
+        if nodeid in judged and record["outcome"] != "expected":
+            entry = Entry.of(record)
+            if entry:
+                new[nodeid] = entry
+    return new
+
+
+def stale_entries(baseline: Mapping[str, Entry], records: Mapping[str, Mapping[str, Any]]) -> dict[str, str]:
+    """Baseline entries that now over-state a judged test's leaks: {nodeid: 'fixed' or 'improved'}."""
+    stale: dict[str, str] = {}
+    for nodeid, known in sorted(baseline.items()):
+        record = records.get(nodeid)
+        if record is None or record["verdict"] == "skipped":
+            continue
+        now = Entry.of(record)
+        if not now:
+            stale[nodeid] = "fixed"
+        elif known.exceeds(now):
+            stale[nodeid] = "improved: now " + ", ".join(f"{t} x{n}" for t, n in findings(record))
+    return stale
+
+
+# -- terminal summary ----------------------------------------------------------
+
+#: Summary groups, in the order shown: outcome -> heading.
+GROUPS = (
+    ("failed", "leaking test(s)"),
+    ("warned", "leaking test(s), reported as warnings"),
+    ("expected", "expected leak(s), declared by @pytest.mark.gcguard(expect_leak=...)"),
+    ("recorded", "leak(s) recorded in the baseline"),
+    ("baselined", "known leak(s) within the baseline"),
+)
+#: Tests and types per test shown at default verbosity (-v shows all).
+MAX_TESTS = 10
+MAX_TYPES = 3
+NODEID_WIDTH = 60
+
+
+def _table(records: list[Mapping[str, Any]], verbosity: int) -> list[str]:
+    tests = records if verbosity > 0 else records[:MAX_TESTS]
+    width = min(NODEID_WIDTH, max(len(str(r["nodeid"])) for r in tests))
+    rows: list[list[tuple[str, int]]] = [findings(r) for r in tests]
+    type_width = max([len("type")] + [len(label) for found in rows for label, _ in found[: MAX_TYPES + 1]])
+    lines = [f"  {'test':<{width}}  {'type':<{type_width}}  count"]
+    for record, found in zip(tests, rows, strict=True):
+        nodeid = str(record["nodeid"])
+        shown = found if verbosity > 0 else found[:MAX_TYPES]
+        first = nodeid if len(nodeid) <= width else ""
+        if not first:
+            lines.append(f"  {nodeid}")
+        for i, (label, count) in enumerate(shown):
+            lines.append(f"  {first if i == 0 else '':<{width}}  {label:<{type_width}}  {count:>5}")
+        if len(found) > len(shown):
+            lines.append(f"  {'':<{width}}  ... {len(found) - len(shown)} more type(s) (-v shows all)")
+    if len(records) > len(tests):
+        lines.append(f"  ... {len(records) - len(tests)} more test(s) (-v shows all, --gcguard-json lists all)")
+    return lines
+
+
+def summary_lines(
+    records: Mapping[str, Mapping[str, Any]],
+    stale: Mapping[str, str],
+    verbosity: int,
+    baseline: Path | None,
+) -> list[str]:
+    """The ``gcguard summary`` section: a compact table per group, limited by verbosity."""
+    lines: list[str] = []
+    by_outcome: dict[str, list[Mapping[str, Any]]] = {}
+    for record in records.values():  # in the order the tests finished
+        by_outcome.setdefault(record["outcome"], []).append(record)
+    for outcome, heading in GROUPS:
+        group = [r for r in by_outcome.get(outcome, ()) if findings(r)]
+        if not group:
+            continue
+        where = f" {baseline}" if outcome in ("recorded", "baselined") and baseline is not None else ""
+        if outcome == "baselined" and verbosity <= 0:
+            lines.append(f"{len(group)} {heading}{where} (-v lists them)")
+            continue
+        lines.append(f"{len(group)} {heading}{where}:")
+        lines.extend(_table(group, verbosity))
+    if stale:
+        lines.append(
+            f"{len(stale)} stale baseline entr{'y' if len(stale) == 1 else 'ies'} "
+            "(leak fixed or smaller; refresh with --gcguard-update-baseline):"
+        )
+        shown = list(stale.items()) if verbosity > 0 else list(stale.items())[:MAX_TESTS]
+        lines.extend(f"  {nodeid}: {what}" for nodeid, what in shown)
+        if len(stale) > len(shown):
+            lines.append(f"  ... {len(stale) - len(shown)} more (-v shows all)")
+    unexpected = [r for r in by_outcome.get("failed", ()) if not findings(r)]
+    if unexpected:
+        lines.append(f"{len(unexpected)} expected leak(s) that did not happen (strict: the tests fail):")
+        lines.extend(f"  {r['nodeid']}: {r['reason']}" for r in unexpected)
+    return lines
+
+
+def count_line(records: Mapping[str, Mapping[str, Any]]) -> str:
+    judged = [r for r in records.values() if r["verdict"] != "skipped"]
+    suspected = sum(1 for r in judged if r["reruns"])
+    reruns = sum(int(r["reruns"]) for r in judged)
+    leaking = sum(1 for r in judged if r["verdict"] != "clean")
+    not_judged = len(records) - len(judged)
+    line = f"gcguard: checked {len(judged)} test(s); {suspected} suspected and rerun ({reruns} rerun(s))"
+    line += f"; {leaking} leaking"
+    return line + (f"; {not_judged} not judged" if not_judged else "")
