@@ -360,6 +360,24 @@ def close_window(window: Window) -> Closed:
     return closed
 
 
+def instance_dicts(objs: Iterable[object]) -> list[object]:
+    """The ``__dict__`` of each object that has one.
+
+    From 3.12 an instance's dict, once made (a report describing a cycle reads
+    ``__dict__``), is not among the instance's ``gc.get_referents()``.
+    """
+    dicts: list[object] = []
+    for obj in objs:
+        if getattr(type(obj), "__dictoffset__", 0) != 0:
+            try:
+                attrs = object.__getattribute__(obj, "__dict__")
+            except Exception:
+                continue
+            if type(attrs) is dict:
+                dicts.append(attrs)
+    return dicts
+
+
 def settle() -> None:
     """End of a verdict: what is alive now joins the frozen baseline."""
     _freeze()

@@ -26,6 +26,7 @@ from ._snapshot import (
     Window,
     absorbed,
     close_window,
+    instance_dicts,
     open_window,
     own_objects,
     phase_done,
@@ -251,6 +252,23 @@ class _PhaseMarks:
             return (yield)
         finally:
             phase_done()
+
+
+def _refill_doctest_globals(item: pytest.Item) -> None:
+    """A doctest run clears its globals; give a rerun what collection gave the first run.
+
+    Not a copy kept from before the run: that would hold whatever the leak
+    stored in module globals, and make it the test item's.
+    """
+    dtest = getattr(item, "dtest", None)
+    globs = getattr(dtest, "globs", None)
+    if type(globs) is not dict or globs:
+        return
+    module = getattr(item.parent, "obj", None)
+    if isinstance(module, types.ModuleType):
+        globs.update(vars(module))  # as doctest.DocTestFinder does for a module
+    else:
+        globs["__name__"] = "__main__"  # as pytest does for a text file
 
 
 class _Confirmation:
@@ -514,6 +532,7 @@ class GcGuard:
             return survivors
         survivors.exclude_reachable(window.runner)
         survivors.exclude_reachable(gc.garbage[window.garbage0 :])
+        survivors.exclude_reachable(instance_dicts(gc.garbage[window.garbage0 :]))
         survivors.exclude_new_modules(window.modules0)
         survivors.exclude_import_caches()
         survivors.exclude_weakrefs_to_others()
@@ -631,6 +650,7 @@ class GcGuard:
                 # runtestprotocol re-creates the fixture request when it is falsy,
                 # exactly as for pytest-rerunfailures.
                 item._request = False
+            _refill_doctest_globals(item)
             confirmation.attempts += 1
             # The phase marks open this window and list the runner's objects,
             # exactly as for the first run, so both are judged alike.

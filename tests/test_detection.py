@@ -273,3 +273,23 @@ def test_leaks_through_every_kind_of_reference(tester: pytest.Pytester, body: st
     result = tester.runpytest_subprocess("--gcguard")
     result.assert_outcomes(passed=1, errors=1)
     result.stdout.fnmatch_lines(["*test_leak: *leaked object(s)*", "*Widget x1*", "*why alive: * -> *"])
+
+
+def test_leak_in_a_doctest_is_confirmed_by_reruns(tester: pytest.Pytester) -> None:
+    # A doctest run clears its globals; reruns must see them again to confirm.
+    tester.makepyfile(
+        registry='''
+        CACHE = []
+
+        def remember(x):
+            """
+            >>> remember({"k": [1]})
+            1
+            """
+            CACHE.append(x)
+            return 1
+        '''
+    )
+    result = tester.runpytest_subprocess("--gcguard", "--doctest-modules", "--gcguard-json=out.json")
+    result.assert_outcomes(passed=1, errors=1)
+    result.stdout.fnmatch_lines(["*the same growth repeated in 2 rerun(s)*", "    dict x1  (reruns: +1, +1)"])
