@@ -31,7 +31,7 @@ BASELINE_KEY = "gcguard_baseline"
 def verdict_name(verdict: Verdict | None) -> str:
     if verdict is None or not verdict.failed:
         return "clean"
-    if verdict.leaks:
+    if verdict.leaks or verdict.blocks_leaked or verdict.references_leaked:
         return "leaked"
     if verdict.uncollectable:
         return "uncollectable"
@@ -48,6 +48,7 @@ def make_record(nodeid: str, verdict: Verdict | None, reruns: int = 0) -> dict[s
         "leaked": [],
         "uncollectable": {},
         "cycles": None,
+        "memory": None,
         "reruns": reruns,
         "notes": [],
         "graphs": [],
@@ -71,6 +72,13 @@ def make_record(nodeid: str, verdict: Verdict | None, reruns: int = 0) -> dict[s
             "count": verdict.cyclic,
             "types": dict(sorted(verdict.cyclic_types.items())),
             "example": verdict.cycle_chain,
+        }
+    if verdict.blocks or verdict.references:
+        record["memory"] = {
+            "blocks": list(verdict.blocks),
+            "references": list(verdict.references) or None,
+            "blocks_per_run": verdict.blocks_leaked,
+            "references_per_run": verdict.references_leaked,
         }
     record["notes"] = list(verdict.notes)
     record["graphs"] = list(verdict.graphs)
@@ -96,6 +104,11 @@ def findings(record: Mapping[str, Any]) -> list[tuple[str, int]]:
     cycles = record.get("cycles")
     if cycles:
         rows.append(("objects in reference cycles", int(cycles["count"])))
+    memory = record.get("memory")
+    if memory and memory["blocks_per_run"]:
+        rows.append(("memory blocks per run", int(memory["blocks_per_run"])))
+    if memory and memory["references_per_run"]:
+        rows.append(("references per run", int(memory["references_per_run"])))
     return rows
 
 
@@ -127,18 +140,24 @@ class Entry:
     leaked: Mapping[str, int] = field(default_factory=dict)
     uncollectable: Mapping[str, int] = field(default_factory=dict)
     cycles: int = 0
+    #: Refs mode: memory blocks and references lost per run.
+    blocks: int = 0
+    references: int = 0
 
     @classmethod
     def of(cls, record: Mapping[str, Any]) -> Entry:
         cycles = record.get("cycles")
+        memory = record.get("memory") or {}
         return cls(
             leaked={str(leak["type"]): int(leak["count"]) for leak in record.get("leaked", ())},
             uncollectable={str(k): int(v) for k, v in record.get("uncollectable", {}).items()},
             cycles=int(cycles["count"]) if cycles else 0,
+            blocks=int(memory.get("blocks_per_run", 0)),
+            references=int(memory.get("references_per_run", 0)),
         )
 
     def __bool__(self) -> bool:
-        return bool(self.leaked or self.uncollectable or self.cycles)
+        return bool(self.leaked or self.uncollectable or self.cycles or self.blocks or self.references)
 
     def exceeds(self, known: Entry) -> list[str]:
         """What this entry has beyond ``known``: new types, larger counts (empty: nothing new)."""
@@ -153,6 +172,10 @@ class Entry:
                     out.append(f"{name}{kind} x{count} (baseline {before})")
         if self.cycles > known.cycles:
             out.append(f"{self.cycles} object(s) in reference cycles (baseline {known.cycles})")
+        if self.blocks > known.blocks:
+            out.append(f"{self.blocks} memory block(s) per run (baseline {known.blocks})")
+        if self.references > known.references:
+            out.append(f"{self.references} reference(s) per run (baseline {known.references})")
         return out
 
     def to_json(self) -> dict[str, Any]:
@@ -163,6 +186,10 @@ class Entry:
             out["uncollectable"] = dict(sorted(self.uncollectable.items()))
         if self.cycles:
             out["cycles"] = self.cycles
+        if self.blocks:
+            out["blocks"] = self.blocks
+        if self.references:
+            out["references"] = self.references
         return out
 
 
@@ -198,13 +225,16 @@ def load_baseline(path: Path) -> dict[str, Entry]:
     entries: dict[str, Entry] = {}
     for nodeid, raw in data["tests"].items():
         where = f"{path}: entry {nodeid!r}"
-        if not isinstance(raw, dict) or set(raw) - {"leaked", "uncollectable", "cycles"}:
-            raise BaselineError(f"{where}: expected keys leaked, uncollectable, cycles")
-        cycles = raw.get("cycles", 0)
-        if not isinstance(cycles, int) or isinstance(cycles, bool) or cycles < 0:
-            raise BaselineError(f"{where}: cycles must be a whole number >= 0")
+        if not isinstance(raw, dict) or set(raw) - {"leaked", "uncollectable", "cycles", "blocks", "references"}:
+            raise BaselineError(f"{where}: expected keys leaked, uncollectable, cycles, blocks, references")
+        numbers = {}
+        for key in ("cycles", "blocks", "references"):
+            value = raw.get(key, 0)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise BaselineError(f"{where}: {key} must be a whole number >= 0")
+            numbers[key] = value
         entries[nodeid] = Entry(
-            _counts(raw.get("leaked", {}), where), _counts(raw.get("uncollectable", {}), where), cycles
+            _counts(raw.get("leaked", {}), where), _counts(raw.get("uncollectable", {}), where), **numbers
         )
     return entries
 

@@ -273,12 +273,25 @@ class Verdict:
     confirmed_by: int = 0
     reruns: int = 0
     unconfirmed: str = ""
+    #: Refs mode: growth of memory blocks / references in each measured run.
+    blocks: list[int] = field(default_factory=list)
+    references: list[int] = field(default_factory=list)
     graphs: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
 
     @property
+    def blocks_leaked(self) -> int:
+        """Memory blocks lost per run (0 unless every measured run grew)."""
+        return min(self.blocks) if self.blocks and min(self.blocks) >= 1 else 0
+
+    @property
+    def references_leaked(self) -> int:
+        """References lost per run (debug builds; 0 unless every measured run grew)."""
+        return min(self.references) if self.references and min(self.references) >= 1 else 0
+
+    @property
     def failed(self) -> bool:
-        return bool(self.leaks or self.uncollectable or self.cyclic)
+        return bool(self.leaks or self.uncollectable or self.cyclic or self.blocks_leaked or self.references_leaked)
 
     def leaked_objects(self) -> int:
         return sum(leak.count for leak in self.leaks)
@@ -291,6 +304,10 @@ class Verdict:
             parts.append(f"{sum(self.uncollectable.values())} uncollectable object(s) in gc.garbage")
         if self.cyclic:
             parts.append(f"{self.cyclic} object(s) in reference cycles")
+        if self.blocks_leaked:
+            parts.append(f"{self.blocks_leaked} memory block(s) per run")
+        if self.references_leaked:
+            parts.append(f"{self.references_leaked} reference(s) per run")
         return f"{PREFIX} {self.nodeid}: " + ", ".join(parts)
 
     def message(self) -> str:
@@ -323,6 +340,18 @@ class Verdict:
             )
             if self.cycle_chain:
                 lines.append(f"    one cycle: {self.cycle_chain}")
+        if self.blocks_leaked or self.references_leaked:
+            runs = len(self.blocks)
+            lines.append(
+                f"  memory the gc does not track grew in each of {runs} measured run(s) of the test "
+                "(str, int, bytes, C-extension allocations and references):"
+            )
+            if self.blocks_leaked:
+                deltas = ", ".join(f"{d:+d}" for d in self.blocks)
+                lines.append(f"    memory blocks (sys.getallocatedblocks): {deltas}")
+            if self.references_leaked:
+                deltas = ", ".join(f"{d:+d}" for d in self.references)
+                lines.append(f"    references (sys.gettotalrefcount, debug build): {deltas}")
         for note in self.notes:
             lines.append(f"  note: {note}")
         for path in self.graphs:
@@ -339,6 +368,10 @@ class Verdict:
             kinds.append("uncollectable " + ", ".join(f"{k} x{v}" for k, v in sorted(self.uncollectable.items())))
         if self.cyclic:
             kinds.append(f"cycles x{self.cyclic}")
+        if self.blocks_leaked:
+            kinds.append(f"memory blocks +{self.blocks_leaked}/run")
+        if self.references_leaked:
+            kinds.append(f"references +{self.references_leaked}/run")
         return f"{self.nodeid}: " + "; ".join(kinds)
 
 

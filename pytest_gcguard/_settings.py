@@ -18,6 +18,10 @@ IGNORE_HELP = "Type names or globs never reported as leaks, comma separated (e.g
 ONLY_HELP = "Watch only these type names or globs, comma separated"
 ALLOW_HELP = "Allowed leaked count per type, comma separated TYPE=N (e.g. 'mypkg.Node=2')"
 RERUNS_HELP = "Reruns of a suspected test to confirm its growth repeats (default: 2; 0 trusts one run)"
+REFS_HELP = (
+    "Also catch leaks the gc cannot see (str, int, bytes, C-extension references): count memory blocks and, "
+    "on debug builds, references over repeated runs of each test (slower: every test runs several times)"
+)
 TRACE_HELP = "Trace allocations (tracemalloc) so leak reports show where each sample was allocated"
 GRAPH_DIR_HELP = "Directory for objgraph back-reference graphs of leaking tests (.dot, plus .png with Graphviz)"
 WARN_HELP = "Report leaks as GcGuardWarning warnings instead of failing the tests"
@@ -89,6 +93,7 @@ class Settings:
     graph_dir: str | None = None
     trace: bool = False
     warn: bool = False
+    refs: bool = False
     #: Set by ``expect_leak`` on the marker: the reason the test is known to leak.
     expect_leak: str | None = None
 
@@ -106,6 +111,8 @@ class Settings:
             parts.append("trace=on")
         if self.warn:
             parts.append("warn=on")
+        if self.refs:
+            parts.append("refs=on")
         return ", ".join(parts)
 
     def to_json(self) -> dict[str, Any]:
@@ -119,6 +126,7 @@ class Settings:
             "graph_dir": self.graph_dir,
             "trace": self.trace,
             "warn": self.warn,
+            "refs": self.refs,
         }
 
 
@@ -142,6 +150,7 @@ def addoption(parser: pytest.Parser) -> None:
     group.addoption("--gcguard-reruns", type=_rerun_count, default=None, metavar="N", help=RERUNS_HELP)
     group.addoption("--gcguard-graph-dir", default=None, metavar="DIR", help=GRAPH_DIR_HELP)
     group.addoption("--gcguard-trace", action="store_true", default=None, help=TRACE_HELP)
+    group.addoption("--gcguard-refs", action="store_true", default=None, help=REFS_HELP)
     group.addoption("--gcguard-warn", action="store_true", default=None, help=WARN_HELP)
     group.addoption("--gcguard-json", default=None, metavar="PATH", help=JSON_HELP)
     group.addoption("--gcguard-baseline", default=None, metavar="PATH", help=BASELINE_HELP)
@@ -155,6 +164,7 @@ def addoption(parser: pytest.Parser) -> None:
     parser.addini("gcguard_reruns", RERUNS_HELP, type="string", default="2")
     parser.addini("gcguard_graph_dir", GRAPH_DIR_HELP, type="string", default="")
     parser.addini("gcguard_trace", TRACE_HELP, type="bool", default=False)
+    parser.addini("gcguard_refs", REFS_HELP, type="bool", default=False)
     parser.addini("gcguard_warn", WARN_HELP, type="bool", default=False)
     parser.addini("gcguard_json", JSON_HELP, type="string", default="")
     parser.addini("gcguard_baseline", BASELINE_HELP, type="string", default="")
@@ -221,6 +231,7 @@ def from_config(config: pytest.Config) -> Settings:
         reruns=ini_reruns if cli_reruns is None else cli_reruns,
         graph_dir=graph_dir,
         trace=bool(pick("gcguard_trace")),
+        refs=bool(pick("gcguard_refs")),
         warn=bool(pick("gcguard_warn")),
     )
 
@@ -234,6 +245,7 @@ def gcguard(
     allow: Mapping[str, int] | None = None,
     reruns: int | None = None,
     warn: bool | None = None,
+    refs: bool | None = None,
     expect_leak: bool | str = False,
 ) -> dict[str, Any]:
     """check this test even without --gcguard; enabled=False opts out; expect_leak=REASON: known leak (strict xfail)"""
@@ -245,6 +257,7 @@ def gcguard(
         "allow": allow,
         "reruns": reruns,
         "warn": warn,
+        "refs": refs,
         "expect_leak": expect_leak,
     }
 
@@ -276,8 +289,9 @@ def _apply(settings: Settings, kwargs: dict[str, Any]) -> Settings:
     check_bool("enabled")
     check_bool("cycles")
     check_bool("warn")
+    check_bool("refs")
     changes: dict[str, Any] = {"enabled": kwargs["enabled"]}
-    for name in ("cycles", "warn"):
+    for name in ("cycles", "warn", "refs"):
         if kwargs[name] is not None:
             changes[name] = kwargs[name]
     expect = kwargs["expect_leak"]

@@ -360,6 +360,75 @@ def close_window(window: Window) -> Closed:
     return closed
 
 
+_gettotalrefcount: Callable[[], int] | None = getattr(sys, "gettotalrefcount", None)
+_interned: Callable[..., int] | None = getattr(sys, "getunicodeinternedsize", None)
+#: True on debug builds, where ``sys.gettotalrefcount()`` counts every reference.
+COUNTS_REFERENCES = _gettotalrefcount is not None
+
+
+def allocated_blocks() -> int:
+    """Live memory blocks, less interned strings (immortal from 3.12), as ``regrtest -R`` reads them."""
+    blocks = sys.getallocatedblocks()
+    if _interned is not None:
+        blocks -= _interned(_only_immortal=True) if sys.version_info >= (3, 13) else _interned()
+    return blocks
+
+
+def total_references() -> int:
+    """All references held (debug builds; 0 elsewhere), as ``regrtest -R`` reads them."""
+    if _gettotalrefcount is None:
+        return 0
+    refs = _gettotalrefcount()
+    if _interned is not None and sys.version_info[:2] == (3, 12):
+        refs -= 2 * _interned()
+    return refs
+
+
+def clear_caches() -> None:
+    """Empty the standard library's bounded caches, as ``regrtest -R`` does between runs.
+
+    A cache fed a new key on every run (a numbered temporary directory's name
+    through ``re`` or ``fnmatch``) would otherwise grow until full and look
+    like a leak to the memory counters.
+    """
+    for name, attr in _CACHES:
+        module = sys.modules.get(name)
+        target = getattr(module, attr, None) if module is not None else None
+        if target is None:
+            continue
+        clear = getattr(target, "cache_clear", None) or getattr(target, "clear", None)
+        if clear is None and callable(target):
+            clear = target
+        try:
+            if clear is not None:
+                clear()
+        except Exception:
+            continue
+    typing = sys.modules.get("typing")
+    for clear in getattr(typing, "_cleanups", ()):
+        try:
+            clear()
+        except Exception:
+            continue
+    _clear_type_cache = getattr(sys, "_clear_internal_caches", None) or getattr(sys, "_clear_type_cache", None)
+    if _clear_type_cache is not None:
+        _clear_type_cache()
+
+
+#: (module, attribute): caches emptied by ``clear_caches`` (``regrtest``'s list, where it applies to tests).
+_CACHES = (
+    ("re", "purge"),
+    ("fnmatch", "_compile_pattern"),
+    ("linecache", "clearcache"),
+    ("struct", "_clearcache"),
+    ("_strptime", "_regex_cache"),
+    ("urllib.parse", "clear_cache"),
+    ("filecmp", "_cache"),
+    ("inspect", "_shadowed_dict_from_weakref_mro_tuple"),
+    ("inspect", "_shadowed_dict_from_mro_tuple"),
+)
+
+
 def instance_dicts(objs: Iterable[object]) -> list[object]:
     """The ``__dict__`` of each object that has one.
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import gc
 import json
 import os
@@ -19,12 +20,15 @@ from ._diagnose import explain
 from ._report import PREFIX, Leak, Verdict, cycle_text
 from ._settings import Settings, TypeFilter
 from ._snapshot import (
+    COUNTS_REFERENCES,
     Closed,
     FreezeGuard,
     Heap,
     Survivors,
     Window,
     absorbed,
+    allocated_blocks,
+    clear_caches,
     close_window,
     instance_dicts,
     open_window,
@@ -32,6 +36,7 @@ from ._snapshot import (
     phase_done,
     phase_starts,
     settle,
+    total_references,
     type_name,
 )
 from ._warnings import GcGuardWarning
@@ -49,6 +54,8 @@ LEAKED_PROPERTY = "gcguard_leaked_objects"
 RECORD_ATTRIBUTE = "gcguard"
 #: Frames tracemalloc keeps per allocation with --gcguard-trace.
 TRACE_FRAMES = 8
+#: Refs mode: measured runs at least (``regrtest -R`` measures 4 after 5 warm-ups).
+MEMORY_RUNS = 3
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -271,6 +278,35 @@ def _refill_doctest_globals(item: pytest.Item) -> None:
         globs["__name__"] = "__main__"  # as pytest does for a text file
 
 
+def _drop_spent_finalizers(item: pytest.Item) -> None:
+    """Drop the finalizers this test's finished fixtures left on broader-scoped ones.
+
+    pytest registers ``FixtureDef.finish`` of a function-scoped fixture on every
+    broader-scoped fixture it uses, and keeps it there after the test (calling
+    it later does nothing).  That is the runner's growth, not the test's: a
+    refs-mode rerun removes what it added.
+    """
+    info = getattr(item, "_fixtureinfo", None)
+    for fixturedefs in getattr(info, "name2fixturedefs", {}).values():
+        for fixturedef in fixturedefs:
+            finalizers = getattr(fixturedef, "_finalizers", None)
+            if type(finalizers) is list and finalizers:
+                finalizers[:] = [fin for fin in finalizers if not _spent_finalizer(fin, item)]
+
+
+def _spent_finalizer(fin: object, item: pytest.Item) -> bool:
+    if type(fin) is not functools.partial:
+        return False
+    owner = getattr(fin.func, "__self__", None)
+    request = fin.keywords.get("request")
+    return (
+        getattr(fin.func, "__name__", "") == "finish"
+        and owner is not None
+        and getattr(owner, "cached_result", False) is None
+        and getattr(request, "node", None) is item
+    )
+
+
 class _Confirmation:
     """Bookkeeping kept across reruns.
 
@@ -316,6 +352,8 @@ class GcGuard:
         self.stop_frame: types.FrameType | None = None
         self.nextitem: pytest.Item | None = None
         self.started_tracing = False
+        #: Refs mode is running the test again: every hook of ours stands aside.
+        self.probing = False
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self) -> None:
@@ -377,7 +415,7 @@ class GcGuard:
     ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
         """Note how a test's own phases ended; attach its record to the teardown report."""
         report = yield
-        if self.window is not None and self.window.rerun:
+        if self.probing or (self.window is not None and self.window.rerun):
             return report  # one of our own reruns: nothing is logged
         if call.when != "teardown":
             if not report.passed:
@@ -415,11 +453,71 @@ class GcGuard:
         self.window = None
         settings = item.stash[settings_key]
         verdict, reason = self._judge(item, window)
+        if settings.refs and not reason and (verdict is None or not verdict.failed):
+            verdict, reason = self._measure_memory(item, settings, verdict)
         if reason:
             item.stash[record_key] = _ci.skipped_record(item.nodeid, reason)
             return result
         self._act(item, verdict, settings)
         return result
+
+    def _measure_memory(
+        self, item: pytest.Item, settings: Settings, verdict: Verdict | None
+    ) -> tuple[Verdict | None, str]:
+        """Refs mode: run the test again and count what the gc cannot see.
+
+        ``regrtest -R``'s procedure: one warm-up run, then ``max(reruns, 3)``
+        measured runs; after each, the standard library's caches are emptied,
+        the runner's own leftovers dropped, and memory blocks (and, on a debug
+        build, references) read after collections.  A leak is growth in every
+        measured run.  The loop holds the same objects at every reading, so its
+        own bookkeeping cancels out.
+        """
+        from _pytest.runner import runtestprotocol
+
+        runs = max(settings.reruns, MEMORY_RUNS)
+        blocks = [0] * runs
+        references = [0] * runs
+        failed = ""
+        before_blocks = before_refs = 0
+        sections = len(item._report_sections)
+        self.probing = True
+        try:
+            for index in range(-1, runs):  # -1: the warm-up
+                if hasattr(item, "_request"):
+                    item._request = False
+                _refill_doctest_globals(item)
+                reports = runtestprotocol(item, log=False, nextitem=self.nextitem)
+                bad = [report for report in reports if not report.passed]
+                if bad:
+                    failed = f"run {index + 2} {bad[0].outcome} in {bad[0].when}"
+                del reports, bad
+                if failed:
+                    break
+                # What the runner keeps of each run is not the test's.
+                del item._report_sections[sections:]
+                _drop_spent_finalizers(item)
+                clear_caches()
+                gc.collect()
+                gc.collect()
+                after_blocks = allocated_blocks()
+                after_refs = total_references()
+                if index >= 0:
+                    blocks[index] = after_blocks - before_blocks
+                    references[index] = after_refs - before_refs
+                before_blocks = after_blocks
+                before_refs = after_refs
+        finally:
+            self.probing = False
+            settle()
+        if failed:
+            return verdict, f"not judged: memory not measured, {failed}"
+        if verdict is None:
+            verdict = Verdict(item.nodeid)
+        verdict.blocks = blocks
+        verdict.references = references if COUNTS_REFERENCES else []
+        verdict.reruns += runs + 1
+        return verdict, ""
 
     def _act(self, item: pytest.Item, verdict: Verdict | None, settings: Settings) -> None:
         """Decide what a verdict does to the test: fail, warn, expected, within the baseline."""

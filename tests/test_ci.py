@@ -46,6 +46,7 @@ RECORD_KEYS = {
     "leaked",
     "uncollectable",
     "cycles",
+    "memory",
     "reruns",
     "notes",
     "graphs",
@@ -69,6 +70,7 @@ def check_schema(document: dict[str, Any]) -> dict[str, dict[str, Any]]:
         "graph_dir",
         "trace",
         "warn",
+        "refs",
         "baseline",
     }
     assert set(document["totals"]) == {"verdicts", "outcomes"}
@@ -101,6 +103,8 @@ def check_schema(document: dict[str, Any]) -> dict[str, dict[str, Any]]:
         assert all(isinstance(n, int) for n in record["uncollectable"].values())
         if record["cycles"] is not None:
             assert set(record["cycles"]) == {"count", "types", "example"}
+        if record["memory"] is not None:
+            assert set(record["memory"]) == {"blocks", "references", "blocks_per_run", "references_per_run"}
         by_name[record["nodeid"].rpartition("::")[2]] = record
     return by_name
 
