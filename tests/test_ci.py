@@ -512,3 +512,32 @@ def test_unwritable_json_path_is_a_warning(tester: pytest.Pytester) -> None:
     result.assert_outcomes(passed=1)
     assert result.ret == pytest.ExitCode.OK
     result.stdout.fnmatch_lines(["*GcGuardWarning: --gcguard-json: cannot write *blocker*out.json*"])
+
+
+def test_unittest_skips_and_expected_failures_are_not_judged(tester: pytest.Pytester) -> None:
+    tester.makepyfile(
+        test_unit="""
+        import unittest
+        KEEP = []
+
+        class T(unittest.TestCase):
+            @unittest.skip("not today")
+            def test_skipped(self):
+                pass
+
+            @unittest.expectedFailure
+            def test_expected_failure(self):
+                KEEP.append([1])
+                assert False
+
+            def test_leaks(self):
+                KEEP.append([2])
+        """
+    )
+    result = tester.runpytest_subprocess("--gcguard", "--gcguard-json=out.json")
+    result.assert_outcomes(passed=1, skipped=1, xfailed=1, errors=1)
+    records = check_schema(json.loads((tester.path / "out.json").read_text()))
+    assert records["test_skipped"]["reason"] == "not judged: the test skipped"
+    assert records["test_expected_failure"]["reason"] == "not judged: the test xfailed"
+    assert records["test_skipped"]["reruns"] == records["test_expected_failure"]["reruns"] == 0
+    assert records["test_leaks"]["verdict"] == "leaked"
