@@ -9,7 +9,7 @@ import os
 import sys
 import tracemalloc
 import types
-from collections.abc import Generator
+from collections.abc import Generator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -37,14 +37,19 @@ from ._snapshot import (
     phase_starts,
     settle,
     total_references,
+    track_dicts,
     type_name,
 )
 from ._warnings import GcGuardWarning
 
 settings_key = pytest.StashKey[Settings]()
+#: What a test item holds that holds more of its bookkeeping.
+_ITEM_CONTAINERS = (pytest.Stash, pytest.FixtureRequest)
 marker_error_key = pytest.StashKey[str]()
 
-record_key = pytest.StashKey[dict[str, Any]]()
+#: The test's record, or (until it is judged) why it was not: a record is then
+#: made only for the tests that need one.
+record_key = pytest.StashKey["Mapping[str, Any] | str"]()
 outcome_key = pytest.StashKey[str]()
 
 #: ``item.user_properties`` keys of a finding's key figures (JUnit XML ``<property>`` entries).
@@ -111,7 +116,7 @@ class GcGuardSession:
         self.options = options
         self.baseline = baseline
         self.checker: GcGuard | None = None
-        self.records: dict[str, dict[str, Any]] = {}
+        self.records: dict[str, Mapping[str, Any]] = {}
         self.stale: dict[str, str] = {}
         self.notes: list[str] = []
 
@@ -135,6 +140,8 @@ class GcGuardSession:
         self.checker = GcGuard(self.config, self.settings, self)
         self.config.pluginmanager.register(self.checker, "gcguard-checker")
         self.config.pluginmanager.register(_PhaseMarks(self.checker), "gcguard-phases")
+        self.config.pluginmanager.register(_TeardownCodeEnd(self.checker), "gcguard-teardown-end")
+        self.config.pluginmanager.register(_LastTeardownImpl(), "gcguard-teardown-last")
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         """Gather records from teardown reports (works on xdist's controller too)."""
@@ -165,7 +172,7 @@ class GcGuardSession:
 
             settings = self.settings.to_json()
             settings["baseline"] = str(options.baseline) if options.baseline else None
-            document = _ci.json_report(self.records.values(), settings, __version__)
+            document = _ci.json_report(self.records, settings, __version__)
             document["stale_baseline_entries"] = self.stale
             text = json.dumps(document, indent=2) + "\n"
             if self._write(options.json, text, "--gcguard-json"):
@@ -226,6 +233,8 @@ class _PhaseMarks:
         window = self.checker.window
         if window is None:
             return (yield)
+        if not window.rerun:
+            track_dicts((item, getattr(item, "_request", None)))
         open_window(window)
         try:
             return (yield)
@@ -252,13 +261,38 @@ class _PhaseMarks:
     @pytest.hookimpl(wrapper=True, trylast=True)
     def pytest_runtest_teardown(self) -> Generator[None, object, object]:
         window = self.checker.window
-        if window is None or not window.opened:
-            return (yield)
-        phase_starts(window)
-        try:
-            return (yield)
-        finally:
+        if window is not None and window.opened:
+            phase_starts(window)
+        return (yield)
+
+
+class _TeardownCodeEnd:
+    """Marks the end of teardown's test code: the last implementation but one.
+
+    Teardown's marks cannot be a wrapper's: the verdict is given while the
+    teardown hook is still running, and by the time a wrapper resumes, the hook
+    call has made objects (its argument lists, its loop over the wrappers) that
+    are still alive at the verdict.  Here, only this call's empty argument list
+    exists, and the next implementation's replaces it.
+    """
+
+    def __init__(self, checker: GcGuard) -> None:
+        self.checker = checker
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_runtest_teardown(self) -> None:
+        window = self.checker.window
+        if window is not None and window.opened:
             phase_done()
+
+
+class _LastTeardownImpl:
+    """The very last teardown implementation; its argument list is made after
+    ``_TeardownCodeEnd``'s mark, so the runner's objects are known by identity."""
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_runtest_teardown(self) -> None:
+        return None
 
 
 def _refill_doctest_globals(item: pytest.Item) -> None:
@@ -377,14 +411,14 @@ class GcGuard:
             settings = _settings.for_item(self.settings, marks)
         except ValueError as exc:
             item.stash[marker_error_key] = str(exc)
-            item.stash[record_key] = _ci.skipped_record(item.nodeid, str(exc))
+            item.stash[record_key] = str(exc)
             return (yield)
         if not settings.enabled:
-            item.stash[record_key] = _ci.skipped_record(item.nodeid, "disabled by @pytest.mark.gcguard(enabled=False)")
+            item.stash[record_key] = "disabled by @pytest.mark.gcguard(enabled=False)"
             return (yield)
         item.stash[settings_key] = settings
         # Replaced once the test is judged; stays if it never gets there.
-        item.stash[record_key] = _ci.skipped_record(item.nodeid, "not judged: the test did not complete its teardown")
+        item.stash[record_key] = "not judged: the test did not complete its teardown"
         self.nextitem = nextitem
         self.heap.maybe_full_pass()
         self.guard.install()
@@ -424,6 +458,8 @@ class GcGuard:
         record = item.stash.get(record_key, None)
         if record is not None:
             del item.stash[record_key]
+            if isinstance(record, str):
+                record = _ci.skipped_record(item.nodeid, record)
             setattr(report, RECORD_ATTRIBUTE, record)
         if outcome_key in item.stash:
             del item.stash[outcome_key]
@@ -456,7 +492,7 @@ class GcGuard:
         if settings.refs and not reason and (verdict is None or not verdict.failed):
             verdict, reason = self._measure_memory(item, settings, verdict)
         if reason:
-            item.stash[record_key] = _ci.skipped_record(item.nodeid, reason)
+            item.stash[record_key] = reason
             return result
         self._act(item, verdict, settings)
         return result
@@ -521,9 +557,12 @@ class GcGuard:
 
     def _act(self, item: pytest.Item, verdict: Verdict | None, settings: Settings) -> None:
         """Decide what a verdict does to the test: fail, warn, expected, within the baseline."""
+        expected = settings.expect_leak
+        if verdict is None and expected is None:
+            item.stash[record_key] = _ci.CLEAN  # the usual case
+            return
         record = _ci.make_record(item.nodeid, verdict, verdict.reruns if verdict is not None else 0)
         item.stash[record_key] = record
-        expected = settings.expect_leak
         if verdict is None or not verdict.failed:
             if expected is not None:
                 record["outcome"] = "failed"
@@ -618,7 +657,7 @@ class GcGuard:
         survivors.exclude_spent_iterators()
         if not survivors.remaining:
             return survivors
-        survivors.exclude_owned_by(item, (pytest.Stash, pytest.FixtureRequest))
+        survivors.exclude_owned_by(item, _ITEM_CONTAINERS)
         # The runner's stack of set-up nodes: a package's or module's first test
         # registers their teardowns (session-long bookkeeping, never the test's).
         survivors.exclude_owned_by(getattr(item.session, "_setupstate", None), depth=5)
@@ -653,6 +692,8 @@ class GcGuard:
         return kept
 
     def _find_leaks(self, item: pytest.Item, window: Window, closed: Closed, settings: Settings) -> Verdict | None:
+        if closed.runner_only and not closed.cyclic and not closed.uncollectable and not closed.notes:
+            return None  # the usual case, known without listing anything
         # Nothing made here before the objects are listed may count: only
         # ``closed`` exists, and it is excluded by identity.
         survivors = self._classify(item, window, own_objects(closed))
