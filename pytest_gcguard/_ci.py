@@ -55,6 +55,7 @@ def make_record(nodeid: str, verdict: Verdict | None, reruns: int = 0) -> dict[s
     }
     if verdict is None:
         return record
+    record["reason"] = verdict.replacement
     record["leaked"] = [
         {
             "type": leak.name,
@@ -381,7 +382,11 @@ def count_line(records: Mapping[str, Mapping[str, Any]]) -> str:
     suspected = sum(1 for r in judged if r["reruns"])
     reruns = sum(int(r["reruns"]) for r in judged)
     leaking = sum(1 for r in judged if r["verdict"] != "clean")
+    # A clean record has a reason only when its growth was set aside as replacement.
+    replacing = sum(1 for r in judged if r["verdict"] == "clean" and r.get("reason"))
     not_judged = len(records) - len(judged)
     line = f"gcguard: checked {len(judged)} test(s); {suspected} suspected and rerun ({reruns} rerun(s))"
+    if replacing:
+        line += f"; {replacing} replacing older objects (bounded caches, not reported)"
     line += f"; {leaking} leaking"
     return line + (f"; {not_judged} not judged" if not_judged else "")

@@ -273,6 +273,8 @@ class Verdict:
     confirmed_by: int = 0
     reruns: int = 0
     unconfirmed: str = ""
+    #: Why confirmed growth was set aside as replacement, not reported (empty: it was not).
+    replacement: str = ""
     #: Refs mode: growth of memory blocks / references in each measured run.
     blocks: list[int] = field(default_factory=list)
     references: list[int] = field(default_factory=list)

@@ -61,6 +61,8 @@ RECORD_ATTRIBUTE = "gcguard"
 TRACE_FRAMES = 8
 #: Refs mode: measured runs at least (``regrtest -R`` measures 4 after 5 warm-ups).
 MEMORY_RUNS = 3
+#: The rerun in which objects older than the test that die are counted (see _confirm).
+REPLACEMENT_RERUN = 2
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -358,6 +360,24 @@ class _Confirmation:
         self.cyclic: list[int] = []
         self.failure = ""
         self.attempts = 0
+        #: Objects older than the test freed in the measured rerun, and the
+        #: objects that rerun kept: the signature of a full bounded cache.
+        self.replaced = 0
+        self.kept = 0
+
+    def confirmed(self, filt: TypeFilter) -> dict[str, int]:
+        """Types whose growth repeated in every rerun so far, with the least growth seen."""
+        confirmed: dict[str, int] = {}
+        for name, n in self.counts[0].items():
+            growth = [g.get(name, 0) for g in self.growth]
+            if not growth:
+                confirmed[name] = n
+            elif min(growth) > filt.allowed(name):
+                confirmed[name] = min(growth)
+        return confirmed
+
+    def cycles_repeat(self) -> bool:
+        return bool(self.cyclic) and min(self.cyclic) > 0
 
     def record(self, counts: dict[str, int], current: set[int]) -> None:
         """Add a rerun's suspects: its growth over the previous run, and samples."""
@@ -741,14 +761,16 @@ class GcGuard:
         verdict: Verdict,
     ) -> None:
         """Turn confirmed growth into the report (runs after all measurements)."""
-        confirmed: dict[str, int] = {}
-        for name, n in confirmation.counts[0].items():
-            growth = [g.get(name, 0) for g in confirmation.growth]
-            if not growth:
-                confirmed[name] = n
-            elif min(growth) > filt.allowed(name):
-                confirmed[name] = min(growth)
+        confirmed = confirmation.confirmed(filt)
         if not confirmed:
+            return
+        if confirmation.replaced:
+            verdict.replacement = (
+                f"growth set aside: in rerun {confirmation.attempts} the test kept {confirmation.kept} new object(s) "
+                f"while {confirmation.replaced} object(s) older than the test were freed, so it replaces what "
+                "was there (a bounded cache at capacity, say) rather than adding to it"
+            )
+            verdict.notes.append(verdict.replacement)
             return
         verdict.confirmed_by = len(confirmation.growth)
         # Samples: objects that outlived a later run of the test (accumulating).
@@ -785,7 +807,20 @@ class GcGuard:
         """
         from _pytest.runner import runtestprotocol  # the documented way to re-run an item
 
-        for attempt in range(1, reruns + 1):
+        # The last rerun (at least the second: the first replaces what collection
+        # made, the fixture request) also counts the frozen objects that die: a
+        # leak keeps new objects and frees nothing older, a full bounded cache
+        # frees an old entry for each new one (O(heap), only for tests still
+        # growing at that point).
+        measured = max(reruns, REPLACEMENT_RERUN)
+        for attempt in range(1, measured + 1):
+            growing = attempt == 1 or bool(confirmation.confirmed(filt))
+            if not growing and not confirmation.cycles_repeat():
+                return  # nothing repeats any more: no leak to confirm
+            if attempt > reruns and not growing:
+                return  # the extra rerun only looks at growth
+            measure = attempt == measured and growing
+            frozen_before = gc.get_freeze_count() if measure else 0
             if hasattr(item, "_request"):
                 # runtestprotocol re-creates the fixture request when it is falsy,
                 # exactly as for pytest-rerunfailures.
@@ -806,6 +841,8 @@ class GcGuard:
                 closed = close_window(rerun_window)
                 confirmation.cyclic.append(sum(filt.kept(closed.cyclic_types).values()))
                 del closed
+            if measure:
+                confirmation.replaced = max(0, frozen_before - gc.get_freeze_count())
             window.runner.extend(rerun_window.runner)
             del rerun_window
             if failed:
@@ -816,3 +853,5 @@ class GcGuard:
             confirmation.record(self._count(survivors, filt), survivors.suspect_ids())
             survivors.clear()
             del survivors
+            if measure:
+                confirmation.kept = sum(max(0, n) for n in confirmation.growth[-1].values())

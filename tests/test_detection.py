@@ -293,3 +293,24 @@ def test_leak_in_a_doctest_is_confirmed_by_reruns(tester: pytest.Pytester) -> No
     result = tester.runpytest_subprocess("--gcguard", "--doctest-modules", "--gcguard-json=out.json")
     result.assert_outcomes(passed=1, errors=1)
     result.stdout.fnmatch_lines(["*the same growth repeated in 2 rerun(s)*", "    dict x1  (reruns: +1, +1)"])
+
+
+def test_growth_that_frees_nothing_older_is_still_a_leak(tester: pytest.Pytester) -> None:
+    # Each run replaces a global, but the old value stays reachable from the new
+    # one: nothing older than the test is freed, so this is a leak, not a cache.
+    tester.makepyfile(
+        """
+        class Node:
+            def __init__(self, nxt):
+                self.next = nxt
+
+        HEAD = None
+
+        def test_push():
+            global HEAD
+            HEAD = Node(HEAD)
+        """
+    )
+    result = tester.runpytest_subprocess("--gcguard")
+    result.assert_outcomes(passed=1, errors=1)
+    result.stdout.fnmatch_lines(["*gcguard: test_*::test_push: * leaked object(s)*", "*Node x1*"])

@@ -202,3 +202,62 @@ def test_first_test_to_trigger_a_module_fixture_is_clean_without_reruns(tester: 
     result = tester.runpytest_subprocess("--gcguard", "-v")
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines(["*gcguard: checked 1 test(s); 0 suspected*"])
+
+
+BOUNDED_CACHES = """
+    import collections, functools, itertools
+
+    class Entry:
+        def __init__(self, key):
+            self.key = key
+            self.payload = [key]
+
+    class LRU:
+        # A full bounded cache: every new key evicts the oldest entry.
+        def __init__(self, size):
+            self.size = size
+            self.data = collections.OrderedDict()
+        def get(self, key):
+            if key not in self.data:
+                if len(self.data) >= self.size:
+                    self.data.popitem(last=False)
+                self.data[key] = Entry(key)
+            return self.data[key]
+
+    CACHE = LRU(64)
+    RECENT = collections.deque(maxlen=16)
+    FRESH = itertools.count()
+
+    @functools.lru_cache(maxsize=32)
+    def parse(key):
+        return Entry(key)
+
+    def test_warm_up():
+        for _ in range(100):
+            CACHE.get(next(FRESH))
+            RECENT.append(Entry(next(FRESH)))
+            parse(next(FRESH))
+
+    def test_full_lru():
+        # A new key on every run, as a temporary path or a fresh class would be.
+        CACHE.get(next(FRESH))
+
+    def test_full_deque():
+        RECENT.append(Entry(next(FRESH)))
+
+    def test_full_lru_cache():
+        parse(next(FRESH))
+"""
+
+
+def test_full_bounded_caches_that_replace_entries_are_not_leaks(tester: pytest.Pytester) -> None:
+    tester.makepyfile(test_bounded=BOUNDED_CACHES)
+    result = tester.runpytest_subprocess("--gcguard", "--gcguard-json=report.json")
+    result.assert_outcomes(passed=4)
+    result.stdout.fnmatch_lines(["*gcguard: checked 4 test(s);*; 3 replacing older objects (bounded caches*; 0 leaking*"])
+    import json
+
+    tests = {t["nodeid"].rpartition("::")[2]: t for t in json.loads((tester.path / "report.json").read_text())["tests"]}
+    for name in ("test_full_lru", "test_full_deque", "test_full_lru_cache"):
+        assert tests[name]["verdict"] == "clean"
+        assert "older than the test were freed" in tests[name]["reason"]
