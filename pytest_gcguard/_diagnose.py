@@ -12,9 +12,17 @@ import types
 from collections.abc import Sequence
 
 from . import _graph
-from ._report import CHAIN_DEPTH, Verdict, allocation_site, format_chain, safe_repr, unreferenced_note
+from ._report import (
+    CHAIN_DEPTH,
+    Verdict,
+    allocation_site,
+    format_chain,
+    safe_repr,
+    subclass_registry_of,
+    unreferenced_note,
+)
 from ._settings import Settings
-from ._snapshot import _freeze, _unfreeze
+from ._snapshot import _freeze, _unfreeze, type_name
 
 #: Chains are searched for at most this many leaked types per test.
 MAX_CHAINS = 5
@@ -60,11 +68,20 @@ def explain(verdict: Verdict, samples: Sequence[list[object]], settings: Setting
                 ignore.discard(id(chain))
                 has_referrer = any(type(r) is not types.FrameType for r in referrers)
                 del referrers
-                leak.chain = (
-                    f"no pre-existing object reaches it within {CHAIN_DEPTH} steps (it is kept by other new objects)"
-                    if has_referrer
-                    else unreferenced_note()
-                )
+                owner = None if has_referrer else subclass_registry_of(target)
+                if owner is not None:
+                    leak.chain = (
+                        f"the registry of subclasses of {type_name(owner)} (type.__subclasses__(), "
+                        "not shown to the gc): that class keeps it, and lives as long as it"
+                    )
+                elif has_referrer:
+                    leak.chain = (
+                        f"no pre-existing object reaches it within {CHAIN_DEPTH} steps "
+                        "(it is kept by other new objects)"
+                    )
+                else:
+                    leak.chain = unreferenced_note()
+                del owner
             else:
                 if not _is_root(chain[0]):
                     ignore.add(id(chain))

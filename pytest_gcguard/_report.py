@@ -12,6 +12,7 @@ import signal
 import sys
 import threading
 import types
+import weakref
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -403,6 +404,28 @@ def cycle_text(path: list[object]) -> str:
     if len(path) < 2:
         return ""
     return format_chain(path)
+
+
+def subclass_registry_of(obj: object) -> type | None:
+    """The class whose ``__subclasses__()`` registry ``obj`` is, if it is one.
+
+    CPython keeps a class's subclasses in a dict of ``{id: weakref}`` that the
+    gc does not traverse before 3.12, so such a dict has no visible referrer.
+    """
+    if type(obj) is not dict or not obj:
+        return None
+    owner: type | None = None
+    for key, ref in list(obj.items()):
+        if type(ref) is not weakref.ReferenceType:
+            return None
+        sub = ref()
+        if not isinstance(sub, type) or key != id(sub):
+            return None
+        for base in sub.__bases__:
+            if sub in type.__subclasses__(base):
+                owner = base
+                break
+    return owner
 
 
 def unreferenced_note() -> str:

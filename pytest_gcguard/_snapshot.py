@@ -165,10 +165,13 @@ class Window:
 
     __slots__ = (
         "absorbed",
+        "count_frozen",
         "cycles",
         "cyclic_offset",
         "debug0",
         "enabled0",
+        "frozen_at",
+        "frozen_freed",
         "garbage0",
         "guard_calls",
         "modules0",
@@ -187,31 +190,46 @@ class Window:
         self.stats0 = self.garbage0 = self.debug0 = self.cyclic_offset = self.modules0 = 0
         self.enabled0 = self.passed = True
         self.absorbed = self.opened = False
+        #: Count the frozen objects that die while test code runs (a rerun's,
+        #: see GcGuard._confirm): O(heap) readings at each phase boundary.
+        self.count_frozen = False
+        self.frozen_at = -1
+        self.frozen_freed = 0
         self.guard_calls: list[str] = []
         #: What the test runner made between the test's phases (reports, hook
         #: calls, logging); held until the verdict so ids cannot be reused.
         self.runner: list[object] = []
 
 
-def phase_done() -> None:
+def phase_done(window: Window) -> None:
     """A phase of test code ended: age its objects, so the runner's are next.
 
     Collecting generation 1 moves the two young generations to the oldest; it
     only looks at what was made since the last boundary.
     """
     _collect(1)
+    if window.frozen_at >= 0:
+        window.frozen_freed += window.frozen_at - gc.get_freeze_count()
+        window.frozen_at = -1
 
 
-def phase_starts(window: Window) -> None:
-    """Test code is about to run: what was made since ``phase_done`` is the runner's.
+def list_runner(window: Window) -> None:
+    """What was made since ``phase_done`` is the runner's: list it.
 
-    A full collection in ``phase_done`` moved everything older to the oldest
+    The collection in ``phase_done`` moved everything older to the oldest
     generation, so the two young generations hold exactly the runner's objects
     (O(those objects)).
     """
     if gc.get_count()[1]:  # an automatic collection moved the older ones to generation 1
         window.runner.extend(_get_objects(1))
     window.runner.extend(_get_objects(0))  # in the order the collector keeps them
+
+
+def phase_starts(window: Window) -> None:
+    """Test code is about to run (``list_runner``, and the frozen count if asked)."""
+    list_runner(window)
+    if window.count_frozen:
+        window.frozen_at = gc.get_freeze_count()
 
 
 def open_window(window: Window) -> Window:
@@ -225,6 +243,8 @@ def open_window(window: Window) -> Window:
     window.modules0 = len(sys.modules)
     if window.rerun:
         _collect()
+        if window.count_frozen:
+            window.frozen_at = gc.get_freeze_count()
     else:
         # No collection first: the previous verdict froze the heap, and what the
         # runner made since then holds no cyclic garbage in practice (none in the

@@ -31,6 +31,7 @@ from ._snapshot import (
     clear_caches,
     close_window,
     instance_dicts,
+    list_runner,
     open_window,
     own_objects,
     phase_done,
@@ -244,7 +245,7 @@ class _PhaseMarks:
             window.passed = False  # failed, skipped or xfailed: reported once, as itself
             raise
         finally:
-            phase_done()
+            phase_done(window)
 
     @pytest.hookimpl(wrapper=True, trylast=True)
     def pytest_runtest_call(self) -> Generator[None, object, object]:
@@ -258,7 +259,7 @@ class _PhaseMarks:
             window.passed = False
             raise
         finally:
-            phase_done()
+            phase_done(window)
 
     @pytest.hookimpl(wrapper=True, trylast=True)
     def pytest_runtest_teardown(self) -> Generator[None, object, object]:
@@ -285,7 +286,7 @@ class _TeardownCodeEnd:
     def pytest_runtest_teardown(self) -> None:
         window = self.checker.window
         if window is not None and window.opened:
-            phase_done()
+            phase_done(window)
 
 
 class _LastTeardownImpl:
@@ -505,7 +506,7 @@ class GcGuard:
         result = yield
         if not window.opened:  # setup never ran
             return result
-        phase_starts(window)  # what the outer teardown wrappers made since the fixtures ran
+        list_runner(window)  # what the outer teardown wrappers made since the fixtures ran
         self.window = None
         settings = item.stash[settings_key]
         verdict, reason = self._judge(item, window)
@@ -808,10 +809,12 @@ class GcGuard:
         from _pytest.runner import runtestprotocol  # the documented way to re-run an item
 
         # The last rerun (at least the second: the first replaces what collection
-        # made, the fixture request) also counts the frozen objects that die: a
-        # leak keeps new objects and frees nothing older, a full bounded cache
-        # frees an old entry for each new one (O(heap), only for tests still
-        # growing at that point).
+        # made, the fixture request) also counts the frozen objects that die
+        # while test code runs: a leak keeps new objects and frees nothing older,
+        # a full bounded cache frees an old entry for each new one.  Counted in
+        # the test's phases only, not in the runner's code between them, so that
+        # other threads (xdist's I/O thread) rarely add to it; each reading is
+        # O(heap), and only tests still growing at that point pay for them.
         measured = max(reruns, REPLACEMENT_RERUN)
         for attempt in range(1, measured + 1):
             growing = attempt == 1 or bool(confirmation.confirmed(filt))
@@ -820,7 +823,6 @@ class GcGuard:
             if attempt > reruns and not growing:
                 return  # the extra rerun only looks at growth
             measure = attempt == measured and growing
-            frozen_before = gc.get_freeze_count() if measure else 0
             if hasattr(item, "_request"):
                 # runtestprotocol re-creates the fixture request when it is falsy,
                 # exactly as for pytest-rerunfailures.
@@ -830,6 +832,7 @@ class GcGuard:
             # The phase marks open this window and list the runner's objects,
             # exactly as for the first run, so both are judged alike.
             rerun_window = self.window = Window(window.cycles, rerun=True)
+            rerun_window.count_frozen = measure
             try:
                 reports = runtestprotocol(item, log=False, nextitem=self.nextitem)
             finally:
@@ -837,12 +840,12 @@ class GcGuard:
             failed = [r for r in reports if not r.passed]
             del reports
             if rerun_window.opened:
-                phase_starts(rerun_window)  # what the outer teardown wrappers made
+                list_runner(rerun_window)  # what the outer teardown wrappers made
                 closed = close_window(rerun_window)
                 confirmation.cyclic.append(sum(filt.kept(closed.cyclic_types).values()))
                 del closed
             if measure:
-                confirmation.replaced = max(0, frozen_before - gc.get_freeze_count())
+                confirmation.replaced = max(0, rerun_window.frozen_freed)
             window.runner.extend(rerun_window.runner)
             del rerun_window
             if failed:
@@ -855,3 +858,5 @@ class GcGuard:
             del survivors
             if measure:
                 confirmation.kept = sum(max(0, n) for n in confirmation.growth[-1].values())
+                if confirmation.replaced < max(1, confirmation.kept / 2):
+                    confirmation.replaced = 0  # too few to balance what was kept: growth

@@ -224,3 +224,21 @@ def test_trace_shows_where_leaked_objects_were_allocated(tester: pytest.Pytester
         result.stdout.fnmatch_lines(
             ["*helpers.Widget x1*", "        allocated at: */helpers.py:5", "            from */test_trace.py:6"]
         )
+
+
+def test_a_subclass_registry_is_named_instead_of_blamed_on_c_code() -> None:
+    import gc
+
+    from pytest_gcguard._report import subclass_registry_of
+
+    class Base:
+        pass
+
+    class Child(Base):
+        pass
+
+    owners = [subclass_registry_of(obj) for obj in gc.get_objects() if type(obj) is dict]
+    assert Base in owners
+    assert subclass_registry_of({"a": 1}) is None
+    assert subclass_registry_of({}) is None
+    assert Child.__mro__

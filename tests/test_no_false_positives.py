@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 CLEAN_SUITE = {
@@ -254,9 +256,9 @@ def test_full_bounded_caches_that_replace_entries_are_not_leaks(tester: pytest.P
     tester.makepyfile(test_bounded=BOUNDED_CACHES)
     result = tester.runpytest_subprocess("--gcguard", "--gcguard-json=report.json")
     result.assert_outcomes(passed=4)
-    result.stdout.fnmatch_lines(["*gcguard: checked 4 test(s);*; 3 replacing older objects (bounded caches*; 0 leaking*"])
-    import json
-
+    result.stdout.fnmatch_lines(
+        ["*gcguard: checked 4 test(s);*; 3 replacing older objects (bounded caches*; 0 leaking*"]
+    )
     tests = {t["nodeid"].rpartition("::")[2]: t for t in json.loads((tester.path / "report.json").read_text())["tests"]}
     for name in ("test_full_lru", "test_full_deque", "test_full_lru_cache"):
         assert tests[name]["verdict"] == "clean"
