@@ -9,7 +9,7 @@ from __future__ import annotations
 import gc
 import sys
 import types
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from . import _graph
 from ._report import (
@@ -26,16 +26,71 @@ from ._snapshot import _freeze, _unfreeze, type_name
 
 #: Chains are searched for at most this many leaked types per test.
 MAX_CHAINS = 5
+#: Referrers followed per level of a chain search: a class or a shared dict
+#: can have thousands, and each level costs one pass over the heap per 100.
+MAX_FRONTIER = 200
 
 
 def _is_root(obj: object) -> bool:
     return issubclass(type(obj), (types.ModuleType, type))
 
 
+def backref_chain(
+    target: object, predicate: Callable[[object], bool], max_depth: int, ignore: set[int]
+) -> list[object]:
+    """A shortest chain of references from an object matching ``predicate`` to ``target``.
+
+    objgraph's ``find_backref_chain`` finds the same chain, but runs a full
+    collection and one ``gc.get_referrers`` call (a pass over the whole heap)
+    per object it visits: minutes per test on a large heap.  This asks for the
+    referrers of a whole level at once: one pass per level (``max_depth`` at
+    most), with the level cut to ``MAX_FRONTIER`` objects.  Returns
+    ``[target]`` when nothing matches within ``max_depth`` levels.
+    """
+    parent: dict[int, object] = {id(target): None}
+    frontier: list[object] = [target]
+    ours = {id(parent), id(frontier), id(sys._getframe())}  # 3.10: a frame is a referrer
+    for _ in range(max_depth):
+        ours.add(id(frontier))
+        referrers = gc.get_referrers(*frontier)
+        ours.add(id(referrers))
+        by_id = {id(obj): obj for obj in frontier}
+        ours.add(id(by_id))
+        following: list[object] = []
+        ours.add(id(following))
+        found: object = None
+        for ref in referrers:
+            key = id(ref)
+            if key in parent or key in ignore or key in ours:
+                continue
+            child = next((by_id[id(r)] for r in gc.get_referents(ref) if id(r) in by_id), None)
+            if child is None:
+                continue
+            parent[key] = child
+            if predicate(ref):
+                found = ref
+                break
+            if len(following) < MAX_FRONTIER:
+                following.append(ref)
+        del referrers, by_id
+        if found is not None:
+            chain = [found]
+            node = parent[id(found)]
+            while node is not None:
+                chain.append(node)
+                node = parent[id(node)]
+            del found, node
+            parent.clear()
+            return chain
+        frontier = following
+        if not frontier:
+            break
+    parent.clear()
+    return [target]
+
+
 def explain(verdict: Verdict, samples: Sequence[list[object]], settings: Settings, nodeid: str) -> None:
     """Fill in samples, why-alive chains and graph paths for ``verdict.leaks``."""
-    import objgraph
-
     objs = gc.get_objects()
     young = {id(o) for o in objs}
     del objs
@@ -61,7 +116,7 @@ def explain(verdict: Verdict, samples: Sequence[list[object]], settings: Setting
             if not objs_of_type or index >= MAX_CHAINS:
                 continue
             target = objs_of_type[0]
-            chain = objgraph.find_backref_chain(target, pre_existing, max_depth=CHAIN_DEPTH, extra_ignore=ignore)
+            chain = backref_chain(target, pre_existing, CHAIN_DEPTH, ignore)
             if len(chain) == 1:
                 ignore.add(id(chain))
                 referrers = [r for r in gc.get_referrers(target) if id(r) not in ignore]
@@ -85,7 +140,7 @@ def explain(verdict: Verdict, samples: Sequence[list[object]], settings: Setting
             else:
                 if not _is_root(chain[0]):
                     ignore.add(id(chain))
-                    upward = objgraph.find_backref_chain(chain[0], _is_root, max_depth=8, extra_ignore=ignore)
+                    upward = backref_chain(chain[0], _is_root, 8, ignore)
                     ignore.discard(id(chain))
                     if len(upward) > 1:
                         chain = upward[:-1] + chain
