@@ -89,8 +89,13 @@ def backref_chain(
     return [target]
 
 
-def explain(verdict: Verdict, samples: Sequence[list[object]], settings: Settings, nodeid: str) -> None:
-    """Fill in samples, why-alive chains and graph paths for ``verdict.leaks``."""
+def explain(
+    verdict: Verdict, samples: Sequence[list[object]], settings: Settings, nodeid: str, chains_wanted: bool = True
+) -> None:
+    """Fill in samples, why-alive chains and graph paths for ``verdict.leaks``.
+
+    ``chains_wanted=False`` leaves the chains out (the run's budget for them is spent).
+    """
     objs = gc.get_objects()
     young = {id(o) for o in objs}
     del objs
@@ -113,7 +118,7 @@ def explain(verdict: Verdict, samples: Sequence[list[object]], settings: Setting
             leak.samples = [safe_repr(o) for o in objs_of_type]
             if settings.trace and objs_of_type:
                 leak.allocated = allocation_site(objs_of_type[0])
-            if not objs_of_type or index >= MAX_CHAINS:
+            if not objs_of_type or index >= MAX_CHAINS or not chains_wanted:
                 continue
             target = objs_of_type[0]
             chain = backref_chain(target, pre_existing, CHAIN_DEPTH, ignore)

@@ -7,6 +7,7 @@ import gc
 import json
 import os
 import sys
+import time
 import tracemalloc
 import types
 from collections.abc import Generator, Mapping
@@ -64,6 +65,11 @@ TRACE_FRAMES = 8
 MEMORY_RUNS = 3
 #: The rerun in which objects older than the test that die are counted (see _confirm).
 REPLACEMENT_RERUN = 2
+#: Fewer older objects freed than this must be seen in two reruns to count.
+STRONG_REPLACEMENT = 3
+#: Seconds a run may spend on why-alive chains; later leaking tests are reported
+#: without them (a suite where hundreds of tests share one leak needs a few).
+EXPLAIN_BUDGET = 60.0
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -409,6 +415,8 @@ class GcGuard:
         self.started_tracing = False
         #: Refs mode is running the test again: every hook of ours stands aside.
         self.probing = False
+        #: Seconds spent on why-alive chains (O(heap) passes) so far in the run.
+        self.explain_seconds = 0.0
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self) -> None:
@@ -789,7 +797,15 @@ class GcGuard:
         ordered = sorted(confirmed.items(), key=lambda kv: (-kv[1], kv[0]))
         for name, n in ordered:
             verdict.leaks.append(Leak(name, n, growth=[g.get(name, 0) for g in confirmation.growth]))
-        explain(verdict, [samples.get(name, []) for name, _ in ordered], settings, item.nodeid)
+        wanted = self.explain_seconds < EXPLAIN_BUDGET
+        started = time.perf_counter()
+        explain(verdict, [samples.get(name, []) for name, _ in ordered], settings, item.nodeid, wanted)
+        self.explain_seconds += time.perf_counter() - started
+        if not wanted:
+            verdict.notes.append(
+                f"why-alive chains left out: this run already spent {self.explain_seconds:.0f}s finding them "
+                "for the tests reported before (run this test alone to get them)"
+            )
         samples.clear()
 
     def _confirm(
@@ -816,7 +832,10 @@ class GcGuard:
         # other threads (xdist's I/O thread) rarely add to it; each reading is
         # O(heap), and only tests still growing at that point pay for them.
         measured = max(reruns, REPLACEMENT_RERUN)
-        for attempt in range(1, measured + 1):
+        weak = False  # a first, small signal, which must repeat (see below)
+        attempt = 0
+        while attempt < measured:
+            attempt += 1
             growing = attempt == 1 or bool(confirmation.confirmed(filt))
             if not growing and not confirmation.cycles_repeat():
                 return  # nothing repeats any more: no leak to confirm
@@ -857,6 +876,13 @@ class GcGuard:
             survivors.clear()
             del survivors
             if measure:
-                confirmation.kept = sum(max(0, n) for n in confirmation.growth[-1].values())
-                if confirmation.replaced < max(1, confirmation.kept / 2):
+                kept = confirmation.kept = sum(max(0, n) for n in confirmation.growth[-1].values())
+                freed = confirmation.replaced
+                if freed < max(1, kept / 2):
                     confirmation.replaced = 0  # too few to balance what was kept: growth
+                elif freed < STRONG_REPLACEMENT and not weak:
+                    # One or two: what another thread frees (a frame it leaves)
+                    # looks the same.  Only the same again in one more rerun counts.
+                    weak = True
+                    confirmation.replaced = 0
+                    measured += 1
