@@ -430,5 +430,6 @@ def subclass_registry_of(obj: object) -> type | None:
 
 def unreferenced_note() -> str:
     return (
-        "no referrer found: its reference count was raised without a referrer (typical of a C-extension reference leak)"
+        "no referrer found: nothing the gc tracks refers to it, so it is held by an object the gc does not "
+        "track (some C types do not) or by a reference count raised without a referrer (a C-extension leak)"
     )

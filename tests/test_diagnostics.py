@@ -84,7 +84,7 @@ def test_leak_without_a_referrer_is_explained(tester: pytest.Pytester) -> None:
     result = tester.runpytest_subprocess("--gcguard")
     result.assert_outcomes(passed=1, errors=1)
     result.stdout.fnmatch_lines(
-        ["*Orphan x1*", "*why alive: no referrer found: its reference count was raised without a referrer*"]
+        ["*Orphan x1*", "*why alive: no referrer found: nothing the gc tracks refers to it*"]
     )
 
 
