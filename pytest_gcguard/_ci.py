@@ -387,6 +387,6 @@ def count_line(records: Mapping[str, Mapping[str, Any]]) -> str:
     not_judged = len(records) - len(judged)
     line = f"gcguard: checked {len(judged)} test(s); {suspected} suspected and rerun ({reruns} rerun(s))"
     if replacing:
-        line += f"; {replacing} replacing older objects (bounded caches, not reported)"
+        line += f"; {replacing} growing only a bounded cache (not reported)"
     line += f"; {leaking} leaking"
     return line + (f"; {not_judged} not judged" if not_judged else "")

@@ -6,10 +6,12 @@ Runs only for a test that is being reported.  The heap is unfrozen first:
 
 from __future__ import annotations
 
+import collections
+import functools
 import gc
 import sys
 import types
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from . import _graph
 from ._report import (
@@ -52,7 +54,9 @@ def backref_chain(
     ours = {id(parent), id(frontier), id(sys._getframe())}  # 3.10: a frame is a referrer
     for _ in range(max_depth):
         ours.add(id(frontier))
-        referrers = gc.get_referrers(*frontier)
+        level = tuple(frontier)
+        ours.add(id(level))  # 3.13 counts the argument tuple among the referrers
+        referrers = gc.get_referrers(*level)
         ours.add(id(referrers))
         by_id = {id(obj): obj for obj in frontier}
         ours.add(id(by_id))
@@ -72,7 +76,7 @@ def backref_chain(
                 break
             if len(following) < MAX_FRONTIER:
                 following.append(ref)
-        del referrers, by_id
+        del referrers, by_id, level
         if found is not None:
             chain = [found]
             node = parent[id(found)]
@@ -89,12 +93,118 @@ def backref_chain(
     return [target]
 
 
+#: Attribute names by which a container declares how many entries it keeps at most.
+_CAPACITY_NAMES = ("maxsize", "max_size", "maxlen", "capacity")
+#: Objects a bounded-cache reachability walk may visit before it gives up.
+MAX_REACH = 200_000
+
+
+def _own_attributes(obj: object) -> dict[str, object]:
+    """An object's instance attributes and slots, read without running its code."""
+    found: dict[str, object] = {}
+    try:
+        attrs = object.__getattribute__(obj, "__dict__")
+    except Exception:
+        attrs = None
+    if type(attrs) is dict:
+        found.update(attrs)
+    for klass in type(obj).__mro__:
+        for name, member in list(vars(klass).items()):
+            if type(member) is types.MemberDescriptorType and name not in found:
+                try:
+                    found[name] = member.__get__(obj, type(obj))
+                except Exception:
+                    continue
+    return found
+
+
+def declared_capacity(obj: object) -> tuple[int, int] | None:
+    """``(most entries, entries now)`` of a container that declares a bound, else None.
+
+    A ``deque`` with ``maxlen``, an ``lru_cache`` with ``maxsize``, or any object
+    with a positive whole-number ``maxsize``/``max_size``/``maxlen``/``capacity``
+    attribute (``_Cache__maxsize`` too) and a ``len()`` within it: cachetools,
+    Hypothesis's caches, most hand-written LRUs.
+    """
+    tp = type(obj)
+    try:
+        if tp is collections.deque:
+            maxlen = obj.maxlen  # type: ignore[attr-defined]
+            return None if maxlen is None else (maxlen, len(obj))  # type: ignore[arg-type]
+        if tp is _LRU_WRAPPER:
+            info = obj.cache_info()  # type: ignore[attr-defined]
+            return (info.maxsize, info.currsize) if info.maxsize else None
+        if issubclass(tp, (type, types.ModuleType)) or tp.__module__ == "builtins":
+            return None
+        for name, value in _own_attributes(obj).items():
+            if name.rsplit("__", 1)[-1].lstrip("_").lower() in _CAPACITY_NAMES and type(value) is int and value > 0:
+                size = len(obj)  # type: ignore[arg-type]
+                if type(size) is int and 0 <= size <= value:
+                    return value, size
+    except Exception:
+        return None
+    return None
+
+
+_LRU_WRAPPER = type(functools.lru_cache(maxsize=1)(len))
+
+
+def _reachable(start: object, young: set[int]) -> set[int]:
+    """Ids of what ``start`` reaches, not going through old modules or classes (empty past MAX_REACH)."""
+    seen = {id(start)}
+    stack = [start]
+    while stack:
+        for ref in gc.get_referents(stack.pop()):
+            key = id(ref)
+            if key in seen:
+                continue
+            seen.add(key)
+            if len(seen) > MAX_REACH:
+                return set()
+            if key not in young and isinstance(ref, (type, types.ModuleType)):
+                continue  # the way out into the rest of the heap
+            stack.append(ref)
+    return seen
+
+
+def _bounded_holders(
+    chains: list[list[object]], verdict: Verdict, members: Mapping[str, list[object]], young: set[int]
+) -> dict[str, str]:
+    """Leaked types whose every new object hangs off a bounded cache found on a chain."""
+    held: dict[str, str] = {}
+    seen: set[int] = set()
+    for chain in chains:
+        for node in chain:
+            if id(node) in seen:
+                continue
+            seen.add(id(node))
+            capacity = declared_capacity(node)
+            if capacity is None:
+                continue
+            reach = _reachable(node, young)
+            label = f"{type_name(type(node))} ({capacity[1]} of at most {capacity[0]} entries)"
+            for leak in verdict.leaks:
+                objs = members.get(leak.name)
+                if leak.name not in held and objs and all(id(obj) in reach for obj in objs):
+                    held[leak.name] = label
+            reach.clear()
+    return held
+
+
 def explain(
-    verdict: Verdict, samples: Sequence[list[object]], settings: Settings, nodeid: str, chains_wanted: bool = True
-) -> None:
+    verdict: Verdict,
+    samples: Sequence[list[object]],
+    settings: Settings,
+    nodeid: str,
+    chains_wanted: bool = True,
+    members: Mapping[str, list[object]] | None = None,
+) -> dict[str, str]:
     """Fill in samples, why-alive chains and graph paths for ``verdict.leaks``.
 
-    ``chains_wanted=False`` leaves the chains out (the run's budget for them is spent).
+    ``chains_wanted=False`` leaves the chains out (the run's budget for them is
+    spent).  Returns the leaked types (name: the cache) whose new objects,
+    ``members``, all hang off a bounded cache that a chain passes through: a
+    cache still filling up, which stops growing at its bound.
     """
     objs = gc.get_objects()
     young = {id(o) for o in objs}
@@ -112,6 +222,10 @@ def explain(
 
     chains: list[list[object]] = []  # the found paths, drawn as the graph
     ignore.add(id(chains))
+    if members:
+        ignore.add(id(members))
+        ignore.update(id(objs) for objs in members.values())
+    held: dict[str, str] = {}
     _unfreeze()
     try:
         for index, (leak, objs_of_type) in enumerate(zip(verdict.leaks, samples, strict=False)):
@@ -154,6 +268,7 @@ def explain(
                 ignore.add(id(chain))
                 chains.append(chain)
             del chain, target
+        held = _bounded_holders(chains, verdict, members or {}, young) if chains else {}
         if settings.graph_dir:
             flat = [o for objs_of_type in samples for o in objs_of_type[:1]]
             ignore.add(id(flat))
@@ -169,3 +284,4 @@ def explain(
         chains.clear()
         del pre_existing
         _freeze()
+    return held

@@ -782,31 +782,46 @@ class GcGuard:
             verdict.notes.append(verdict.replacement)
             return
         verdict.confirmed_by = len(confirmation.growth)
-        # Samples: objects that outlived a later run of the test (accumulating).
-        samples: dict[str, list[object]] = {}
+        # Members: objects that outlived a later run of the test (accumulating);
+        # the first few of each type are the report's samples.
+        members: dict[str, list[object]] = {}
         young = gc.get_objects()
         for obj in young:
             if id(obj) not in confirmation.new_ids:
                 continue
             name = type_name(type(obj))
             if name in confirmed:
-                bucket = samples.setdefault(name, [])
-                if len(bucket) < _settings.MAX_SAMPLES:
-                    bucket.append(obj)
+                members.setdefault(name, []).append(obj)
         del young
         ordered = sorted(confirmed.items(), key=lambda kv: (-kv[1], kv[0]))
         for name, n in ordered:
             verdict.leaks.append(Leak(name, n, growth=[g.get(name, 0) for g in confirmation.growth]))
+        samples = [members.get(name, [])[: _settings.MAX_SAMPLES] for name, _ in ordered]
         wanted = self.explain_seconds < EXPLAIN_BUDGET
         started = time.perf_counter()
-        explain(verdict, [samples.get(name, []) for name, _ in ordered], settings, item.nodeid, wanted)
+        held = explain(verdict, samples, settings, item.nodeid, wanted, members)
         self.explain_seconds += time.perf_counter() - started
+        samples.clear()
+        members.clear()
         if not wanted:
             verdict.notes.append(
                 f"why-alive chains left out: this run already spent {self.explain_seconds:.0f}s finding them "
                 "for the tests reported before (run this test alone to get them)"
             )
-        samples.clear()
+        if held:
+            caches = ", ".join(sorted(set(held.values())))
+            verdict.leaks = [leak for leak in verdict.leaks if leak.name not in held]
+            if verdict.leaks:
+                verdict.notes.append(
+                    f"not counted, held only by a bounded cache still filling up ({caches}): " + ", ".join(sorted(held))
+                )
+            else:
+                verdict.replacement = (
+                    f"growth set aside: all of it is held by a bounded cache that is still filling up ({caches}); "
+                    "it stops growing at its bound"
+                )
+                verdict.notes.append(verdict.replacement)
+                verdict.graphs.clear()
 
     def _confirm(
         self,

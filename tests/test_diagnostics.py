@@ -83,9 +83,7 @@ def test_leak_without_a_referrer_is_explained(tester: pytest.Pytester) -> None:
     )
     result = tester.runpytest_subprocess("--gcguard")
     result.assert_outcomes(passed=1, errors=1)
-    result.stdout.fnmatch_lines(
-        ["*Orphan x1*", "*why alive: no referrer found: nothing the gc tracks refers to it*"]
-    )
+    result.stdout.fnmatch_lines(["*Orphan x1*", "*why alive: no referrer found: nothing the gc tracks refers to it*"])
 
 
 def test_a_million_leaked_objects_give_a_short_report(tester: pytest.Pytester) -> None:

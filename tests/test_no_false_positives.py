@@ -257,9 +257,73 @@ def test_full_bounded_caches_that_replace_entries_are_not_leaks(tester: pytest.P
     result = tester.runpytest_subprocess("--gcguard", "--gcguard-json=report.json")
     result.assert_outcomes(passed=4)
     result.stdout.fnmatch_lines(
-        ["*gcguard: checked 4 test(s);*; 3 replacing older objects (bounded caches*; 0 leaking*"]
+        ["*gcguard: checked 4 test(s);*; 3 growing only a bounded cache (not reported); 0 leaking*"]
     )
     tests = {t["nodeid"].rpartition("::")[2]: t for t in json.loads((tester.path / "report.json").read_text())["tests"]}
     for name in ("test_full_lru", "test_full_deque", "test_full_lru_cache"):
         assert tests[name]["verdict"] == "clean"
         assert "older than the test were freed" in tests[name]["reason"]
+
+
+FILLING_CACHES = """
+    import collections, functools, itertools
+
+    class Entry:
+        def __init__(self, key):
+            self.key = key
+            self.payload = [key]
+
+    class SlottedLRU:
+        # Declares its bound in a slot, as Hypothesis's caches do.
+        __slots__ = ("max_size", "data")
+        def __init__(self, max_size):
+            self.max_size = max_size
+            self.data = collections.OrderedDict()
+        def __len__(self):
+            return len(self.data)
+        def get(self, key):
+            if key not in self.data:
+                if len(self.data) >= self.max_size:
+                    self.data.popitem(last=False)
+                self.data[key] = Entry(key)
+            return self.data[key]
+
+    CACHE = SlottedLRU(10_000)
+    RECENT = collections.deque(maxlen=10_000)
+    REGISTRY = {}
+    FRESH = itertools.count()
+
+    @functools.lru_cache(maxsize=10_000)
+    def parse(key):
+        return Entry(key)
+
+    def test_filling_lru():
+        CACHE.get(next(FRESH))
+
+    def test_filling_deque():
+        RECENT.append(Entry(next(FRESH)))
+
+    def test_filling_lru_cache():
+        parse(next(FRESH))
+
+    def test_unbounded_registry_leaks():
+        key = next(FRESH)
+        REGISTRY[key] = Entry(key)
+"""
+
+
+def test_a_bounded_cache_still_filling_up_is_not_a_leak(tester: pytest.Pytester) -> None:
+    tester.makepyfile(test_filling=FILLING_CACHES)
+    result = tester.runpytest_subprocess("--gcguard", "--gcguard-json=report.json")
+    result.assert_outcomes(passed=4, errors=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*gcguard: test_filling.py::test_unbounded_registry_leaks: * leaked object(s)*",
+            "*gcguard: checked 4 test(s);*; 3 growing only a bounded cache (not reported); 1 leaking*",
+        ]
+    )
+    tests = {t["nodeid"].rpartition("::")[2]: t for t in json.loads((tester.path / "report.json").read_text())["tests"]}
+    assert "test_filling.SlottedLRU (" in tests["test_filling_lru"]["reason"]
+    assert "collections.deque (" in tests["test_filling_deque"]["reason"]
+    assert "functools._lru_cache_wrapper (" in tests["test_filling_lru_cache"]["reason"]
+    assert tests["test_unbounded_registry_leaks"]["verdict"] == "leaked"
