@@ -61,8 +61,8 @@ def backref_chain(
         by_id = {id(obj): obj for obj in frontier}
         ours.add(id(by_id))
         following: list[object] = []
-        ours.add(id(following))
-        found: object = None
+        matches: list[object] = []
+        ours.update((id(following), id(matches)))
         for ref in referrers:
             key = id(ref)
             if key in parent or key in ignore or key in ours:
@@ -72,11 +72,12 @@ def backref_chain(
                 continue
             parent[key] = child
             if predicate(ref):
-                found = ref
-                break
-            if len(following) < MAX_FRONTIER:
+                matches.append(ref)
+            elif len(following) < MAX_FRONTIER:
                 following.append(ref)
         del referrers, by_id, level
+        found = _best_match(matches, parent)
+        matches.clear()
         if found is not None:
             chain = [found]
             node = parent[id(found)]
@@ -189,6 +190,24 @@ def _bounded_holders(
                     held[leak.name] = label
             reach.clear()
     return held
+
+
+def _best_match(matches: list[object], parent: dict[int, object]) -> object:
+    """Of several equally short chains, the one that starts at the child's own module.
+
+    A function imported elsewhere is held by both modules; the one that defines
+    it (its ``__module__``) is where a reader looks.
+    """
+    for match in matches:
+        child = parent[id(match)]
+        while type(child) is dict:  # the module's namespace: look at what it holds
+            child = parent.get(id(child))
+        home = getattr(child, "__module__", None) if isinstance(child, (types.FunctionType, type)) else None
+        if home is None and callable(child) and type(child).__module__ == "functools":
+            home = getattr(child, "__module__", None)  # an lru_cache wrapper carries its function's
+        if isinstance(match, types.ModuleType) and home is not None and match.__name__ == home:
+            return match
+    return matches[0] if matches else None
 
 
 def explain(
