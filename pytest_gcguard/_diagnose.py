@@ -17,6 +17,7 @@ from . import _graph
 from ._report import (
     CHAIN_DEPTH,
     Verdict,
+    _module_dict,
     allocation_site,
     format_chain,
     safe_repr,
@@ -162,7 +163,7 @@ def _reachable(start: object, young: set[int]) -> set[int]:
             seen.add(key)
             if len(seen) > MAX_REACH:
                 return set()
-            if key not in young and isinstance(ref, (type, types.ModuleType)):
+            if key not in young and issubclass(type(ref), (type, types.ModuleType)):
                 continue  # the way out into the rest of the heap
             stack.append(ref)
     return seen
@@ -202,10 +203,15 @@ def _best_match(matches: list[object], parent: dict[int, object]) -> object:
         child = parent[id(match)]
         while type(child) is dict:  # the module's namespace: look at what it holds
             child = parent.get(id(child))
-        home = getattr(child, "__module__", None) if isinstance(child, (types.FunctionType, type)) else None
-        if home is None and callable(child) and type(child).__module__ == "functools":
+        # type(), not isinstance(): a hostile object's __class__ may raise.
+        home = getattr(child, "__module__", None) if issubclass(type(child), (types.FunctionType, type)) else None
+        if home is None and type(child) is _LRU_WRAPPER:
             home = getattr(child, "__module__", None)  # an lru_cache wrapper carries its function's
-        if isinstance(match, types.ModuleType) and home is not None and match.__name__ == home:
+        if (
+            issubclass(type(match), types.ModuleType)
+            and home is not None
+            and _module_dict(match).get("__name__") == home
+        ):
             return match
     return matches[0] if matches else None
 
