@@ -61,6 +61,36 @@ print(times[2])
 """
 
 
+FULL_COLLECT_INSTRUCTIONS = """
+import gc, os
+HEAP = [[i] for i in range(int(os.environ["BENCH_HEAP"]))]
+gc.collect()
+for _ in range(int(os.environ["BENCH_COLLECTS"])):
+    gc.collect()
+"""
+
+
+def count_instructions(cmd: list[str], env: dict[str, str], cwd: str | None = None) -> float:
+    """CPU instructions ``cmd`` executes, counted by valgrind's callgrind."""
+    cmd = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", *cmd]
+    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
+    if proc.returncode != 0:
+        sys.exit(f"benchmark run failed ({' '.join(cmd)}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+    match = re.search(r"I\s+refs:\s+([\d,]+)", proc.stderr)
+    if match is None:
+        sys.exit(f"no instruction count in valgrind output:\n{proc.stderr[-2000:]}")
+    return float(match.group(1).replace(",", ""))
+
+
+def full_collection_instructions(heap: int) -> float:
+    """Instructions of one full ``gc.collect()`` of the heap: a run with one more, minus one without."""
+    runs = []
+    for collects in (0, 1):
+        env = dict(os.environ, BENCH_HEAP=str(heap), BENCH_COLLECTS=str(collects))
+        runs.append(count_instructions([sys.executable, "-c", FULL_COLLECT_INSTRUCTIONS], env))
+    return runs[1] - runs[0]
+
+
 def run(directory: str, tests: int, heap: int, plugin: bool, instructions: bool = False) -> float:
     """Seconds for one pytest run (or, with ``instructions``, CPU instructions)."""
     env = dict(os.environ, BENCH_HEAP=str(heap), BENCH_TESTS=str(tests), PYTHONDONTWRITEBYTECODE="1")
@@ -69,17 +99,12 @@ def run(directory: str, tests: int, heap: int, plugin: bool, instructions: bool 
     if plugin:
         cmd.append("--gcguard")
     if instructions:
-        cmd = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", *cmd]
+        return count_instructions(cmd, env, directory)
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, cwd=directory, env=env, capture_output=True, text=True)
     elapsed = time.perf_counter() - t0
     if proc.returncode != 0:
         sys.exit(f"benchmark run failed ({' '.join(cmd)}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
-    if instructions:
-        match = re.search(r"I\s+refs:\s+([\d,]+)", proc.stderr)
-        if match is None:
-            sys.exit(f"no instruction count in valgrind output:\n{proc.stderr[-2000:]}")
-        return float(match.group(1).replace(",", ""))
     return elapsed
 
 
@@ -107,11 +132,14 @@ def main() -> None:
             f.write("[pytest]\n")
 
         env = dict(os.environ, BENCH_HEAP=str(args.heap))
-        full = float(
-            subprocess.run(
-                [sys.executable, "-c", FULL_COLLECT], env=env, capture_output=True, text=True, check=True
-            ).stdout
-        )
+        if args.instructions:
+            full = full_collection_instructions(args.heap)
+        else:
+            full = float(
+                subprocess.run(
+                    [sys.executable, "-c", FULL_COLLECT], env=env, capture_output=True, text=True, check=True
+                ).stdout
+            )
 
         samples: dict[tuple[int, bool], list[float]] = {}
         for rep in range(args.repeat):
@@ -139,7 +167,10 @@ def main() -> None:
     print(f"per-test cost on:  {slope_on * scale:{fmt}} {unit}  (+{(slope_on - slope_off) * scale:{fmt}} {unit})")
     print(f"per-test ratio on/off: {slope_on / slope_off:.3f}   (target <= 1.15)")
     if args.instructions:
-        print(f"one-time cost: {one_time:,.0f} instructions")
+        print(
+            f"one-time cost: {one_time:,.0f} instructions = {one_time / full:.1f} full collections "
+            f"(one full gc.collect() of this heap: {full:,.0f} instructions)"
+        )
     else:
         print(
             f"one-time cost: {one_time:.3f} s = {one_time / full:.1f} full collections "
