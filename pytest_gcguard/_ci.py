@@ -52,10 +52,12 @@ def make_record(nodeid: str, verdict: Verdict | None, reruns: int = 0) -> dict[s
         "reruns": reruns,
         "notes": [],
         "graphs": [],
+        "set_aside": None,
     }
     if verdict is None:
         return record
-    record["reason"] = verdict.replacement
+    if verdict.set_aside_reason:
+        record["set_aside"] = {"reason": verdict.set_aside_reason, "types": dict(sorted(verdict.set_aside.items()))}
     record["leaked"] = [
         {
             "type": leak.name,
@@ -370,6 +372,13 @@ def summary_lines(
         lines.extend(f"  {nodeid}: {what}" for nodeid, what in shown)
         if len(stale) > len(shown):
             lines.append(f"  ... {len(stale) - len(shown)} more (-v shows all)")
+    bounded = [r for r in records.values() if r["verdict"] == "clean" and r.get("set_aside")]
+    if bounded and verbosity > 0:
+        lines.append(f"{len(bounded)} test(s) whose repeated growth only fed a bounded cache (not reported):")
+        for record in bounded:
+            types_ = ", ".join(f"{name} x{n}" for name, n in record["set_aside"]["types"].items())
+            lines.append(f"  {record['nodeid']}: {types_}")
+            lines.append(f"    {record['set_aside']['reason']}")
     unexpected = [r for r in by_outcome.get("failed", ()) if not findings(r)]
     if unexpected:
         lines.append(f"{len(unexpected)} expected leak(s) that did not happen (strict: the tests fail):")
@@ -382,11 +391,10 @@ def count_line(records: Mapping[str, Mapping[str, Any]]) -> str:
     suspected = sum(1 for r in judged if r["reruns"])
     reruns = sum(int(r["reruns"]) for r in judged)
     leaking = sum(1 for r in judged if r["verdict"] != "clean")
-    # A clean record has a reason only when its growth was set aside as replacement.
-    replacing = sum(1 for r in judged if r["verdict"] == "clean" and r.get("reason"))
+    bounded = sum(1 for r in judged if r["verdict"] == "clean" and r.get("set_aside"))
     not_judged = len(records) - len(judged)
     line = f"gcguard: checked {len(judged)} test(s); {suspected} suspected and rerun ({reruns} rerun(s))"
-    if replacing:
-        line += f"; {replacing} growing only a bounded cache (not reported)"
+    if bounded:
+        line += f"; {bounded} growing only a bounded cache (not reported)"
     line += f"; {leaking} leaking"
     return line + (f"; {not_judged} not judged" if not_judged else "")

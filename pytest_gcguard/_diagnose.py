@@ -25,7 +25,7 @@ from ._report import (
     unreferenced_note,
 )
 from ._settings import Settings
-from ._snapshot import _freeze, _unfreeze, type_name
+from ._snapshot import _freeze, _unfreeze, instance_dicts, type_name
 
 #: Chains are searched for at most this many leaked types per test.
 MAX_CHAINS = 5
@@ -151,22 +151,56 @@ def declared_capacity(obj: object) -> tuple[int, int] | None:
 _LRU_WRAPPER = type(functools.lru_cache(maxsize=1)(len))
 
 
+#: Levels of older objects (the cache's own lists, dicts, thread-locals) a walk
+#: from a bounded cache goes through to reach its entries.
+CACHE_DEPTH = 4
+#: Older objects a walk from a cache never goes into: the ways out into the rest of the heap.
+_NOT_INTO = (
+    types.FunctionType,
+    types.BuiltinFunctionType,
+    types.MethodType,
+    types.ModuleType,
+    types.CodeType,
+    types.FrameType,
+    type,
+)
+
+
 def _reachable(start: object, young: set[int]) -> set[int]:
-    """Ids of what ``start`` reaches, not going through old modules or classes (empty past MAX_REACH)."""
+    """Ids of the new objects the bounded cache ``start`` holds (empty past MAX_REACH).
+
+    The walk goes through the cache's own older objects, at most CACHE_DEPTH
+    levels and never into functions, modules or classes, and then through new
+    objects only: an older object that an entry refers to (a registry, a
+    module's namespace) is not the cache's, nor is what it holds.
+    """
     seen = {id(start)}
-    stack = [start]
+    stack: list[tuple[object, int]] = [(start, 0)]
     while stack:
-        for ref in gc.get_referents(stack.pop()):
+        obj, depth = stack.pop()
+        refs = gc.get_referents(obj)
+        # A new object's own __dict__ is part of it, even when it was made after
+        # ``young`` was listed (a repr read it) or, from 3.12, is not among its
+        # referents.
+        own = instance_dicts([obj]) if depth == CACHE_DEPTH else []
+        refs.extend(own)
+        for ref in refs:
             key = id(ref)
             if key in seen:
                 continue
             seen.add(key)
             if len(seen) > MAX_REACH:
                 return set()
-            if key not in young and issubclass(type(ref), (type, types.ModuleType)):
-                continue  # the way out into the rest of the heap
-            stack.append(ref)
+            if key in young or (own and ref is own[0]):
+                stack.append((ref, CACHE_DEPTH))  # an entry: from here on, new objects only
+            elif depth < CACHE_DEPTH and not issubclass(type(ref), _NOT_INTO) and not _is_namespace(ref):
+                stack.append((ref, depth + 1))
+        del refs, own
     return seen
+
+
+def _is_namespace(obj: object) -> bool:
+    return type(obj) is dict and "__name__" in obj and "__builtins__" in obj
 
 
 def _bounded_holders(

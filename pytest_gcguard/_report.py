@@ -274,8 +274,9 @@ class Verdict:
     confirmed_by: int = 0
     reruns: int = 0
     unconfirmed: str = ""
-    #: Why confirmed growth was set aside as replacement, not reported (empty: it was not).
-    replacement: str = ""
+    #: Confirmed growth not reported because it only fed a bounded cache: why, and the types.
+    set_aside_reason: str = ""
+    set_aside: dict[str, int] = field(default_factory=dict)
     #: Refs mode: growth of memory blocks / references in each measured run.
     blocks: list[int] = field(default_factory=list)
     references: list[int] = field(default_factory=list)

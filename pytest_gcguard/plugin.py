@@ -67,6 +67,9 @@ MEMORY_RUNS = 3
 REPLACEMENT_RERUN = 2
 #: Fewer older objects freed than this must be seen in two reruns to count.
 STRONG_REPLACEMENT = 3
+#: After this many tests whose growth of the same types freed nothing older, later
+#: tests with that growth are not measured again (hundreds of tests sharing one leak).
+MEASURED_ENOUGH = 3
 #: Seconds a run may spend on why-alive chains; later leaking tests are reported
 #: without them (a suite where hundreds of tests share one leak needs a few).
 EXPLAIN_BUDGET = 60.0
@@ -417,6 +420,9 @@ class GcGuard:
         self.probing = False
         #: Seconds spent on why-alive chains (O(heap) passes) so far in the run.
         self.explain_seconds = 0.0
+        #: Per set of leaked types: how many tests growing so freed nothing older
+        #: (negative once one did).  Counting freed objects is O(heap) per reading.
+        self.unreplaced: dict[frozenset[str], int] = {}
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self) -> None:
@@ -769,17 +775,15 @@ class GcGuard:
         confirmation: _Confirmation,
         verdict: Verdict,
     ) -> None:
-        """Turn confirmed growth into the report (runs after all measurements)."""
+        """Turn confirmed growth into the report (runs after all measurements).
+
+        Growth that only feeds a bounded cache is set aside, type by type when
+        the cache declares its bound (``explain`` finds it on a chain), or as a
+        whole when older objects died as the new ones were kept and no declared
+        bound explains them (a cache with an undeclared bound, at capacity).
+        """
         confirmed = confirmation.confirmed(filt)
         if not confirmed:
-            return
-        if confirmation.replaced:
-            verdict.replacement = (
-                f"growth set aside: in rerun {confirmation.attempts} the test kept {confirmation.kept} new object(s) "
-                f"while {confirmation.replaced} object(s) older than the test were freed, so it replaces what "
-                "was there (a bounded cache at capacity, say) rather than adding to it"
-            )
-            verdict.notes.append(verdict.replacement)
             return
         verdict.confirmed_by = len(confirmation.growth)
         # Members: objects that outlived a later run of the test (accumulating);
@@ -808,20 +812,38 @@ class GcGuard:
                 f"why-alive chains left out: this run already spent {self.explain_seconds:.0f}s finding them "
                 "for the tests reported before (run this test alone to get them)"
             )
+        replaced = (
+            f"in rerun {confirmation.attempts} the test kept {confirmation.kept} new object(s) while "
+            f"{confirmation.replaced} object(s) older than the test were freed"
+            if confirmation.replaced
+            else ""
+        )
+        reasons = []
         if held:
             caches = ", ".join(sorted(set(held.values())))
-            verdict.leaks = [leak for leak in verdict.leaks if leak.name not in held]
-            if verdict.leaks:
-                verdict.notes.append(
-                    f"not counted, held only by a bounded cache still filling up ({caches}): " + ", ".join(sorted(held))
-                )
-            else:
-                verdict.replacement = (
-                    f"growth set aside: all of it is held by a bounded cache that is still filling up ({caches}); "
-                    "it stops growing at its bound"
-                )
-                verdict.notes.append(verdict.replacement)
-                verdict.graphs.clear()
+            kind = "replacing its entries" if replaced else "still filling up"
+            reasons.append(f"held only by a bounded cache {kind} ({caches}); it stops growing at its bound")
+            if replaced:
+                replaced += f"; the types not held by {caches} are reported"
+        elif replaced:
+            # No declared bound found: the freed older objects are the one sign.
+            held = {leak.name: "" for leak in verdict.leaks}
+            reasons.append(
+                f"{replaced}, so it replaces what was there (a bounded cache at capacity, say) rather than adding to it"
+            )
+            replaced = ""
+        if replaced:
+            verdict.notes.append(replaced)
+        if not held:
+            return
+        verdict.set_aside = {leak.name: leak.count for leak in verdict.leaks if leak.name in held}
+        verdict.leaks = [leak for leak in verdict.leaks if leak.name not in held]
+        verdict.set_aside_reason = "growth set aside: " + "; ".join(reasons)
+        if verdict.leaks:
+            verdict.notes.append(f"{verdict.set_aside_reason}: " + ", ".join(sorted(verdict.set_aside)))
+        else:
+            verdict.notes.append(verdict.set_aside_reason)
+            verdict.graphs.clear()
 
     def _confirm(
         self,
@@ -857,6 +879,9 @@ class GcGuard:
             if attempt > reruns and not growing:
                 return  # the extra rerun only looks at growth
             measure = attempt == measured and growing
+            signature = frozenset(confirmation.confirmed(filt)) if measure else frozenset()
+            if measure and self.unreplaced.get(signature, 0) >= MEASURED_ENOUGH:
+                measure = False  # this growth freed nothing older in earlier tests: trust it
             if hasattr(item, "_request"):
                 # runtestprotocol re-creates the fixture request when it is falsy,
                 # exactly as for pytest-rerunfailures.
@@ -893,6 +918,10 @@ class GcGuard:
             if measure:
                 kept = confirmation.kept = sum(max(0, n) for n in confirmation.growth[-1].values())
                 freed = confirmation.replaced
+                if freed:
+                    self.unreplaced[signature] = -MEASURED_ENOUGH  # seen replacing: always measure
+                elif self.unreplaced.get(signature, 0) >= 0:
+                    self.unreplaced[signature] = self.unreplaced.get(signature, 0) + 1
                 if freed < max(1, kept / 2):
                     confirmation.replaced = 0  # too few to balance what was kept: growth
                 elif freed < STRONG_REPLACEMENT and not weak:

@@ -39,6 +39,7 @@ def test_opted_out():
 """
 
 RECORD_KEYS = {
+    "set_aside",
     "nodeid",
     "verdict",
     "outcome",
@@ -103,6 +104,9 @@ def check_schema(document: dict[str, Any]) -> dict[str, dict[str, Any]]:
         assert all(isinstance(n, int) for n in record["uncollectable"].values())
         if record["cycles"] is not None:
             assert set(record["cycles"]) == {"count", "types", "example"}
+        if record["set_aside"] is not None:
+            assert set(record["set_aside"]) == {"reason", "types"}
+            assert all(isinstance(n, int) for n in record["set_aside"]["types"].values())
         if record["memory"] is not None:
             assert set(record["memory"]) == {"blocks", "references", "blocks_per_run", "references_per_run"}
         by_name[record["nodeid"].rpartition("::")[2]] = record
@@ -365,7 +369,9 @@ def test_expected_leak_is_a_strict_xfail(tester: pytest.Pytester) -> None:
     assert records["test_known_leak"]["outcome"] == "expected"
     assert records["test_leak_was_fixed"]["outcome"] == "failed"
     assert records["test_leak_was_fixed"]["verdict"] == "clean"
+    assert records["test_leak_was_fixed"]["set_aside"] is None
     assert records["test_bad_marker"]["verdict"] == "skipped"
+    result.stdout.no_fnmatch_line("*bounded cache*")
 
 
 WARN_SUITE = """

@@ -262,7 +262,18 @@ def test_full_bounded_caches_that_replace_entries_are_not_leaks(tester: pytest.P
     tests = {t["nodeid"].rpartition("::")[2]: t for t in json.loads((tester.path / "report.json").read_text())["tests"]}
     for name in ("test_full_lru", "test_full_deque", "test_full_lru_cache"):
         assert tests[name]["verdict"] == "clean"
-        assert "older than the test were freed" in tests[name]["reason"]
+        assert tests[name]["set_aside"]["types"]
+    # This LRU does not declare its bound: the older objects freed are the sign.
+    assert "older than the test were freed" in tests["test_full_lru"]["set_aside"]["reason"]
+    # These do: the growth is traced to them.
+    assert (
+        "cache replacing its entries (collections.deque (16 of at most 16"
+        in tests["test_full_deque"]["set_aside"]["reason"]
+    )
+    assert (
+        "replacing its entries (functools._lru_cache_wrapper (32 of"
+        in tests["test_full_lru_cache"]["set_aside"]["reason"]
+    )
 
 
 FILLING_CACHES = """
@@ -323,7 +334,47 @@ def test_a_bounded_cache_still_filling_up_is_not_a_leak(tester: pytest.Pytester)
         ]
     )
     tests = {t["nodeid"].rpartition("::")[2]: t for t in json.loads((tester.path / "report.json").read_text())["tests"]}
-    assert "test_filling.SlottedLRU (" in tests["test_filling_lru"]["reason"]
-    assert "collections.deque (" in tests["test_filling_deque"]["reason"]
-    assert "functools._lru_cache_wrapper (" in tests["test_filling_lru_cache"]["reason"]
+    assert "test_filling.SlottedLRU (" in tests["test_filling_lru"]["set_aside"]["reason"]
+    assert "collections.deque (" in tests["test_filling_deque"]["set_aside"]["reason"]
+    assert "functools._lru_cache_wrapper (" in tests["test_filling_lru_cache"]["set_aside"]["reason"]
+    assert tests["test_filling_lru"]["set_aside"]["types"] == {"list": 1, "test_filling.Entry": 1}
     assert tests["test_unbounded_registry_leaks"]["verdict"] == "leaked"
+
+
+def test_a_leak_beside_a_full_bounded_cache_is_still_reported(tester: pytest.Pytester) -> None:
+    # The test evicts older entries of a full lru_cache (a replacement) and also
+    # leaks into an unbounded list: only the cache's growth is set aside.
+    tester.makepyfile(
+        test_mixed="""
+        import functools, itertools
+
+        class Entry:
+            pass
+
+        class Leaked:
+            pass
+
+        FRESH = itertools.count()
+        KEEP = []
+
+        @functools.lru_cache(maxsize=100)
+        def parse(key):
+            return Entry()
+
+        for _ in range(100):
+            parse(next(FRESH))
+
+        def test_mixed():
+            for _ in range(10):
+                parse(next(FRESH))
+            KEEP.append(Leaked())
+        """
+    )
+    result = tester.runpytest_subprocess("--gcguard", "--gcguard-json=report.json", "-v")
+    result.assert_outcomes(passed=1, errors=1)
+    result.stdout.fnmatch_lines(["*test_mixed.Leaked x1*"])
+    result.stdout.no_fnmatch_line("*test_mixed.Entry x*")
+    (record,) = json.loads((tester.path / "report.json").read_text())["tests"]
+    assert record["verdict"] == "leaked"
+    assert record["set_aside"]["types"] == {"test_mixed.Entry": 10}
+    assert "functools._lru_cache_wrapper" in record["set_aside"]["reason"]
