@@ -354,3 +354,19 @@ def test_a_leak_shared_by_many_tests_is_measured_for_replacement_only_a_few_time
     result.assert_outcomes(passed=8, errors=8)
     # One reading at the session start, six per measured rerun, three tests measured.
     result.stdout.fnmatch_lines(["freeze count readings: 19"])
+
+
+def test_gcguards_own_bookkeeping_never_counts_as_growth(tester: pytest.Pytester) -> None:
+    # Each run leaks exactly one frozenset: every rerun must show +1, never more
+    # (gcguard keys its own per-leak bookkeeping by type names).
+    tester.makepyfile(
+        """
+        KEEP = []
+
+        def test_frozensets():
+            KEEP.append(frozenset({len(KEEP), "x"}))
+        """
+    )
+    result = tester.runpytest_subprocess("--gcguard")
+    result.assert_outcomes(passed=1, errors=1)
+    result.stdout.fnmatch_lines(["    frozenset x1  (reruns: +1, +1)"])
