@@ -67,6 +67,8 @@ MEMORY_RUNS = 3
 REPLACEMENT_RERUN = 2
 #: Fewer older objects freed than this must be seen in two reruns to count.
 STRONG_REPLACEMENT = 3
+#: Reruns added when the confirmed growth differs from rerun to rerun.
+UNEVEN_RERUNS = 2
 #: After this many tests whose growth of the same types freed nothing older, later
 #: tests with that growth are not measured again (hundreds of tests sharing one leak).
 MEASURED_ENOUGH = 3
@@ -385,6 +387,10 @@ class _Confirmation:
             elif min(growth) > filt.allowed(name):
                 confirmed[name] = min(growth)
         return confirmed
+
+    def uneven(self, filt: TypeFilter) -> bool:
+        """Some type's growth, confirmed so far, differs between reruns."""
+        return any(len({g.get(name, 0) for g in self.growth}) > 1 for name in self.confirmed(filt))
 
     def cycles_repeat(self) -> bool:
         return bool(self.cyclic) and min(self.cyclic) > 0
@@ -870,6 +876,7 @@ class GcGuard:
         # O(heap), and only tests still growing at that point pay for them.
         measured = max(reruns, REPLACEMENT_RERUN)
         weak = False  # a first, small signal, which must repeat (see below)
+        measured_once = uneven = False
         attempt = 0
         while attempt < measured:
             attempt += 1
@@ -878,7 +885,7 @@ class GcGuard:
                 return  # nothing repeats any more: no leak to confirm
             if attempt > reruns and not growing:
                 return  # the extra rerun only looks at growth
-            measure = attempt == measured and growing
+            measure = attempt == measured and growing and not measured_once
             # A str: the gc does not track it, so it never counts as the test's growth.
             signature = "\n".join(sorted(confirmation.confirmed(filt))) if measure else ""
             if measure and self.unreplaced.get(signature, 0) >= MEASURED_ENOUGH:
@@ -931,3 +938,11 @@ class GcGuard:
                     weak = True
                     confirmation.replaced = 0
                     measured += 1
+                    continue
+                measured_once = True
+            if attempt == measured and not uneven and confirmation.uneven(filt):
+                # Growth that differs from rerun to rerun ([16, 31]) is also what a
+                # bounded cache refilled with random content leaves: as many entries
+                # as the last run happened to keep.  Two more reruns must grow too.
+                uneven = True
+                measured += UNEVEN_RERUNS

@@ -370,3 +370,36 @@ def test_gcguards_own_bookkeeping_never_counts_as_growth(tester: pytest.Pytester
     result = tester.runpytest_subprocess("--gcguard")
     result.assert_outcomes(passed=1, errors=1)
     result.stdout.fnmatch_lines(["    frozenset x1  (reruns: +1, +1)"])
+
+
+UNEVEN = """
+import itertools
+
+class Entry:
+    pass
+
+REFILLED = []
+SIZES = iter([5, 10, 20, 3, 30, 1])   # what a cache refilled at random keeps
+KEEP = []
+MORE = itertools.count(1)
+
+def test_refilled_at_random():
+    REFILLED[:] = [Entry() for _ in range(next(SIZES))]
+
+def test_leaks_more_each_run():
+    KEEP.extend(Entry() for _ in range(next(MORE)))
+"""
+
+
+def test_uneven_growth_needs_two_more_reruns_to_count(tester: pytest.Pytester) -> None:
+    tester.makepyfile(UNEVEN)
+    result = tester.runpytest_subprocess("--gcguard")
+    result.assert_outcomes(passed=2, errors=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*gcguard: test_uneven_growth_needs_two_more_reruns_to_count.py::test_leaks_more_each_run:*",
+            "*the same growth repeated in 4 rerun(s) of the test*",
+            "    test_uneven_growth_needs_two_more_reruns_to_count.Entry x2  (reruns: +2, +3, +4, +5)",
+        ]
+    )
+    result.stdout.no_fnmatch_line("*::test_refilled_at_random:*")
