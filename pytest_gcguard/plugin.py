@@ -818,33 +818,28 @@ class GcGuard:
                 f"why-alive chains left out: this run already spent {self.explain_seconds:.0f}s finding them "
                 "for the tests reported before (run this test alone to get them)"
             )
-        replaced = (
+        freed = (
             f"in rerun {confirmation.attempts} the test kept {confirmation.kept} new object(s) while "
             f"{confirmation.replaced} object(s) older than the test were freed"
             if confirmation.replaced
             else ""
         )
-        reasons = []
         if held:
             caches = ", ".join(sorted(set(held.values())))
-            kind = "replacing its entries" if replaced else "still filling up"
-            reasons.append(f"held only by a bounded cache {kind} ({caches}); it stops growing at its bound")
-            if replaced:
-                replaced += f"; the types not held by {caches} are reported"
-        elif replaced:
+            kind = "replacing its entries" if freed else "still filling up"
+            reason = f"held only by a bounded cache {kind} ({caches}); it stops growing at its bound"
+            if freed:
+                verdict.notes.append(f"{freed}; the types not held by {caches} are reported")
+        elif freed:
             # No declared bound found: the freed older objects are the one sign.
             held = {leak.name: "" for leak in verdict.leaks}
-            reasons.append(
-                f"{replaced}, so it replaces what was there (a bounded cache at capacity, say) rather than adding to it"
-            )
-            replaced = ""
-        if replaced:
-            verdict.notes.append(replaced)
-        if not held:
+            reason = f"{freed}, so it replaces what was there (a bounded cache at capacity, say)"
+            reason += " rather than adding to it"
+        else:
             return
         verdict.set_aside = {leak.name: leak.count for leak in verdict.leaks if leak.name in held}
         verdict.leaks = [leak for leak in verdict.leaks if leak.name not in held]
-        verdict.set_aside_reason = "growth set aside: " + "; ".join(reasons)
+        verdict.set_aside_reason = f"growth set aside: {reason}"
         if verdict.leaks:
             verdict.notes.append(f"{verdict.set_aside_reason}: " + ", ".join(sorted(verdict.set_aside)))
         else:
@@ -880,14 +875,16 @@ class GcGuard:
         attempt = 0
         while attempt < measured:
             attempt += 1
-            growing = attempt == 1 or bool(confirmation.confirmed(filt))
+            confirmed = confirmation.confirmed(filt)
+            growing = attempt == 1 or bool(confirmed)
             if not growing and not confirmation.cycles_repeat():
                 return  # nothing repeats any more: no leak to confirm
             if attempt > reruns and not growing:
                 return  # the extra rerun only looks at growth
             measure = attempt == measured and growing and not measured_once
             # A str: the gc does not track it, so it never counts as the test's growth.
-            signature = "\n".join(sorted(confirmation.confirmed(filt))) if measure else ""
+            signature = "\n".join(sorted(confirmed)) if measure else ""
+            del confirmed
             if measure and self.unreplaced.get(signature, 0) >= MEASURED_ENOUGH:
                 measure = False  # this growth freed nothing older in earlier tests: trust it
             if hasattr(item, "_request"):
@@ -911,8 +908,7 @@ class GcGuard:
                 closed = close_window(rerun_window)
                 confirmation.cyclic.append(sum(filt.kept(closed.cyclic_types).values()))
                 del closed
-            if measure:
-                confirmation.replaced = max(0, rerun_window.frozen_freed)
+            freed = max(0, rerun_window.frozen_freed)
             window.runner.extend(rerun_window.runner)
             del rerun_window
             if failed:
@@ -925,7 +921,7 @@ class GcGuard:
             del survivors
             if measure:
                 kept = confirmation.kept = sum(max(0, n) for n in confirmation.growth[-1].values())
-                freed = confirmation.replaced
+                confirmation.replaced = freed
                 if freed:
                     self.unreplaced[signature] = -MEASURED_ENOUGH  # seen replacing: always measure
                 elif self.unreplaced.get(signature, 0) >= 0:
