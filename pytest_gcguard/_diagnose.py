@@ -255,15 +255,15 @@ def explain(
     samples: Sequence[list[object]],
     settings: Settings,
     nodeid: str,
-    chains_wanted: bool = True,
     members: Mapping[str, list[object]] | None = None,
 ) -> dict[str, str]:
     """Fill in samples, why-alive chains and graph paths for ``verdict.leaks``.
 
-    ``chains_wanted=False`` leaves the chains out (the run's budget for them is
-    spent).  Returns the leaked types (name: the cache) whose new objects,
-    ``members``, all hang off a bounded cache that a chain passes through: a
-    cache still filling up, which stops growing at its bound.
+    Returns the leaked types (name: the cache) whose new objects, ``members``,
+    all hang off a bounded cache that a chain passes through: a cache that
+    stops growing at its bound.  The work is bounded by counts (chains, levels,
+    referrers per level), never by the clock, so the verdict is the same on
+    any machine and at any point of a run.
     """
     objs = gc.get_objects()
     young = {id(o) for o in objs}
@@ -291,7 +291,7 @@ def explain(
             leak.samples = [safe_repr(o) for o in objs_of_type]
             if settings.trace and objs_of_type:
                 leak.allocated = allocation_site(objs_of_type[0])
-            if not objs_of_type or index >= MAX_CHAINS or not chains_wanted:
+            if not objs_of_type or index >= MAX_CHAINS:
                 continue
             target = objs_of_type[0]
             chain = backref_chain(target, pre_existing, CHAIN_DEPTH, ignore)

@@ -42,6 +42,19 @@ _FrameType = types.FrameType
 _LOOK_INTO = (list, tuple, dict, set, types.GeneratorType)
 _PLAIN_CONTAINERS = (list, tuple, dict, set, frozenset)
 _PY310 = sys.version_info < (3, 11)
+#: 3.13: an instance's ``__dict__``, once made, is not among its referents while
+#: its values stay inline (``Py_TPFLAGS_MANAGED_DICT``): the walks read it.
+_HIDDEN_DICTS = sys.version_info >= (3, 13)
+_MANAGED_DICT = 1 << 4
+
+
+def _instance_dict(obj: object) -> object:
+    """``obj.__dict__`` read without running the object's own code (None if it has none)."""
+    try:
+        return object.__getattribute__(obj, "__dict__")
+    except Exception:
+        return None
+
 
 #: Modules whose objects are test-runner bookkeeping, never the test's leak.
 INTERNAL_MODULE_PREFIXES = ("_pytest.", "pluggy.", "pytest_gcguard.", "xdist.", "execnet.")
@@ -180,6 +193,8 @@ class Window:
         "rerun",
         "runner",
         "stats0",
+        "threshold0",
+        "warnings_log",
     )
 
     def __init__(self, cycles: bool, rerun: bool = False) -> None:
@@ -199,6 +214,10 @@ class Window:
         #: What the test runner made between the test's phases (reports, hook
         #: calls, logging); held until the verdict so ids cannot be reused.
         self.runner: list[object] = []
+        self.threshold0: tuple[int, ...] = ()
+        #: The list pytest records the test protocol's warnings in (set by the
+        #: plugin): what it holds is the runner's, and reruns must not add to it.
+        self.warnings_log: list[object] | None = None
 
 
 def phase_done(window: Window) -> None:
@@ -225,6 +244,26 @@ def list_runner(window: Window) -> None:
     window.runner.extend(_get_objects(0))  # in the order the collector keeps them
 
 
+def release_runner(window: Window) -> None:
+    """Stop holding the runner's objects: keep only those something else keeps alive.
+
+    The runner's listings hold its objects so that the fast path can compare
+    identities; once that path is left, holding them would keep alive what
+    only they reach, and some of it the gc cannot see (``io.StringIO``'s
+    buffer list on 3.10/3.11, filled by test code through ``caplog.text``).
+    The objects still alive after a collection are listed again, so their
+    identities stay valid for the exclusions that follow.
+    """
+    known = set(map(id, window.runner))
+    window.runner.clear()
+    _collect()
+    young = _get_objects()
+    try:
+        window.runner.extend(compress(young, map(known.__contains__, map(id, young))))
+    finally:
+        del young, known
+
+
 def phase_starts(window: Window) -> None:
     """Test code is about to run (``list_runner``, and the frozen count if asked)."""
     list_runner(window)
@@ -240,6 +279,7 @@ def open_window(window: Window) -> Window:
     """
     window.debug0 = gc.get_debug()
     window.enabled0 = gc.isenabled()
+    window.threshold0 = gc.get_threshold()
     window.modules0 = len(sys.modules)
     if window.rerun:
         _collect()
@@ -432,6 +472,11 @@ def close_window(window: Window) -> Closed:
                 counts[tp] -= 1
             del obj
         closed.cyclic_types = {name: n for name, n in _named(counts).items() if n > 0}
+    if gc.get_threshold() != window.threshold0:
+        closed.notes.append(
+            f"the test changed gc thresholds to {gc.get_threshold()}; gcguard restored {window.threshold0}"
+        )
+        gc.set_threshold(*window.threshold0)
     if gc.isenabled() != window.enabled0:
         closed.notes.append(
             "the test left automatic gc " + ("enabled" if gc.isenabled() else "disabled") + "; gcguard restored it"
@@ -627,11 +672,17 @@ class Survivors:
                         ids.discard(key)
                         stack.append(ref)
         while stack:
-            for ref in _get_referents(stack.pop()):
+            obj = stack.pop()
+            refs = _get_referents(obj)
+            if _HIDDEN_DICTS and type(obj).__flags__ & _MANAGED_DICT:
+                refs.append(_instance_dict(obj))
+            del obj
+            for ref in refs:
                 key = id(ref)
                 if key in ids:
                     ids.discard(key)
                     stack.append(ref)
+            del refs
 
     def exclude_from_frames(self, frame: types.FrameType | None, stop: types.FrameType | None) -> None:
         """Exclude what the executing frames (``frame`` up to ``stop``) hold.

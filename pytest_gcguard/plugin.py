@@ -7,10 +7,11 @@ import gc
 import json
 import os
 import sys
-import time
 import tracemalloc
 import types
-from collections.abc import Generator, Mapping
+import warnings
+from collections.abc import Generator, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,7 @@ from ._snapshot import (
     own_objects,
     phase_done,
     phase_starts,
+    release_runner,
     settle,
     total_references,
     track_dicts,
@@ -69,12 +71,6 @@ REPLACEMENT_RERUN = 2
 STRONG_REPLACEMENT = 3
 #: Reruns added when the confirmed growth differs from rerun to rerun.
 UNEVEN_RERUNS = 2
-#: After this many tests whose growth of the same types freed nothing older, later
-#: tests with that growth are not measured again (hundreds of tests sharing one leak).
-MEASURED_ENOUGH = 3
-#: Seconds a run may spend on why-alive chains; later leaking tests are reported
-#: without them (a suite where hundreds of tests share one leak needs a few).
-EXPLAIN_BUDGET = 60.0
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -249,6 +245,7 @@ class _PhaseMarks:
             return (yield)
         if not window.rerun:
             track_dicts((item, getattr(item, "_request", None)))
+            window.warnings_log = _recorded_warnings()
         open_window(window)
         try:
             return (yield)
@@ -307,6 +304,66 @@ class _LastTeardownImpl:
     @pytest.hookimpl(trylast=True)
     def pytest_runtest_teardown(self) -> None:
         return None
+
+
+def _recorded_warnings() -> list[object] | None:
+    """The list pytest's warnings plugin records the test protocol's warnings in.
+
+    ``warnings.catch_warnings(record=True)`` (3.10-3.13) records through the
+    bound ``append`` of its list; pytest keeps it until the protocol ends and
+    then reports what it holds.  None when warnings are not being recorded.
+    """
+    log = getattr(getattr(warnings, "_showwarnmsg_impl", None), "__self__", None)
+    return log if type(log) is list else None
+
+
+#: Hooks through which a rerun would show itself: its reports (subtests log
+#: theirs while the test runs) and pytest's failure interaction (``--pdb``).
+_SILENT_HOOKS = frozenset({"pytest_runtest_logreport", "pytest_exception_interact"})
+
+
+def _silence(hook_name: str, hook_impls: Sequence[object], kwargs: Mapping[str, object]) -> None:
+    if hook_name in _SILENT_HOOKS and type(hook_impls) is list:
+        hook_impls.clear()  # pluggy passes each call its own copy of the list
+
+
+def _no_trace(*args: object) -> None:
+    return None
+
+
+@contextmanager
+def _unseen(item: pytest.Item, window: Window) -> Iterator[None]:
+    """Run a rerun so that pytest's output is what it is without gcguard.
+
+    The rerun happens inside the test's own protocol: what it would add there
+    (captured output and log sections, recorded warnings, subtest reports) is
+    taken back, so the counts and sections a user sees are those of one run.
+    """
+    sections = len(item._report_sections)
+    log = window.warnings_log
+    recorded = len(log) if log is not None else 0
+    undo = item.config.pluginmanager.add_hookcall_monitoring(_silence, _no_trace)
+    try:
+        yield
+    finally:
+        undo()
+        del item._report_sections[sections:]
+        if log is not None:
+            del log[recorded:]
+
+
+def _release_fixture_values(item: pytest.Item) -> None:
+    """Drop the item's hold on its fixture values, as pytest does right after teardown.
+
+    ``runtestprotocol`` sets ``item._request = False`` and ``item.funcargs = None``
+    once the teardown hooks return; doing it before the verdict means a value
+    that is still alive is kept by something else (a registry the fixture
+    added it to), which is the leak to report, while values only the item held
+    are simply freed.
+    """
+    if hasattr(item, "_request"):
+        item._request = False
+        item.funcargs = None  # type: ignore[attr-defined]
 
 
 def _refill_doctest_globals(item: pytest.Item) -> None:
@@ -368,6 +425,8 @@ class _Confirmation:
         self.counts: list[dict[str, int]] = []
         self.growth: list[dict[str, int]] = []
         self.new_ids: set[int] = set()
+        #: The objects the last run made and kept.
+        self.last_new: set[int] = set()
         self.previous_ids: set[int] = set()
         self.cyclic: list[int] = []
         self.failure = ""
@@ -402,10 +461,11 @@ class _Confirmation:
         self.counts.append(counts)
         # Samples: objects new in an earlier rerun that outlived the later ones
         # (accumulating, not replaced); the first rerun can only offer its own.
+        self.last_new = current - self.previous_ids
         if len(self.growth) > 1:
             self.new_ids &= current
         else:
-            self.new_ids = current - self.previous_ids
+            self.new_ids = self.last_new
         self.previous_ids = current
 
 
@@ -424,11 +484,6 @@ class GcGuard:
         self.started_tracing = False
         #: Refs mode is running the test again: every hook of ours stands aside.
         self.probing = False
-        #: Seconds spent on why-alive chains (O(heap) passes) so far in the run.
-        self.explain_seconds = 0.0
-        #: Per set of leaked types: how many tests growing so freed nothing older
-        #: (negative once one did).  Counting freed objects is O(heap) per reading.
-        self.unreplaced: dict[str, int] = {}
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self) -> None:
@@ -526,12 +581,13 @@ class GcGuard:
         result = yield
         if not window.opened:  # setup never ran
             return result
+        _release_fixture_values(item)
         list_runner(window)  # what the outer teardown wrappers made since the fixtures ran
         self.window = None
         settings = item.stash[settings_key]
         verdict, reason = self._judge(item, window)
         if settings.refs and not reason and (verdict is None or not verdict.failed):
-            verdict, reason = self._measure_memory(item, settings, verdict)
+            verdict, reason = self._measure_memory(item, settings, verdict, window)
         if reason:
             item.stash[record_key] = reason
             return result
@@ -539,7 +595,7 @@ class GcGuard:
         return result
 
     def _measure_memory(
-        self, item: pytest.Item, settings: Settings, verdict: Verdict | None
+        self, item: pytest.Item, settings: Settings, verdict: Verdict | None, window: Window
     ) -> tuple[Verdict | None, str]:
         """Refs mode: run the test again and count what the gc cannot see.
 
@@ -557,14 +613,14 @@ class GcGuard:
         references = [0] * runs
         failed = ""
         before_blocks = before_refs = 0
-        sections = len(item._report_sections)
         self.probing = True
         try:
             for index in range(-1, runs):  # -1: the warm-up
                 if hasattr(item, "_request"):
                     item._request = False
                 _refill_doctest_globals(item)
-                reports = runtestprotocol(item, log=False, nextitem=self.nextitem)
+                with _unseen(item, window):
+                    reports = runtestprotocol(item, log=False, nextitem=self.nextitem)
                 bad = [report for report in reports if not report.passed]
                 if bad:
                     failed = f"run {index + 2} {bad[0].outcome} in {bad[0].when}"
@@ -572,7 +628,6 @@ class GcGuard:
                 if failed:
                     break
                 # What the runner keeps of each run is not the test's.
-                del item._report_sections[sections:]
                 _drop_spent_finalizers(item)
                 clear_caches()
                 gc.collect()
@@ -689,6 +744,7 @@ class GcGuard:
     def _classify(self, item: pytest.Item, window: Window, own: tuple[object, ...] = ()) -> Survivors:
         # Cheapest exclusions first; stop as soon as nothing is left (the usual
         # case for a clean test), so a check costs what the test allocated.
+        release_runner(window)
         survivors = Survivors()
         survivors.exclude_known(window.runner, own)
         survivors.exclude_exact(gc.garbage[window.garbage0 :])
@@ -699,6 +755,9 @@ class GcGuard:
         if not survivors.remaining:
             return survivors
         survivors.exclude_owned_by(item, _ITEM_CONTAINERS)
+        if window.warnings_log is not None:
+            # pytest holds the warnings it recorded until the protocol ends.
+            survivors.exclude_reachable([window.warnings_log])
         # The runner's stack of set-up nodes: a package's or module's first test
         # registers their teardowns (session-long bookkeeping, never the test's).
         survivors.exclude_owned_by(getattr(item.session, "_setupstate", None), depth=5)
@@ -793,31 +852,32 @@ class GcGuard:
             return
         verdict.confirmed_by = len(confirmation.growth)
         # Members: objects that outlived a later run of the test (accumulating);
-        # the first few of each type are the report's samples.
+        # the first few of each type are the report's samples.  Latest: what
+        # the last run kept, which is what a bounded cache must hold for the
+        # growth to be its own (a first-use object of an earlier rerun is not
+        # growth, and need not hang off the cache).
         members: dict[str, list[object]] = {}
+        latest: dict[str, list[object]] = {}
         young = gc.get_objects()
         for obj in young:
-            if id(obj) not in confirmation.new_ids:
+            key = id(obj)
+            if key not in confirmation.new_ids and key not in confirmation.last_new:
                 continue
             name = type_name(type(obj))
             if name in confirmed:
-                members.setdefault(name, []).append(obj)
+                if key in confirmation.new_ids:
+                    members.setdefault(name, []).append(obj)
+                if key in confirmation.last_new:
+                    latest.setdefault(name, []).append(obj)
         del young
         ordered = sorted(confirmed.items(), key=lambda kv: (-kv[1], kv[0]))
         for name, n in ordered:
             verdict.leaks.append(Leak(name, n, growth=[g.get(name, 0) for g in confirmation.growth]))
         samples = [members.get(name, [])[: _settings.MAX_SAMPLES] for name, _ in ordered]
-        wanted = self.explain_seconds < EXPLAIN_BUDGET
-        started = time.perf_counter()
-        held = explain(verdict, samples, settings, item.nodeid, wanted, members)
-        self.explain_seconds += time.perf_counter() - started
+        held = explain(verdict, samples, settings, item.nodeid, latest)
         samples.clear()
         members.clear()
-        if not wanted:
-            verdict.notes.append(
-                f"why-alive chains left out: this run already spent {self.explain_seconds:.0f}s finding them "
-                "for the tests reported before (run this test alone to get them)"
-            )
+        latest.clear()
         freed = (
             f"in rerun {confirmation.attempts} the test kept {confirmation.kept} new object(s) while "
             f"{confirmation.replaced} object(s) older than the test were freed"
@@ -826,8 +886,7 @@ class GcGuard:
         )
         if held:
             caches = ", ".join(sorted(set(held.values())))
-            kind = "replacing its entries" if freed else "still filling up"
-            reason = f"held only by a bounded cache {kind} ({caches}); it stops growing at its bound"
+            reason = f"held only by a bounded cache ({caches}), which stops growing at its bound"
             if freed:
                 verdict.notes.append(f"{freed}; the types not held by {caches} are reported")
         elif freed:
@@ -882,11 +941,7 @@ class GcGuard:
             if attempt > reruns and not growing:
                 return  # the extra rerun only looks at growth
             measure = attempt == measured and growing and not measured_once
-            # A str: the gc does not track it, so it never counts as the test's growth.
-            signature = "\n".join(sorted(confirmed)) if measure else ""
             del confirmed
-            if measure and self.unreplaced.get(signature, 0) >= MEASURED_ENOUGH:
-                measure = False  # this growth freed nothing older in earlier tests: trust it
             if hasattr(item, "_request"):
                 # runtestprotocol re-creates the fixture request when it is falsy,
                 # exactly as for pytest-rerunfailures.
@@ -898,7 +953,8 @@ class GcGuard:
             rerun_window = self.window = Window(window.cycles, rerun=True)
             rerun_window.count_frozen = measure
             try:
-                reports = runtestprotocol(item, log=False, nextitem=self.nextitem)
+                with _unseen(item, window):
+                    reports = runtestprotocol(item, log=False, nextitem=self.nextitem)
             finally:
                 self.window = None
             failed = [r for r in reports if not r.passed]
@@ -922,10 +978,6 @@ class GcGuard:
             if measure:
                 kept = confirmation.kept = sum(max(0, n) for n in confirmation.growth[-1].values())
                 confirmation.replaced = freed
-                if freed:
-                    self.unreplaced[signature] = -MEASURED_ENOUGH  # seen replacing: always measure
-                elif self.unreplaced.get(signature, 0) >= 0:
-                    self.unreplaced[signature] = self.unreplaced.get(signature, 0) + 1
                 if freed < max(1, kept / 2):
                     confirmation.replaced = 0  # too few to balance what was kept: growth
                 elif freed < STRONG_REPLACEMENT and not weak:
