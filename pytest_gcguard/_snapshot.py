@@ -58,6 +58,10 @@ def _instance_dict(obj: object) -> object:
 
 #: Modules whose objects are test-runner bookkeeping, never the test's leak.
 INTERNAL_MODULE_PREFIXES = ("_pytest.", "pluggy.", "pytest_gcguard.", "xdist.", "execnet.")
+#: Cycles mode: test tooling whose own objects are cyclic by design (a mock and
+#: its children point at each other, Hypothesis's engine keeps its data in
+#: cycles); cycles among them are the test's scaffolding, not the code under test's.
+SCAFFOLDING_MODULE_PREFIXES = (*INTERNAL_MODULE_PREFIXES, "unittest.mock.", "pytest_mock.", "hypothesis.")
 
 
 def stats_total() -> int:
@@ -192,6 +196,7 @@ class Window:
         "passed",
         "rerun",
         "runner",
+        "scaffolding",
         "stats0",
         "threshold0",
         "warnings_log",
@@ -215,6 +220,9 @@ class Window:
         #: calls, logging); held until the verdict so ids cannot be reused.
         self.runner: list[object] = []
         self.threshold0: tuple[int, ...] = ()
+        #: Cycles mode: ids of the code objects of the test function and its
+        #: fixtures, whose frames' cycles are the test's scaffolding.
+        self.scaffolding: frozenset[int] = frozenset()
         #: The list pytest records the test protocol's warnings in (set by the
         #: plugin): what it holds is the runner's, and reruns must not add to it.
         self.warnings_log: list[object] | None = None
@@ -399,6 +407,107 @@ class Closed:
     cycle_chain: str = ""
 
 
+def _is_scaffolding(obj: object, codes: frozenset[int]) -> bool:
+    """An object of the test's scaffolding: runner and test-tool objects, and the
+    frames of the test function, its fixtures and those tools."""
+    tp = type(obj)
+    if tp is _FrameType:
+        if id(obj.f_code) in codes:  # type: ignore[attr-defined]
+            return True
+        module = obj.f_globals.get("__name__")  # type: ignore[attr-defined]
+    elif issubclass(tp, type):  # a class made on the fly (a mock's own subclass)
+        module = type.__dict__["__dict__"].__get__(obj).get("__module__")
+    else:
+        module = tp.__dict__.get("__module__")
+    return isinstance(module, str) and (module + ".").startswith(SCAFFOLDING_MODULE_PREFIXES)
+
+
+def _real_cycles(garbage: list[object], codes: frozenset[int]) -> tuple[dict[type, int], object]:
+    """Types of the cyclic garbage that the code under test made, and one member of a cycle.
+
+    The scaffolding is left out first: ``pytest.raises(...) as info`` keeps the
+    exception, whose traceback holds the test's frame, which holds ``info``
+    (a cycle every such test makes); a mock and its children; Hypothesis's
+    engine.  What remains counts only if it still has a cycle of its own
+    (strongly connected components, Tarjan's algorithm without recursion):
+    then its members and what they hold are reported.
+    """
+    rest = [obj for obj in garbage if not _is_scaffolding(obj, codes)]
+    index_of = {id(obj): n for n, obj in enumerate(rest)}
+    edges: list[list[int]] = []
+    for obj in rest:
+        edges.append([index_of[id(ref)] for ref in _get_referents(obj) if id(ref) in index_of])
+    on_cycle = _cycle_members(edges)
+    # What the cycles hold goes with them (freed only by the cyclic GC too).
+    held = set(on_cycle)
+    stack = list(on_cycle)
+    while stack:
+        for nxt in edges[stack.pop()]:
+            if nxt not in held:
+                held.add(nxt)
+                stack.append(nxt)
+    counts: dict[type, int] = {}
+    first: object = None
+    for n in sorted(held):
+        tp = type(rest[n])
+        counts[tp] = counts.get(tp, 0) + 1
+        if first is None and n in on_cycle and tp is not _FrameType:
+            first = rest[n]
+    if first is None and on_cycle:
+        first = rest[min(on_cycle)]
+    rest.clear()
+    return counts, first
+
+
+def _cycle_members(edges: list[list[int]]) -> set[int]:
+    """Nodes on a cycle of the graph ``edges`` (adjacency lists), by Tarjan's SCCs."""
+    index = [-1] * len(edges)
+    low = [0] * len(edges)
+    on_stack = [False] * len(edges)
+    stack: list[int] = []
+    members: set[int] = set()
+    counter = 0
+    for root in range(len(edges)):
+        if index[root] >= 0:
+            continue
+        work = [(root, 0)]
+        while work:
+            node, pos = work.pop()
+            if pos == 0:
+                index[node] = low[node] = counter
+                counter += 1
+                stack.append(node)
+                on_stack[node] = True
+            recurse = False
+            targets = edges[node]
+            while pos < len(targets):
+                nxt = targets[pos]
+                pos += 1
+                if index[nxt] < 0:
+                    work.append((node, pos))
+                    work.append((nxt, 0))
+                    recurse = True
+                    break
+                if on_stack[nxt]:
+                    low[node] = min(low[node], index[nxt])
+            if recurse:
+                continue
+            if work:
+                parent = work[-1][0]
+                low[parent] = min(low[parent], low[node])
+            if low[node] == index[node]:
+                component = []
+                while True:
+                    top = stack.pop()
+                    on_stack[top] = False
+                    component.append(top)
+                    if top == node:
+                        break
+                if len(component) > 1 or node in edges[node]:
+                    members.update(component)
+    return members
+
+
 def own_objects(closed: Closed) -> tuple[object, ...]:
     """The objects a ``Closed`` summary is made of (our bookkeeping, not the test's)."""
     return (closed, closed.cyclic_types, closed.uncollectable, closed.notes)
@@ -451,15 +560,7 @@ def close_window(window: Window) -> Closed:
         # Everything the cyclic GC freed during the window is in gc.garbage:
         # name it, drop our references, collect again (really frees it; real
         # uncollectables are appended again and reported as such).
-        counts: dict[type, int] = {}
-        first: object = None
-        for obj in gc.garbage[window.garbage0 :]:
-            tp = type(obj)
-            if not is_internal_type(tp):
-                counts[tp] = counts.get(tp, 0) + 1
-                if first is None and tp is not types.FrameType:
-                    first = obj
-            del obj  # a loop variable left bound would keep the last one alive
+        counts, first = _real_cycles(gc.garbage[window.garbage0 :], window.scaffolding)
         if first is not None and describe_cycle is not None:
             closed.cycle_chain = describe_cycle(find_cycle(first, gc.garbage[window.garbage0 :]))
         del first

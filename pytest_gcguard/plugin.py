@@ -366,6 +366,33 @@ def _release_fixture_values(item: pytest.Item) -> None:
         item.funcargs = None  # type: ignore[attr-defined]
 
 
+def _scaffolding_codes(item: pytest.Item) -> frozenset[int]:
+    """Ids of the code objects of the test function and of the fixtures it uses.
+
+    A cycle through their frames is the test's own doing (``pytest.raises(...)
+    as info`` keeps a traceback that holds the test's frame), not the code
+    under test's.  Decorated tests are unwrapped (``__wrapped__``, Hypothesis's
+    inner test); code objects live as long as their functions, so ids are stable.
+    """
+    functions: list[object] = [getattr(item, "obj", None)]
+    info = getattr(item, "_fixtureinfo", None)
+    for fixturedefs in getattr(info, "name2fixturedefs", {}).values():
+        functions.extend(getattr(fixturedef, "func", None) for fixturedef in fixturedefs)
+    codes: set[int] = set()
+    for function in functions:
+        for _ in range(10):  # a bounded unwrap: a lying __wrapped__ may loop
+            function = getattr(function, "__func__", function)
+            code = getattr(function, "__code__", None)
+            if type(code) is types.CodeType:
+                codes.add(id(code))
+            handle = getattr(function, "hypothesis", None)
+            inner = getattr(handle, "inner_test", None)
+            function = inner if inner is not None else getattr(function, "__wrapped__", None)
+            if function is None:
+                break
+    return frozenset(codes)
+
+
 def _refill_doctest_globals(item: pytest.Item) -> None:
     """A doctest run clears its globals; give a rerun what collection gave the first run.
 
@@ -525,6 +552,8 @@ class GcGuard:
         # Opened (collect + freeze) by the innermost setup wrapper, as late as
         # possible: everything the runner made before is simply frozen.
         window = self.window = self.guard.window = Window(settings.cycles)
+        if settings.cycles:
+            window.scaffolding = _scaffolding_codes(item)
         try:
             return (yield)
         finally:
@@ -952,6 +981,7 @@ class GcGuard:
             # exactly as for the first run, so both are judged alike.
             rerun_window = self.window = Window(window.cycles, rerun=True)
             rerun_window.count_frozen = measure
+            rerun_window.scaffolding = window.scaffolding
             try:
                 with _unseen(item, window):
                     reports = runtestprotocol(item, log=False, nextitem=self.nextitem)
