@@ -363,6 +363,28 @@ def absorbed(window: Window) -> Iterator[None]:
         _freeze()
 
 
+@contextmanager
+def listed_as_runner(window: Window) -> Iterator[None]:
+    """A rerun's version of ``absorbed``: what the block makes is listed as the runner's.
+
+    Reruns freeze nothing (they must see the earlier runs' survivors), so the
+    objects a broader-scoped fixture makes when a rerun sets it up again (the
+    first run's teardown tore it down: the next test is in another module)
+    are listed instead.  The objects alive before are held through the block,
+    so no new object can take an old one's id.
+    """
+    _collect()
+    before = _get_objects()
+    known = set(map(id, before))
+    try:
+        yield
+    finally:
+        _collect()
+        young = _get_objects()
+        window.runner.extend(compress(young, map(not_, map(known.__contains__, map(id, young)))))
+        del young, before, known
+
+
 def only_runner_left(runner: list[object]) -> bool:
     """After the window's full collection: is every young object one of ``runner``'s?
 

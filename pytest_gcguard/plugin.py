@@ -34,6 +34,7 @@ from ._snapshot import (
     close_window,
     instance_dicts,
     list_runner,
+    listed_as_runner,
     open_window,
     own_objects,
     phase_done,
@@ -596,9 +597,9 @@ class GcGuard:
     ) -> Generator[None, object, object]:
         """Objects of module/class/session fixtures a test sets up are not its leak."""
         window = self.window
-        if window is None or window.rerun or fixturedef.scope == "function":
+        if window is None or fixturedef.scope == "function":
             return (yield)
-        with absorbed(window):
+        with listed_as_runner(window) if window.rerun else absorbed(window):
             return (yield)
 
     @pytest.hookimpl(wrapper=True, tryfirst=True)
