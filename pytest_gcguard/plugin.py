@@ -904,9 +904,9 @@ class GcGuard:
         for name, n in ordered:
             verdict.leaks.append(Leak(name, n, growth=[g.get(name, 0) for g in confirmation.growth]))
         samples = [members.get(name, [])[: _settings.MAX_SAMPLES] for name, _ in ordered]
+        members.clear()  # the samples are copies: nothing of ours may look like a referrer
         held = explain(verdict, samples, settings, item.nodeid, latest)
         samples.clear()
-        members.clear()
         latest.clear()
         freed = (
             f"in rerun {confirmation.attempts} the test kept {confirmation.kept} new object(s) while "
@@ -916,7 +916,8 @@ class GcGuard:
         )
         if held:
             caches = ", ".join(sorted(set(held.values())))
-            reason = f"held only by a bounded cache ({caches}), which stops growing at its bound"
+            kind = " replacing its entries" if freed else ""
+            reason = f"held only by a bounded cache{kind} ({caches}), which stops growing at its bound"
             if freed:
                 verdict.notes.append(f"{freed}; the types not held by {caches} are reported")
         elif freed:

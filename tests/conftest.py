@@ -17,6 +17,7 @@ def tester(pytester: pytest.Pytester) -> pytest.Pytester:
         [pytest]
         console_output_style = classic
         addopts = -p no:cacheprovider -p no:randomly
+        asyncio_default_fixture_loop_scope = function
         """
     )
     return pytester

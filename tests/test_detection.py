@@ -317,45 +317,6 @@ def test_growth_that_frees_nothing_older_is_still_a_leak(tester: pytest.Pytester
     result.stdout.fnmatch_lines(["*gcguard: test_*::test_push: * leaked object(s)*", "*Node x1*"])
 
 
-def test_a_leak_shared_by_many_tests_is_measured_for_replacement_only_a_few_times(tester: pytest.Pytester) -> None:
-    # Counting the frozen objects that die is O(heap) per reading: after three
-    # tests whose growth of the same types freed nothing older, it is trusted.
-    tester.makeconftest(
-        """
-        import gc
-
-        READINGS = []
-        _count = gc.get_freeze_count
-
-        def counting():
-            READINGS.append(1)
-            return _count()
-
-        gc.get_freeze_count = counting
-
-        def pytest_terminal_summary(terminalreporter):
-            terminalreporter.write_line(f"freeze count readings: {len(READINGS)}")
-        """
-    )
-    tester.makepyfile(
-        """
-        import pytest
-        KEEP = []
-
-        class Widget:
-            pass
-
-        @pytest.mark.parametrize("i", range(8))
-        def test_leak(i):
-            KEEP.append(Widget())
-        """
-    )
-    result = tester.runpytest_subprocess("--gcguard")
-    result.assert_outcomes(passed=8, errors=8)
-    # One reading at the session start, six per measured rerun, three tests measured.
-    result.stdout.fnmatch_lines(["freeze count readings: 19"])
-
-
 def test_gcguards_own_bookkeeping_never_counts_as_growth(tester: pytest.Pytester) -> None:
     # Each run leaks exactly one frozenset: every rerun must show +1, never more
     # (gcguard keys its own per-leak bookkeeping by type names).

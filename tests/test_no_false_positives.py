@@ -174,7 +174,10 @@ def test_skip_and_xfail_outcomes_are_unchanged(tester: pytest.Pytester) -> None:
     assert result.ret == pytest.ExitCode.OK
 
 
-def test_pytester_inside_a_checked_test(tester: pytest.Pytester) -> None:
+def test_pytester_inside_a_checked_test(tester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    # pytest alone: other installed plugins keep state per in-process session
+    # (pytest-rerunfailures starts a server thread that never ends, with xdist).
+    monkeypatch.setenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1")
     tester.makeconftest('pytest_plugins = ["pytester"]')
     tester.makepyfile(
         """
@@ -184,8 +187,9 @@ def test_pytester_inside_a_checked_test(tester: pytest.Pytester) -> None:
             result.assert_outcomes(passed=1)
         """
     )
-    result = tester.runpytest_subprocess("--gcguard")
+    result = tester.runpytest_subprocess("-p", "pytest_gcguard.plugin", "--gcguard", "-v")
     result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*gcguard: checked 1 test(s);*; 0 leaking;*"])
 
 
 def test_first_test_to_trigger_a_module_fixture_is_clean_without_reruns(tester: pytest.Pytester) -> None:

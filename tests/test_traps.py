@@ -1,0 +1,497 @@
+"""Traps: pytest's own machinery must never be reported, and leaks through fixtures must be (issue 9).
+
+Every inner run writes the JSON report, and each test's verdict is asserted:
+a clean test must be judged ``clean`` (checked, nothing found), not merely pass.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import pytest
+
+#: Tests that use pytest's built-in fixtures and machinery the way real suites do.
+MACHINERY = {
+    "conftest.py": """
+        import pytest
+
+        pytest_plugins = ["pytester"]
+    """,
+    "test_machinery.py": '''
+        import gc
+        import logging
+        import os
+        import sys
+        import unittest
+        import warnings
+
+        import pytest
+
+        class Custom(Warning):
+            pass
+
+        def test_warm_up():
+            pass
+
+        @pytest.mark.parametrize(
+            "category",
+            [DeprecationWarning, PendingDeprecationWarning, UserWarning, RuntimeWarning,
+             FutureWarning, ImportWarning, BytesWarning, Custom],
+        )
+        def test_unhandled_warning(category):
+            warnings.warn("old api", category)
+
+        def test_warning_in_a_loop():
+            for n in range(5):
+                warnings.warn(f"call {n}", DeprecationWarning)
+
+        def test_pytest_warns():
+            with pytest.warns(DeprecationWarning, match="old"):
+                warnings.warn("old api", DeprecationWarning)
+
+        def test_recwarn(recwarn):
+            warnings.warn("noted", UserWarning)
+            assert len(recwarn) == 1
+
+        def test_caplog(caplog):
+            with caplog.at_level(logging.INFO):
+                logging.getLogger("trap").info("record 1")
+            assert "record 1" in caplog.text
+            assert caplog.records[0].getMessage() == "record 1"
+
+        def test_log_exception(caplog):
+            try:
+                1 / 0
+            except ZeroDivisionError:
+                logging.getLogger("trap").exception("failed: %s", "why")
+            assert "ZeroDivisionError" in caplog.text
+
+        def test_log_without_caplog():
+            logging.getLogger("trap.plain").warning("to the captured log section")
+
+        def test_capsys(capsys):
+            print("out")
+            print("err", file=sys.stderr)
+            assert capsys.readouterr() == ("out\\n", "err\\n")
+
+        def test_capfd(capfd):
+            os.write(1, b"fd out\\n")
+            assert capfd.readouterr().out == "fd out\\n"
+
+        def test_print_without_fixture():
+            print("captured by pytest")
+
+        def test_tmp_path(tmp_path):
+            (tmp_path / "f.txt").write_text("x")
+            assert (tmp_path / "f.txt").read_text() == "x"
+
+        def test_monkeypatch(monkeypatch):
+            monkeypatch.setattr(os, "sep", "#")
+            monkeypatch.setenv("GCGUARD_TRAP", "1")
+            monkeypatch.setitem(sys.modules, "gcguard_trap_module", os)
+
+        def test_addfinalizer(request):
+            state = {"rows": [[1], [2]]}
+            request.addfinalizer(state.clear)
+
+        def test_subtests(subtests):
+            for n in range(3):
+                with subtests.test(n=n):
+                    assert [n] * 2
+
+        def test_raises_kept():
+            with pytest.raises(ZeroDivisionError) as info:
+                1 / 0
+            assert info.type is ZeroDivisionError
+
+        def test_threshold_left_changed():
+            gc.set_threshold(1)
+
+        def test_pytester_subprocess(pytester):
+            pytester.makepyfile("def test_inner(): pass")
+            pytester.runpytest_subprocess("-p", "no:cacheprovider").assert_outcomes(passed=1)
+
+        class TestUnit(unittest.TestCase):
+            rows = None
+
+            @classmethod
+            def setUpClass(cls):
+                cls.rows = [[n] for n in range(10)]
+
+            def setUp(self):
+                self.data = {"a": [1]}
+                self.addCleanup(self.data.clear)
+
+            def test_uses_both(self):
+                self.assertTrue(self.rows and self.data)
+
+        def double(n):
+            """
+            >>> double(2)
+            4
+            >>> rows = [[n] for n in range(3)]
+            """
+            return n * 2
+    ''',
+}
+
+
+def run_with_report(tester: pytest.Pytester, *args: str) -> tuple[pytest.RunResult, dict[str, dict[str, Any]]]:
+    """Run the inner suite in a subprocess; return the result and the JSON records by test name."""
+    result = tester.runpytest_subprocess("--gcguard", "--gcguard-json=gcguard.json", *args)
+    document = json.loads((tester.path / "gcguard.json").read_text())
+    records = {record["nodeid"].partition("::")[2]: record for record in document["tests"]}
+    return result, records
+
+
+def assert_clean(records: dict[str, dict[str, Any]], names: list[str] | None = None) -> None:
+    """Every named test (all when None) was judged, and judged clean."""
+    for name in names if names is not None else list(records):
+        record = records[name]
+        assert (record["verdict"], record["outcome"]) == ("clean", "passed"), (name, record)
+
+
+def summary_counts(result: pytest.RunResult) -> dict[str, int]:
+    """The final line's counts ("12 passed, 3 warnings, 3 subtests passed")."""
+    line = result.stdout.lines[-1]
+    return {name: int(n) for n, name in re.findall(r"(\d+) ([a-z ]+?)(?=,| in )", line)}
+
+
+@pytest.mark.parametrize(
+    "warning_setup",
+    [
+        pytest.param([], id="defaults"),
+        pytest.param(["-W", "always"], id="W-always"),
+        pytest.param(["-W", "default::DeprecationWarning"], id="W-default"),
+        pytest.param(["-W", "ignore::UserWarning"], id="W-ignore"),
+        pytest.param(["-o", "filterwarnings=once"], id="ini-once"),
+        pytest.param(["-o", "filterwarnings=module::DeprecationWarning"], id="ini-module"),
+    ],
+)
+def test_pytest_machinery_is_never_reported(tester: pytest.Pytester, warning_setup: list[str]) -> None:
+    tester.makepyfile(**MACHINERY)
+    # Named, so that doctest collection stays out of the inner pytester runs' directories.
+    plain = tester.runpytest_subprocess("--doctest-modules", "test_machinery.py", *warning_setup)
+    result, records = run_with_report(tester, "--doctest-modules", "test_machinery.py", *warning_setup)
+    result.assert_outcomes(passed=plain.parseoutcomes()["passed"])
+    assert_clean(records)
+    assert len(records) == plain.parseoutcomes()["passed"]
+    # The same counts as without gcguard: reruns add no warning and no subtest.
+    assert summary_counts(result) == summary_counts(plain)
+
+
+def test_reruns_leave_no_trace_in_pytest_output(tester: pytest.Pytester) -> None:
+    tester.makepyfile(
+        """
+        import logging
+        import warnings
+
+        KEPT = []
+
+        def test_leaks_with_output(subtests):
+            print("printed once")
+            logging.getLogger("trap").warning("logged once")
+            warnings.warn("warned once", DeprecationWarning)
+            with subtests.test(step=1):
+                KEPT.append([1])
+        """
+    )
+    plain = tester.runpytest_subprocess()
+    result, records = run_with_report(tester)
+    assert records["test_leaks_with_output"]["verdict"] == "leaked"
+    assert records["test_leaks_with_output"]["reruns"] >= 2
+    result.assert_outcomes(passed=1, errors=1, warnings=1)
+    plain.assert_outcomes(passed=1, warnings=1)
+    counts = summary_counts(result)
+    assert counts.pop("error") == 1
+    assert counts == summary_counts(plain)
+    # The leak report shows the test's sections once, as the report of any failure would.
+    out = result.stdout.str()
+    assert out.count("printed once") == 1
+    assert out.count("Captured stdout call") == 1
+    assert out.count("Captured log call") == 1
+    assert out.count("warned once") == plain.stdout.str().count("warned once") == 1
+
+
+#: Leak shapes through fixtures, and their clean counterparts.
+FIXTURE_LEAKS = """
+    import logging
+    import pytest
+
+    class Widget:
+        def __init__(self, n):
+            self.n = n
+
+    REGISTRY = []
+    HANDLERS = []
+
+    @pytest.fixture
+    def registered():
+        widget = Widget(1)
+        REGISTRY.append(widget)  # the teardown forgets to unregister
+        yield widget
+
+    @pytest.fixture
+    def registered_and_removed():
+        widget = Widget(2)
+        REGISTRY.append(widget)
+        yield widget
+        REGISTRY.remove(widget)
+
+    @pytest.fixture
+    def plain_value():
+        return Widget(3)
+
+    @pytest.fixture
+    def log_handler():
+        handler = logging.StreamHandler()
+        logging.getLogger("trap.fixtures").addHandler(handler)  # never removed
+        return handler
+
+    @pytest.fixture(autouse=True)
+    def autouse_hook(request):
+        if "autouse_leak" in request.node.name:
+            HANDLERS.append(Widget(4))
+        yield
+
+    @pytest.fixture(scope="module")
+    def module_rows():
+        return []
+
+    @pytest.fixture(scope="class")
+    def class_rows():
+        return []
+
+    def test_warm_up():
+        pass
+
+    def test_function_fixture_registers(registered):
+        assert registered.n == 1
+
+    def test_function_fixture_cleans_up(registered_and_removed):
+        assert registered_and_removed.n == 2
+
+    def test_plain_fixture_value(plain_value):
+        assert plain_value.n == 3
+
+    def test_fixture_adds_log_handler(log_handler):
+        assert log_handler
+
+    def test_autouse_leak():
+        pass
+
+    def test_module_fixture_grows(module_rows):
+        module_rows.append(Widget(5))
+
+    def test_module_fixture_read(module_rows):
+        assert isinstance(module_rows, list)
+
+    class TestClassScope:
+        def test_class_fixture_grows(self, class_rows):
+            class_rows.append(Widget(6))
+
+        def test_class_fixture_read(self, class_rows):
+            assert isinstance(class_rows, list)
+"""
+
+
+def test_leaks_through_fixtures_are_reported(tester: pytest.Pytester) -> None:
+    tester.makepyfile(test_fixtures=FIXTURE_LEAKS)
+    result, records = run_with_report(tester)
+    leaking = {
+        "test_function_fixture_registers": "test_fixtures.Widget",
+        "test_fixture_adds_log_handler": "logging.StreamHandler",
+        "test_autouse_leak": "test_fixtures.Widget",
+        "test_module_fixture_grows": "test_fixtures.Widget",
+        "TestClassScope::test_class_fixture_grows": "test_fixtures.Widget",
+    }
+    for name, leaked_type in leaking.items():
+        record = records[name]
+        assert record["verdict"] == "leaked", (name, record)
+        assert leaked_type in {leak["type"] for leak in record["leaked"]}, (name, record)
+    assert_clean(records, [name for name in records if name not in leaking])
+    result.assert_outcomes(passed=len(records), errors=len(leaking))
+    result.stdout.fnmatch_lines(["*why alive: module test_fixtures -> REGISTRY (list) -> *Widget*"])
+
+
+def test_a_leaked_task_is_reported_even_when_its_exception_was_logged(tester: pytest.Pytester) -> None:
+    tester.makepyfile(
+        test_tasks="""
+        import asyncio
+        import logging
+
+        TASKS = set()
+
+        async def worker():
+            raise RuntimeError("worker died")
+
+        def log_failure(task):
+            logging.getLogger("svc").error("task failed", exc_info=task.exception())
+
+        def run(keep, log):
+            async def main():
+                task = asyncio.get_running_loop().create_task(worker())
+                if log:
+                    task.add_done_callback(log_failure)
+                if keep:
+                    TASKS.add(task)
+                await asyncio.sleep(0.01)
+                if not keep:
+                    task.exception()  # retrieved: nothing logged at its end
+            asyncio.run(main())
+
+        def test_warm_up():
+            run(keep=False, log=False)
+
+        def test_task_kept_and_logged():
+            run(keep=True, log=True)
+
+        def test_task_kept():
+            run(keep=True, log=False)
+
+        def test_task_logged_not_kept():
+            run(keep=False, log=True)
+        """
+    )
+    result, records = run_with_report(tester)
+    for name in ("test_task_kept_and_logged", "test_task_kept"):
+        assert records[name]["verdict"] == "leaked", records[name]
+        assert "_asyncio.Task" in {leak["type"] for leak in records[name]["leaked"]}
+    assert_clean(records, ["test_warm_up", "test_task_logged_not_kept"])
+    result.assert_outcomes(passed=4, errors=2)
+
+
+CYCLES = """
+    import pytest
+
+    class Keeper:
+        def run(self):
+            try:
+                1 / 0
+            except ZeroDivisionError as exc:
+                self.error = exc  # keeps its own traceback: a cycle through run()'s frame
+
+    @pytest.fixture
+    def checked_error():
+        with pytest.raises(KeyError) as info:
+            {}["missing"]
+        yield info
+
+    def test_warm_up():
+        pass
+
+    def test_raises_as_info():
+        with pytest.raises(ZeroDivisionError) as info:
+            1 / 0
+        assert info.type is ZeroDivisionError
+
+    def test_raises_in_fixture(checked_error):
+        assert checked_error.type is KeyError
+
+    def test_mocker_like_mock():
+        from unittest import mock
+        with mock.patch("os.getcwd", return_value="/x") as fake:
+            import os
+            assert os.getcwd() == "/x"
+        assert fake.call_count == 1
+
+    def test_code_under_test_keeps_its_traceback():
+        Keeper().run()
+
+    def test_self_cycle():
+        node = []
+        node.append(node)
+
+    def test_raises_beside_a_real_cycle():
+        node = {}
+        node["self"] = node
+        with pytest.raises(ZeroDivisionError) as info:
+            1 / 0
+        assert info
+"""
+
+
+def test_cycles_mode_leaves_the_tests_scaffolding_out(tester: pytest.Pytester) -> None:
+    tester.makepyfile(test_cycles=CYCLES)
+    result, records = run_with_report(tester, "--gcguard-cycles")
+    cyclic = ["test_code_under_test_keeps_its_traceback", "test_self_cycle", "test_raises_beside_a_real_cycle"]
+    for name in cyclic:
+        assert records[name]["verdict"] == "cycles", (name, records[name])
+    assert_clean(records, [name for name in records if name not in cyclic])
+    result.stdout.fnmatch_lines(["*one cycle: test_cycles.Keeper -> error (ZeroDivisionError) -> *"])
+    assert records["test_raises_beside_a_real_cycle"]["cycles"]["types"] == {"dict": 1}
+
+
+def test_a_verdict_does_not_depend_on_the_tests_before(tester: pytest.Pytester) -> None:
+    """Growth that replaces older entries is set aside, even after tests that leaked the same types."""
+    tester.makepyfile(
+        test_order="""
+        CACHE = {}  # evicts its oldest entry past 10 entries: a bound it does not declare
+        LEAKS = []
+
+        def remember(key):
+            if len(CACHE) >= 10:
+                del CACHE[next(iter(CACHE))]
+            CACHE[key] = [key]
+
+        def test_fill():
+            for n in range(10):
+                remember(("fill", n))
+
+        def test_leak_1():
+            LEAKS.append([1])
+
+        def test_leak_2():
+            LEAKS.append([2])
+
+        def test_leak_3():
+            LEAKS.append([3])
+
+        def test_leak_4():
+            LEAKS.append([4])
+
+        N = [0]
+
+        def test_full_cache():
+            N[0] += 1
+            remember(("run", N[0]))
+        """
+    )
+    _, together = run_with_report(tester)
+    _, alone = run_with_report(tester, "-k", "fill or full_cache")
+    assert together["test_full_cache"]["verdict"] == alone["test_full_cache"]["verdict"] == "clean"
+    assert together["test_full_cache"]["set_aside"] is not None
+    assert [together[f"test_leak_{n}"]["verdict"] for n in range(1, 5)] == ["leaked"] * 4
+
+
+def test_hypothesis_feeding_a_bounded_cache_gets_one_verdict(tester: pytest.Pytester) -> None:
+    pytest.importorskip("hypothesis")
+    tester.makepyfile(
+        test_hyp="""
+        import functools
+        from hypothesis import given, settings, strategies as st
+
+        @functools.lru_cache(maxsize=256)
+        def cached(x):
+            return [x]
+
+        def test_warm_up():
+            pass
+
+        @given(st.integers())
+        @settings(max_examples=50, database=None)
+        def test_feeds_cache(x):
+            cached(x)
+
+        @given(st.lists(st.integers()))
+        @settings(database=None)
+        def test_plain(xs):
+            assert sorted(xs) == sorted(reversed(xs))
+        """
+    )
+    for _ in range(4):
+        result, records = run_with_report(tester)
+        result.assert_outcomes(passed=3)
+        assert_clean(records)
