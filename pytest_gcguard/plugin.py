@@ -241,7 +241,11 @@ class _PhaseMarks:
         message = item.stash.get(marker_error_key, None)
         if message is not None:
             pytest.fail(message, pytrace=False)
-        window = self.checker.window
+        checker = self.checker
+        window = checker.window
+        if window is None and item is checker.protocol_item and not checker.probing:
+            # Another plugin runs the test's phases again (pytest-rerunfailures).
+            window = checker.new_window(item, item.stash[settings_key])
         if window is None:
             return (yield)
         if not window.rerun:
@@ -508,6 +512,8 @@ class GcGuard:
         self.guard = FreezeGuard()
         self.window: Window | None = None
         self.stop_frame: types.FrameType | None = None
+        #: The checked test whose protocol is running.
+        self.protocol_item: pytest.Item | None = None
         self.nextitem: pytest.Item | None = None
         self.started_tracing = False
         #: Refs mode is running the test again: every hook of ours stands aside.
@@ -541,8 +547,6 @@ class GcGuard:
             item.stash[record_key] = "disabled by @pytest.mark.gcguard(enabled=False)"
             return (yield)
         item.stash[settings_key] = settings
-        # Replaced once the test is judged; stays if it never gets there.
-        item.stash[record_key] = "not judged: the test did not complete its teardown"
         self.nextitem = nextitem
         self.heap.maybe_full_pass()
         self.guard.install()
@@ -550,24 +554,39 @@ class GcGuard:
             tracemalloc.start(TRACE_FRAMES)
             self.started_tracing = True
         self.stop_frame = sys._getframe(1)
-        # Opened (collect + freeze) by the innermost setup wrapper, as late as
-        # possible: everything the runner made before is simply frozen.
-        window = self.window = self.guard.window = Window(settings.cycles)
-        if settings.cycles:
-            window.scaffolding = _scaffolding_codes(item)
+        self.protocol_item = item
+        self.new_window(item, settings)
         try:
             return (yield)
         finally:
             self.guard.window = None
-            if self.window is not None:  # teardown never judged (error, interrupt)
+            window = self.window
+            if window is not None:  # teardown never judged (error, interrupt)
                 self.window = None
                 window.runner.clear()
                 if window.opened:
                     close_window(window)
                     settle()
+                del window
             self.stop_frame = None
             self.nextitem = None
+            self.protocol_item = None
             del item.stash[settings_key]
+
+    def new_window(self, item: pytest.Item, settings: Settings) -> Window:
+        """The window of one run of the test's phases.
+
+        Opened (collect + freeze) by the innermost setup wrapper, as late as
+        possible: everything the runner made before is simply frozen.  A plugin
+        that runs the phases again inside one protocol (pytest-rerunfailures)
+        gets a new window for each run, judged like the first.
+        """
+        # Replaced once the test is judged; stays if it never gets there.
+        item.stash[record_key] = "not judged: the test did not complete its teardown"
+        window = self.window = self.guard.window = Window(settings.cycles)
+        if settings.cycles:
+            window.scaffolding = _scaffolding_codes(item)
+        return window
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_makereport(

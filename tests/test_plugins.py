@@ -1,0 +1,109 @@
+"""With the plugins people combine installed for real, leaks still fail the run and clean tests stay clean."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+pytest.importorskip("pytest_asyncio")
+pytest.importorskip("hypothesis")
+pytest.importorskip("pytest_mock")
+
+SUITE = {
+    "test_mixed.py": """
+        import asyncio
+        import logging
+        import warnings
+
+        import pytest
+        from hypothesis import given, settings, strategies as st
+
+        KEPT = []
+        TASKS = set()
+
+        class Widget:
+            pass
+
+        def test_warm_up():
+            pass
+
+        def test_clean_sync(tmp_path, caplog, capsys):
+            logging.getLogger("combo").info("hello")
+            warnings.warn("old", DeprecationWarning)
+            print("out")
+            (tmp_path / "f").write_text("x")
+
+        @pytest.mark.asyncio
+        async def test_clean_async():
+            await asyncio.sleep(0)
+            task = asyncio.get_running_loop().create_task(asyncio.sleep(0))
+            await task
+
+        @given(st.lists(st.integers(), max_size=20))
+        @settings(database=None, max_examples=30)
+        def test_clean_hypothesis(xs):
+            assert sorted(sorted(xs)) == sorted(xs)
+
+        def test_clean_mocker(mocker):
+            fake = mocker.patch("os.getcwd", return_value="/nowhere")
+            import os
+            assert os.getcwd() == "/nowhere"
+            assert fake.call_count == 1
+
+        def test_leak_sync():
+            KEPT.append(Widget())
+
+        @pytest.mark.asyncio
+        async def test_leak_async_task():
+            task = asyncio.get_running_loop().create_task(asyncio.sleep(0))
+            TASKS.add(task)
+            await task
+        """,
+}
+
+LEAKS = {"test_leak_sync", "test_leak_async_task"}
+
+SETUPS = {
+    "asyncio-hypothesis-mock": [],
+    "randomly": ["-p", "randomly", "-p", "no:cacheprovider"],
+    "timeout": ["--timeout=120"],
+    "rerunfailures": ["--reruns=1"],
+    "cov": ["--cov=.", "--cov-report="],
+    "xdist": ["-n", "2"],
+    "all-together": ["-p", "randomly", "--timeout=120", "--reruns=1", "--cov=.", "--cov-report=", "-n", "2"],
+}
+
+
+def records_of(tester: pytest.Pytester) -> dict[str, dict[str, Any]]:
+    document = json.loads((tester.path / "gcguard.json").read_text())
+    return {record["nodeid"].partition("::")[2]: record for record in document["tests"]}
+
+
+@pytest.mark.parametrize("setup", list(SETUPS.values()), ids=list(SETUPS))
+def test_leaks_fail_and_clean_tests_stay_clean(tester: pytest.Pytester, setup: list[str]) -> None:
+    tester.makepyfile(**SUITE)
+    result = tester.runpytest_subprocess("--gcguard", "--gcguard-json=gcguard.json", *setup)
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    records = records_of(tester)
+    assert set(records) == {
+        "test_warm_up",
+        "test_clean_sync",
+        "test_clean_async",
+        "test_clean_hypothesis",
+        "test_clean_mocker",
+        *LEAKS,
+    }
+    for name, record in records.items():
+        if name in LEAKS:
+            assert (record["verdict"], record["outcome"]) == ("leaked", "failed"), (name, record)
+        else:
+            assert (record["verdict"], record["outcome"]) == ("clean", "passed"), (name, record)
+    outcomes = result.parseoutcomes()
+    # pytest-rerunfailures runs a failed test again: its call passes once more.
+    reruns = len(LEAKS) if "--reruns=1" in setup else 0
+    assert outcomes.get("rerun", 0) == reruns
+    assert outcomes["passed"] == len(records) + reruns
+    assert outcomes.get("errors", outcomes.get("error")) == len(LEAKS)
+    result.stdout.fnmatch_lines(["*gcguard: checked 7 test(s);*; 2 leaking*"])
