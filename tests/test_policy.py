@@ -1,0 +1,87 @@
+"""Fast unit tests of pure policy: which cyclic garbage is the code under test's, what repeats."""
+
+from __future__ import annotations
+
+import sys
+import warnings
+from unittest import mock
+
+from pytest_gcguard import _snapshot
+from pytest_gcguard._settings import Settings, TypeFilter
+from pytest_gcguard.plugin import _Confirmation, _recorded_warnings
+
+
+def test_cycle_members_finds_every_node_on_a_cycle_and_no_other() -> None:
+    # 0 <-> 1, 2 -> 2 (self loop), 3 -> 0 (points into a cycle, not on one), 4 alone.
+    edges = [[1], [0], [2], [0], []]
+    assert _snapshot._cycle_members(edges) == {0, 1, 2}
+    assert _snapshot._cycle_members([[1], [2], []]) == set()
+
+
+def test_cycle_members_needs_no_recursion_on_long_chains() -> None:
+    n = sys.getrecursionlimit() * 3
+    ring = [[i + 1] for i in range(n - 1)] + [[0]]
+    assert len(_snapshot._cycle_members(ring)) == n
+    chain = [[i + 1] for i in range(n - 1)] + [[]]
+    assert _snapshot._cycle_members(chain) == set()
+
+
+def _frame_cycle() -> list[object]:
+    holder: list[object] = []
+    holder.append(sys._getframe())  # the frame holds ``holder``, which holds the frame
+    return holder
+
+
+def test_real_cycles_leave_the_scaffolding_frames_out() -> None:
+    holder = _frame_cycle()
+    frame = holder[0]
+    try:
+        counts, first = _snapshot._real_cycles([holder, frame], frozenset({id(_frame_cycle.__code__)}))
+        assert counts == {}
+        assert first is None
+        counts, first = _snapshot._real_cycles([holder, frame], frozenset())
+        assert counts == {list: 1, type(frame): 1}
+        assert first is holder  # a cycle is described from an object, not a frame
+    finally:
+        holder.clear()
+        del frame, first
+
+
+def test_real_cycles_keep_a_cycle_beside_the_scaffolding_and_what_it_holds() -> None:
+    node: dict[str, object] = {}
+    node["self"] = node
+    held = [1, 2]
+    node["data"] = held
+    fake = mock.MagicMock()  # a mock and its children are cyclic by design
+    garbage: list[object] = [node, held, fake, *fake.__dict__.values()]
+    try:
+        counts, first = _snapshot._real_cycles(garbage, frozenset())
+        assert counts == {dict: 1, list: 1}
+        assert first is node
+    finally:
+        node.clear()
+        garbage.clear()
+        del first
+
+
+def test_growth_is_confirmed_only_when_it_repeats_in_every_rerun() -> None:
+    filt = TypeFilter(Settings(enabled=True))
+    confirmation = _Confirmation()
+    confirmation.counts.append({"Widget": 1, "list": 3})
+    confirmation.record({"Widget": 2, "list": 5}, {1, 2, 3})
+    assert confirmation.confirmed(filt) == {"Widget": 1, "list": 2}
+    confirmation.record({"Widget": 3, "list": 5}, {1, 2, 4})
+    assert confirmation.confirmed(filt) == {"Widget": 1}
+    assert confirmation.new_ids == {1, 2, 3} & {1, 2, 4}
+    assert confirmation.last_new == {4}  # what the last rerun kept
+    assert not confirmation.uneven(filt)
+
+
+def test_the_warnings_log_is_found_only_while_warnings_are_recorded() -> None:
+    assert _recorded_warnings() is not None  # pytest records this test's warnings
+    with warnings.catch_warnings(record=True) as log:
+        assert _recorded_warnings() is log
+    with warnings.catch_warnings():
+        warnings.resetwarnings()
+        assert _recorded_warnings() is not None  # the list of the enclosing recorder
+    assert _recorded_warnings() is not log
