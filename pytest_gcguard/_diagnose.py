@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 from . import _graph
 from ._report import (
     CHAIN_DEPTH,
+    Leak,
     Verdict,
     _module_dict,
     allocation_site,
@@ -250,6 +251,47 @@ def _best_match(matches: list[object], parent: dict[int, object]) -> object:
     return matches[0] if matches else None
 
 
+def _find_chain(
+    leak: Leak, target: object, pre_existing: Callable[[object], bool], ignore: set[int], chains: list[list[object]]
+) -> None:
+    """Set ``leak.chain``: how ``target`` is reached from a module or class (or why nothing reaches it)."""
+    here = id(sys._getframe())  # 3.10: a frame is a referrer of its locals
+    ignore.add(here)
+    chain = backref_chain(target, pre_existing, CHAIN_DEPTH, ignore)
+    if len(chain) == 1:
+        ignore.add(id(chain))
+        referrers = [r for r in gc.get_referrers(target) if id(r) not in ignore]
+        ignore.discard(id(chain))
+        has_referrer = any(type(r) is not types.FrameType for r in referrers)
+        del referrers
+        owner = None if has_referrer else subclass_registry_of(target)
+        if owner is not None:
+            leak.chain = (
+                f"the registry of subclasses of {type_name(owner)} (type.__subclasses__(), "
+                "not shown to the gc): that class keeps it, and lives as long as it"
+            )
+        elif has_referrer:
+            leak.chain = (
+                f"no pre-existing object reaches it within {CHAIN_DEPTH} steps (it is kept by other new objects)"
+            )
+        else:
+            leak.chain = unreferenced_note()
+        del owner
+    else:
+        if not _is_root(chain[0]):
+            ignore.add(id(chain))
+            upward = backref_chain(chain[0], _is_root, 8, ignore)
+            ignore.discard(id(chain))
+            if len(upward) > 1:
+                chain = upward[:-1] + chain
+            del upward
+        leak.chain = format_chain(chain)
+        ignore.add(id(chain))
+        chains.append(chain)
+    del chain
+    ignore.discard(here)
+
+
 def explain(
     verdict: Verdict,
     samples: Sequence[list[object]],
@@ -291,43 +333,20 @@ def explain(
             leak.samples = [safe_repr(o) for o in objs_of_type]
             if settings.trace and objs_of_type:
                 leak.allocated = allocation_site(objs_of_type[0])
-            if not objs_of_type or index >= MAX_CHAINS:
-                continue
-            target = objs_of_type[0]
-            chain = backref_chain(target, pre_existing, CHAIN_DEPTH, ignore)
-            if len(chain) == 1:
-                ignore.add(id(chain))
-                referrers = [r for r in gc.get_referrers(target) if id(r) not in ignore]
-                ignore.discard(id(chain))
-                has_referrer = any(type(r) is not types.FrameType for r in referrers)
-                del referrers
-                owner = None if has_referrer else subclass_registry_of(target)
-                if owner is not None:
-                    leak.chain = (
-                        f"the registry of subclasses of {type_name(owner)} (type.__subclasses__(), "
-                        "not shown to the gc): that class keeps it, and lives as long as it"
-                    )
-                elif has_referrer:
-                    leak.chain = (
-                        f"no pre-existing object reaches it within {CHAIN_DEPTH} steps "
-                        "(it is kept by other new objects)"
-                    )
-                else:
-                    leak.chain = unreferenced_note()
-                del owner
-            else:
-                if not _is_root(chain[0]):
-                    ignore.add(id(chain))
-                    upward = backref_chain(chain[0], _is_root, 8, ignore)
-                    ignore.discard(id(chain))
-                    if len(upward) > 1:
-                        chain = upward[:-1] + chain
-                    del upward
-                leak.chain = format_chain(chain)
-                ignore.add(id(chain))
-                chains.append(chain)
-            del chain, target
+            if objs_of_type and index < MAX_CHAINS:
+                _find_chain(leak, objs_of_type[0], pre_existing, ignore, chains)
         held = _bounded_holders(chains, verdict, members or {}, young) if chains else {}
+        # The chains went to the most numerous types; when some of those turn out
+        # to be a bounded cache's, the types still reported get the spare searches.
+        reported = [leak for leak in verdict.leaks if leak.name not in held]
+        wanted = MAX_CHAINS - sum(1 for leak in reported if leak.chain)
+        for leak, objs_of_type in zip(verdict.leaks, samples, strict=False):
+            if wanted <= 0:
+                break
+            if leak.name not in held and not leak.chain and objs_of_type:
+                _find_chain(leak, objs_of_type[0], pre_existing, ignore, chains)
+                wanted -= 1
+        del reported
         if settings.graph_dir:
             flat = [o for objs_of_type in samples for o in objs_of_type[:1]]
             ignore.add(id(flat))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import sys
 
@@ -240,3 +241,46 @@ def test_a_subclass_registry_is_named_instead_of_blamed_on_c_code() -> None:
     assert subclass_registry_of({"a": 1}) is None
     assert subclass_registry_of({}) is None
     assert Child.__mro__
+
+
+def test_a_type_still_reported_gets_a_chain_when_the_first_ones_were_a_bounded_caches(
+    tester: pytest.Pytester,
+) -> None:
+    # Chains go to the most numerous types first; six of them here only fill a
+    # bounded cache and are set aside, and the one type left must not be
+    # reported without its chain (attrs' suite: Hypothesis's coverage tags).
+    tester.makepyfile(
+        """
+        import functools
+
+        class A: pass
+        class B: pass
+        class C: pass
+        class D: pass
+        class E: pass
+        class F: pass
+
+        KEEP = []
+
+        class Lonely:
+            pass
+
+        @functools.lru_cache(maxsize=10_000)
+        def build(key):
+            return [[A() for _ in range(9)], [B() for _ in range(8)], [C() for _ in range(7)],
+                    [D() for _ in range(6)], [E() for _ in range(5)], [F() for _ in range(4)]]
+
+        N = [0]
+
+        def test_cache_and_leak():
+            N[0] += 1
+            build(N[0])
+            KEEP.append(Lonely())
+        """
+    )
+    result = tester.runpytest_subprocess("--gcguard", "--gcguard-json=out.json")
+    result.assert_outcomes(passed=1, errors=1)
+    result.stdout.fnmatch_lines(["*Lonely x1*", "*why alive: module test_* -> KEEP (list) -> [[]1[]] *.Lonely"])
+    (record,) = json.loads((tester.path / "out.json").read_text())["tests"]
+    assert [leak["type"].rpartition(".")[2] for leak in record["leaked"]] == ["Lonely"]
+    assert record["set_aside"] is not None
