@@ -368,7 +368,8 @@ def _release_fixture_values(item: pytest.Item) -> None:
     """
     if hasattr(item, "_request"):
         item._request = False
-        item.funcargs = None  # type: ignore[attr-defined]
+        # Empty rather than None: a plugin may still read it in its teardown report hook.
+        item.funcargs = {}  # type: ignore[attr-defined]
 
 
 def _scaffolding_codes(item: pytest.Item) -> frozenset[int]:
