@@ -495,3 +495,41 @@ def test_hypothesis_feeding_a_bounded_cache_gets_one_verdict(tester: pytest.Pyte
         result, records = run_with_report(tester)
         result.assert_outcomes(passed=3)
         assert_clean(records)
+
+
+def test_a_module_fixture_set_up_again_by_a_rerun_is_not_the_tests(tester: pytest.Pytester) -> None:
+    # The last test of a module tears its module fixtures down (the next test is
+    # elsewhere); each rerun sets them up again.  That setup is the module's.
+    tester.makepyfile(
+        test_a="""
+        import sqlite3
+        import pytest
+
+        CONNECTIONS = []
+
+        @pytest.fixture(scope="module")
+        def db():
+            conn = sqlite3.connect(":memory:")
+            CONNECTIONS.append([conn])  # kept: the module's own doing, once per setup
+            yield conn
+            conn.close()
+
+        def test_uses_db(db):
+            assert db.execute("select 1").fetchone() == (1,)
+
+        def test_last_uses_db_and_leaks(db):
+            CONNECTIONS.append(["the test's"])
+        """,
+        test_b="""
+        def test_elsewhere():
+            pass
+        """,
+    )
+    result, records = run_with_report(tester, "-v")
+    assert_clean(records, ["test_uses_db", "test_elsewhere"])
+    record = records["test_last_uses_db_and_leaks"]
+    assert record["verdict"] == "leaked"
+    assert [(leak["type"], leak["count"]) for leak in record["leaked"]] == [("list", 1)]
+    result.stdout.fnmatch_lines(["*why alive: module test_a -> CONNECTIONS (list) -> * list"])
+    _, alone = run_with_report(tester, "test_a.py::test_uses_db", "test_b.py")
+    assert_clean(alone)
