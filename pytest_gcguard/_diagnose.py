@@ -26,7 +26,7 @@ from ._report import (
     unreferenced_note,
 )
 from ._settings import Settings
-from ._snapshot import _freeze, _unfreeze, instance_dicts, type_name
+from ._snapshot import _freeze, _get_referents, _unfreeze, instance_dicts, type_name
 
 #: Chains are searched for at most this many leaked types per test.
 MAX_CHAINS = 5
@@ -69,7 +69,7 @@ def backref_chain(
             key = id(ref)
             if key in parent or key in ignore or key in ours:
                 continue
-            child = next((by_id[id(r)] for r in gc.get_referents(ref) if id(r) in by_id), None)
+            child = next((by_id[id(r)] for r in _get_referents(ref) if id(r) in by_id), None)
             if child is None:
                 continue
             parent[key] = child
@@ -179,7 +179,7 @@ def _reachable(start: object, young: set[int]) -> set[int]:
     stack: list[tuple[object, int]] = [(start, 0)]
     while stack:
         obj, depth = stack.pop()
-        refs = gc.get_referents(obj)
+        refs = _get_referents(obj)
         # A new object's own __dict__ is part of it, even when it was made after
         # ``young`` was listed (a repr read it) or, from 3.12, is not among its
         # referents.

@@ -5,7 +5,6 @@ Nothing here keeps a reference to a reported object once the text is built.
 
 from __future__ import annotations
 
-import gc
 import re
 import reprlib
 import signal
@@ -18,7 +17,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from ._snapshot import type_name
+from ._snapshot import _get_referents, type_name
 
 #: Every gcguard failure message starts with this (tests match on it).
 PREFIX = "gcguard:"
@@ -245,7 +244,7 @@ def _is_namespace_of(d: dict[str, object], node: object) -> bool:
         return bool(_module_dict(owner) is d)
     if tp is types.FunctionType:
         return bool(owner.__globals__ is d or owner.__dict__ is d)
-    return any(ref is d for ref in gc.get_referents(owner))
+    return any(ref is d for ref in _get_referents(owner))
 
 
 @dataclass

@@ -36,6 +36,22 @@ _unfreeze = gc.unfreeze
 _collect = gc.collect
 _get_objects = gc.get_objects
 _get_referents = gc.get_referents
+# CPython 3.12.0-3.12.5 (gh-122695): the _asyncio module's traverse hands out the
+# freed objects of its FutureIter free list.  Holding one (a gc.get_referents
+# result) puts it on the free list twice, and the next traversal of the module,
+# by gc.get_referrers or a full collection, loops forever.  That module's
+# referents are then read from its namespace only.
+if (3, 12) <= sys.version_info < (3, 12, 6):
+
+    def _get_referents(*objs: object) -> list[object]:
+        refs: list[object] = []
+        for obj in objs:
+            if type(obj) is types.ModuleType and obj.__name__ == "_asyncio":
+                refs.append(obj.__dict__)
+            else:
+                refs.extend(gc.get_referents(obj))
+        return refs
+
 
 _FrameType = types.FrameType
 # Old containers and suspended generators whose young contents are in flight.

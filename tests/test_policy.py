@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
 import sys
 import warnings
+from pathlib import Path
 from unittest import mock
 
 from pytest_gcguard import _snapshot
@@ -85,3 +87,29 @@ def test_the_warnings_log_is_found_only_while_warnings_are_recorded() -> None:
         warnings.resetwarnings()
         assert _recorded_warnings() is not None  # the list of the enclosing recorder
     assert _recorded_warnings() is not log
+
+
+def test_the_asyncio_modules_referents_can_be_held(tmp_path: Path) -> None:
+    # CPython 3.12.0-3.12.5 (gh-122695): gc.get_referents(_asyncio) returns freed
+    # FutureIter objects; holding them corrupts the free list and the next
+    # traversal of the module loops forever (a why-alive chain through
+    # ``_asyncio`` hung the whole run).  In a subprocess: a hang must not hang us.
+    script = tmp_path / "probe.py"
+    script.write_text(
+        "import asyncio, gc, _asyncio\n"
+        "from pytest_gcguard._snapshot import _get_referents\n"
+        "async def main():\n"
+        "    future = asyncio.get_running_loop().create_future()\n"
+        "    future.set_result(1)\n"
+        "    await future\n"
+        "for _ in range(3):\n"
+        "    asyncio.run(main())\n"
+        "for _ in range(5):\n"
+        "    refs = _get_referents(_asyncio)\n"
+        "    del refs\n"
+        "    gc.get_referrers(_asyncio)\n"
+        "    gc.collect()\n"
+        "print('done')\n"
+    )
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60, check=True)
+    assert done.stdout == "done\n"
