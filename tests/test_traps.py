@@ -365,6 +365,7 @@ def test_a_leaked_task_is_reported_even_when_its_exception_was_logged(tester: py
 
 CYCLES = """
     import pytest
+    from hypothesis import given, settings, strategies as st
 
     class Keeper:
         def run(self):
@@ -396,6 +397,17 @@ CYCLES = """
             import os
             assert os.getcwd() == "/x"
         assert fake.call_count == 1
+
+    def test_mocker(mocker):
+        fake = mocker.patch("os.getcwd", return_value="/x")
+        import os
+        assert os.getcwd() == "/x"
+        assert fake.call_count == 1
+
+    @given(st.lists(st.integers()))
+    @settings(database=None, max_examples=30)
+    def test_hypothesis_given(xs):
+        assert sorted(xs) == sorted(reversed(xs))
 
     def test_code_under_test_keeps_its_traceback():
         Keeper().run()
