@@ -268,6 +268,10 @@ def list_runner(window: Window) -> None:
     window.runner.extend(_get_objects(0))  # in the order the collector keeps them
 
 
+def _not_tracked(obj: object) -> bool:
+    return not gc.is_tracked(obj)
+
+
 def release_runner(window: Window) -> None:
     """Stop holding the runner's objects: keep only those something else keeps alive.
 
@@ -278,14 +282,20 @@ def release_runner(window: Window) -> None:
     The objects still alive after a collection are listed again, so their
     identities stay valid for the exclusions that follow.
     """
-    known = set(map(id, window.runner))
+    # Untracked ones (tuples and dicts of atomic values; a collection untracks
+    # what it can first) hold nothing the gc sees and stay held: one that gets
+    # a container stored in it later is tracked again, and must still be known.
+    _collect()
+    untracked = list(filter(_not_tracked, window.runner))
+    known = set(map(id, filter(gc.is_tracked, window.runner)))
     window.runner.clear()
     _collect()
     young = _get_objects()
     try:
+        window.runner.extend(untracked)
         window.runner.extend(compress(young, map(known.__contains__, map(id, young))))
     finally:
-        del young, known
+        del young, known, untracked
 
 
 def phase_starts(window: Window) -> None:
