@@ -231,8 +231,12 @@ def load_baseline(path: Path) -> dict[str, Entry]:
         raise BaselineError(f"{path} does not exist (record it with --gcguard-update-baseline)") from None
     except OSError as exc:
         raise BaselineError(f"cannot read {path}: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise BaselineError(f"{path} is not UTF-8 text: {exc.reason} at byte {exc.start}") from None
     try:
         data = json.loads(text)
+    except RecursionError:
+        raise BaselineError(f"{path} is not a gcguard baseline: its JSON is nested too deeply") from None
     except ValueError as exc:
         raise BaselineError(f"{path} is not valid JSON: {exc}") from None
     if not isinstance(data, dict) or data.get(BASELINE_KEY) != SCHEMA or not isinstance(data.get("tests"), dict):

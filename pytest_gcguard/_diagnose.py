@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import collections
 import functools
-import gc
 import sys
 import types
 from collections.abc import Callable, Mapping, Sequence
@@ -26,7 +25,18 @@ from ._report import (
     unreferenced_note,
 )
 from ._settings import Settings
-from ._snapshot import _freeze, _get_referents, _unfreeze, instance_dicts, type_name
+from ._snapshot import (
+    _freeze,
+    _get_objects,
+    _get_referents,
+    _get_referrers,
+    _unfreeze,
+    instance_dicts,
+    type_module,
+    type_mro,
+    type_name,
+    type_namespace,
+)
 
 #: Chains are searched for at most this many leaked types per test.
 MAX_CHAINS = 5
@@ -58,7 +68,7 @@ def backref_chain(
         ours.add(id(frontier))
         level = tuple(frontier)
         ours.add(id(level))  # 3.13 counts the argument tuple among the referrers
-        referrers = gc.get_referrers(*level)
+        referrers = _get_referrers(*level)
         ours.add(id(referrers))
         by_id = {id(obj): obj for obj in frontier}
         ours.add(id(by_id))
@@ -98,6 +108,9 @@ def backref_chain(
 
 #: Attribute names by which a container declares how many entries it keeps at most.
 _CAPACITY_NAMES = ("maxsize", "max_size", "maxlen", "capacity")
+#: A declared bound above this is no bound for a test run (``lru_cache(maxsize=10**9)``):
+#: such a container grows for the whole run, and its growth is reported.
+MAX_DECLARED_BOUND = 100_000
 #: Objects a bounded-cache reachability walk may visit before it gives up.
 MAX_REACH = 200_000
 
@@ -111,8 +124,8 @@ def _own_attributes(obj: object) -> dict[str, object]:
         attrs = None
     if type(attrs) is dict:
         found.update(attrs)
-    for klass in type(obj).__mro__:
-        for name, member in list(vars(klass).items()):
+    for klass in type_mro(type(obj)):
+        for name, member in type_namespace(klass).items():
             if type(member) is types.MemberDescriptorType and name not in found:
                 try:
                     found[name] = member.__get__(obj, type(obj))
@@ -133,14 +146,18 @@ def declared_capacity(obj: object) -> tuple[int, int] | None:
     try:
         if tp is collections.deque:
             maxlen = obj.maxlen  # type: ignore[attr-defined]
-            return None if maxlen is None else (maxlen, len(obj))  # type: ignore[arg-type]
+            return None if maxlen is None or maxlen > MAX_DECLARED_BOUND else (maxlen, len(obj))  # type: ignore[arg-type]
         if tp is _LRU_WRAPPER:
             info = obj.cache_info()  # type: ignore[attr-defined]
-            return (info.maxsize, info.currsize) if info.maxsize else None
-        if issubclass(tp, (type, types.ModuleType)) or tp.__module__ == "builtins":
+            return (info.maxsize, info.currsize) if info.maxsize and info.maxsize <= MAX_DECLARED_BOUND else None
+        if issubclass(tp, (type, types.ModuleType)) or type_module(tp) == "builtins":
             return None
         for name, value in _own_attributes(obj).items():
-            if name.rsplit("__", 1)[-1].lstrip("_").lower() in _CAPACITY_NAMES and type(value) is int and value > 0:
+            if (
+                name.rsplit("__", 1)[-1].lstrip("_").lower() in _CAPACITY_NAMES
+                and type(value) is int
+                and 0 < value <= MAX_DECLARED_BOUND
+            ):
                 size = len(obj)  # type: ignore[arg-type]
                 if type(size) is int and 0 <= size <= value:
                     return value, size
@@ -260,7 +277,7 @@ def _find_chain(
     chain = backref_chain(target, pre_existing, CHAIN_DEPTH, ignore)
     if len(chain) == 1:
         ignore.add(id(chain))
-        referrers = [r for r in gc.get_referrers(target) if id(r) not in ignore]
+        referrers = [r for r in _get_referrers(target) if id(r) not in ignore]
         ignore.discard(id(chain))
         has_referrer = any(type(r) is not types.FrameType for r in referrers)
         del referrers
@@ -307,7 +324,7 @@ def explain(
     referrers per level), never by the clock, so the verdict is the same on
     any machine and at any point of a run.
     """
-    objs = gc.get_objects()
+    objs = _get_objects()
     young = {id(o) for o in objs}
     del objs
     ignore: set[int] = {id(samples), id(young)}

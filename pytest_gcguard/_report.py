@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from ._snapshot import _get_referents, type_name
+from ._snapshot import _get_referents, dict_offset, type_mro, type_name, type_namespace
 
 #: Every gcguard failure message starts with this (tests match on it).
 PREFIX = "gcguard:"
@@ -185,8 +185,8 @@ def _edge(node: object, child: object) -> str:
 def _instance_dict(node: object) -> dict[str, object] | None:
     obj: Any = node
     if issubclass(type(obj), type):
-        return dict(obj.__dict__)
-    if getattr(type(obj), "__dictoffset__", 0) == 0:
+        return type_namespace(obj)
+    if dict_offset(type(obj)) == 0:
         return None
     try:
         attrs = object.__getattribute__(obj, "__dict__")
@@ -197,11 +197,12 @@ def _instance_dict(node: object) -> dict[str, object] | None:
 
 def _slots(tp: type) -> list[str]:
     names: list[str] = []
-    for klass in tp.__mro__:
-        slots = klass.__dict__.get("__slots__", ())
+    for klass in type_mro(tp):
+        slots = type_namespace(klass).get("__slots__", ())
         if isinstance(slots, str):
             slots = (slots,)
-        names.extend(s for s in slots if isinstance(s, str))
+        if type(slots) in (tuple, list):  # anything else is not iterated: it might run user code
+            names.extend(s for s in slots if type(s) is str)  # type: ignore[attr-defined]
     return names
 
 
@@ -387,7 +388,7 @@ def allocation_site(obj: object, frames: int = 4) -> list[str]:
 
     traceback = tracemalloc.get_object_traceback(obj)
     if traceback is None:
-        if sys.version_info[:2] == (3, 11) and getattr(type(obj), "__dictoffset__", 0) < 0:
+        if sys.version_info[:2] == (3, 11) and dict_offset(type(obj)) < 0:
             # CPython 3.11's tracemalloc misses the managed-dict preheader (fixed in 3.12).
             return ["unknown: tracemalloc on Python 3.11 cannot locate instances of classes with a __dict__"]
         return ["unknown: allocated before tracing started"]

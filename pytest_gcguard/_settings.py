@@ -70,6 +70,9 @@ def parse_allow(value: str | Iterable[str] | Mapping[str, int] | None, source: s
     for name, number in items:
         if not isinstance(name, str) or not name:
             raise ValueError(f"{source}: type names must be non-empty strings, got {name!r}")
+        if isinstance(value, Mapping) and type(number) is not int:
+            # A marker's dict: 1.5 must not become 1, nor "3" be taken as 3.
+            raise ValueError(f"{source}: allowed count for {name!r} must be a whole number, got {number!r}")
         try:
             count = int(number)
         except (TypeError, ValueError):
@@ -202,6 +205,9 @@ def run_options(config: pytest.Config) -> RunOptions:
     )
     if options.update_baseline and options.baseline is None:
         raise pytest.UsageError("--gcguard-update-baseline needs --gcguard-baseline=PATH (or ini gcguard_baseline)")
+    for option, path in (("--gcguard-json", options.json), ("--gcguard-baseline", options.baseline)):
+        if path is not None and path.is_dir():
+            raise pytest.UsageError(f"{option}: {path} is a directory, not a file")
     return options
 
 

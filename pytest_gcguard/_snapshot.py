@@ -36,6 +36,7 @@ _unfreeze = gc.unfreeze
 _collect = gc.collect
 _get_objects = gc.get_objects
 _get_referents = gc.get_referents
+_get_referrers = gc.get_referrers
 # CPython 3.12.0-3.12.5 (gh-122695): the _asyncio module's traverse hands out the
 # freed objects of its FutureIter free list.  Holding one (a gc.get_referents
 # result) puts it on the free list twice, and the next traversal of the module,
@@ -43,13 +44,15 @@ _get_referents = gc.get_referents
 # referents are then read from its namespace only.
 if (3, 12) <= sys.version_info < (3, 12, 6):
 
+    _referents_of = gc.get_referents
+
     def _get_referents(*objs: object) -> list[object]:
         refs: list[object] = []
         for obj in objs:
             if type(obj) is types.ModuleType and obj.__name__ == "_asyncio":
                 refs.append(obj.__dict__)
             else:
-                refs.extend(gc.get_referents(obj))
+                refs.extend(_referents_of(obj))
         return refs
 
 
@@ -88,24 +91,81 @@ def stats_total() -> int:
     return total
 
 
+# Read through ``type``'s own descriptors, never through a class's metaclass
+# (whose ``__getattribute__`` may lie or raise).
+_TYPE_DICT = type.__dict__["__dict__"]
+_TYPE_DICTOFFSET = type.__dict__["__dictoffset__"]
+_TYPE_FLAGS = type.__dict__["__flags__"]
+_TYPE_MRO = type.__dict__["__mro__"]
+_TYPE_NAME = type.__dict__["__name__"]
+
+
+def dict_offset(tp: type) -> int:
+    """``tp.__dictoffset__``: non-zero when its instances can have a ``__dict__``."""
+    return int(_TYPE_DICTOFFSET.__get__(tp))
+
+
+def type_mro(tp: type) -> tuple[type, ...]:
+    """``tp.__mro__``."""
+    return tuple(_TYPE_MRO.__get__(tp))
+
+
+def type_namespace(tp: type) -> dict[str, object]:
+    """A copy of ``tp.__dict__``."""
+    return dict(_TYPE_DICT.__get__(tp))
+
+
+_TYPE_MODULE = type.__dict__["__module__"]
+_TYPE_QUALNAME = type.__dict__["__qualname__"]
+
+
+def plain_str(value: object) -> str | None:
+    """``value`` as an exact ``str`` without running any of its code (None if it is no str).
+
+    A ``str`` subclass may override ``__eq__``, ``__add__`` or ``__hash__`` to raise;
+    joining copies its characters into a plain string without calling them.
+    """
+    if type(value) is str:
+        return value
+    if isinstance(value, str):
+        return "".join((value,))
+    return None
+
+
 def type_name(tp: type) -> str:
-    """Qualified name of a type: ``pkg.mod.Class``; builtins stay bare (``dict``)."""
+    """Qualified name of a type: ``pkg.mod.Class``; builtins stay bare (``dict``).
+
+    Read through ``type``'s own descriptors: a metaclass may lie or raise.
+    """
     try:
-        module = type.__dict__["__module__"].__get__(tp)
-        qualname = type.__dict__["__qualname__"].__get__(tp)
-    except Exception:  # pragma: no cover - only broken metaclasses
+        module = plain_str(_TYPE_MODULE.__get__(tp))
+        qualname = plain_str(_TYPE_QUALNAME.__get__(tp))
+    except Exception:
         return f"<type at {id(tp):#x}>"
-    if not isinstance(qualname, str):  # pragma: no cover
+    if qualname is None:
         qualname = "?"
-    if module == "builtins" or not isinstance(module, str):
+    if module is None or module == "builtins":
         return qualname
     return f"{module}.{qualname}"
 
 
+def type_module(tp: type) -> str | None:
+    """The module a class says it is defined in, read without running its code."""
+    try:
+        namespace = _TYPE_DICT.__get__(tp)
+        return (
+            plain_str(dict.get(namespace, "__module__"))
+            if type(namespace) is dict
+            else (plain_str(namespace.get("__module__")))
+        )
+    except Exception:
+        return None
+
+
 def is_internal_type(tp: type) -> bool:
     """True for the test runner's own classes (pytest, pluggy, xdist, gcguard)."""
-    module = tp.__dict__.get("__module__")
-    return isinstance(module, str) and (module + ".").startswith(INTERNAL_MODULE_PREFIXES)
+    module = type_module(tp)
+    return module is not None and (module + ".").startswith(INTERNAL_MODULE_PREFIXES)
 
 
 class FreezeGuard:
@@ -266,6 +326,18 @@ def list_runner(window: Window) -> None:
     if gc.get_count()[1]:  # an automatic collection moved the older ones to generation 1
         window.runner.extend(_get_objects(1))
     window.runner.extend(_get_objects(0))  # in the order the collector keeps them
+
+
+def saved_gc_state() -> tuple[bool, int, tuple[int, ...]]:
+    """Automatic collection on or off, debug flags and thresholds, to restore later."""
+    return gc.isenabled(), gc.get_debug(), gc.get_threshold()
+
+
+def restore_gc_state(state: tuple[bool, int, tuple[int, ...]]) -> None:
+    enabled, debug, threshold = state
+    (gc.enable if enabled else gc.disable)()
+    gc.set_debug(debug)
+    gc.set_threshold(*threshold)
 
 
 def _not_tracked(obj: object) -> bool:
@@ -462,12 +534,12 @@ def _is_scaffolding(obj: object, codes: frozenset[int]) -> bool:
     if tp is _FrameType:
         if id(obj.f_code) in codes:  # type: ignore[attr-defined]
             return True
-        module = obj.f_globals.get("__name__")  # type: ignore[attr-defined]
+        module = plain_str(dict.get(obj.f_globals, "__name__"))  # type: ignore[attr-defined]
     elif issubclass(tp, type):  # a class made on the fly (a mock's own subclass)
-        module = type.__dict__["__dict__"].__get__(obj).get("__module__")
+        module = type_module(obj)  # type: ignore[arg-type]
     else:
-        module = tp.__dict__.get("__module__")
-    return isinstance(module, str) and (module + ".").startswith(SCAFFOLDING_MODULE_PREFIXES)
+        module = type_module(tp)
+    return module is not None and (module + ".").startswith(SCAFFOLDING_MODULE_PREFIXES)
 
 
 def _real_cycles(garbage: list[object], codes: frozenset[int]) -> tuple[dict[type, int], object]:
@@ -721,7 +793,7 @@ def instance_dicts(objs: Iterable[object]) -> list[object]:
     """
     dicts: list[object] = []
     for obj in objs:
-        if getattr(type(obj), "__dictoffset__", 0) != 0:
+        if dict_offset(type(obj)) != 0:
             try:
                 attrs = object.__getattribute__(obj, "__dict__")
             except Exception:
@@ -823,7 +895,7 @@ class Survivors:
         while stack:
             obj = stack.pop()
             refs = _get_referents(obj)
-            if _HIDDEN_DICTS and type(obj).__flags__ & _MANAGED_DICT:
+            if _HIDDEN_DICTS and _TYPE_FLAGS.__get__(type(obj)) & _MANAGED_DICT:
                 refs.append(_instance_dict(obj))
             del obj
             for ref in refs:
@@ -874,7 +946,7 @@ class Survivors:
                     starts.append(ref)
                     # By MRO identity: isinstance() on an ABC (FixtureRequest) would
                     # fill ABC caches with new weakrefs while we measure.
-                    if type(ref) in plain or any(c in type(ref).__mro__ for c in containers):
+                    if type(ref) in plain or any(c in _TYPE_MRO.__get__(type(ref)) for c in containers):
                         following.append(ref)
             level = following
         self.exclude_reachable(starts)
@@ -887,7 +959,7 @@ class Survivors:
         """
         ids = self.ids
         for obj in self.candidates():
-            if not type(obj).__name__.endswith("iterator"):
+            if not _TYPE_NAME.__get__(type(obj)).endswith("iterator"):
                 continue
             for ref in _get_referents(obj):
                 if id(ref) in ids:
@@ -980,9 +1052,25 @@ class Survivors:
                 del target
 
     def exclude_new_modules(self, modules_before: int) -> None:
-        """Exclude modules first imported in the window and what they made at import."""
+        """Exclude modules first imported in the window and what they made at import.
+
+        Only modules registered under their own name: an object stored in
+        ``sys.modules`` under a new name on every run is growth like any other.
+        """
         if len(sys.modules) > modules_before:
-            self.exclude_reachable([m for m in list(sys.modules.values()) if id(m) in self.ids])
+            ids = self.ids
+            imported = []
+            for name, module in list(sys.modules.items()):
+                if id(module) not in ids or type(module) is not types.ModuleType:
+                    continue
+                namespace = _instance_dict(module)
+                if type(namespace) is not dict:
+                    continue
+                # Made by the import system: its own name, and a spec.
+                if plain_str(namespace.get("__name__")) == name and namespace.get("__spec__") is not None:
+                    imported.append(module)
+                del namespace
+            self.exclude_reachable(imported)
 
     def suspect_ids(self) -> set[int]:
         return set(self.ids)
@@ -1008,7 +1096,7 @@ def _fold_instance_dicts(survivors: Survivors, counts: dict[type, int]) -> None:
     ids = survivors.ids
     for obj in survivors.candidates():
         tp = type(obj)
-        if tp is dict or tp.__dictoffset__ <= 0 or issubclass(tp, type):
+        if tp is dict or dict_offset(tp) <= 0 or issubclass(tp, type):
             continue
         for ref in _get_referents(obj):
             if type(ref) is dict and id(ref) in ids:

@@ -28,6 +28,8 @@ from ._snapshot import (
     Heap,
     Survivors,
     Window,
+    _collect,
+    _get_objects,
     absorbed,
     allocated_blocks,
     clear_caches,
@@ -40,6 +42,8 @@ from ._snapshot import (
     phase_done,
     phase_starts,
     release_runner,
+    restore_gc_state,
+    saved_gc_state,
     settle,
     total_references,
     track_dicts,
@@ -149,6 +153,7 @@ class GcGuardSession:
         if not self.settings.enabled and not any(item.get_closest_marker("gcguard") for item in session.items):
             return
         self.checker = GcGuard(self.config, self.settings, self)
+        self.config.add_cleanup(self.checker.restore)
         self.config.pluginmanager.register(self.checker, "gcguard-checker")
         self.config.pluginmanager.register(_PhaseMarks(self.checker), "gcguard-phases")
         self.config.pluginmanager.register(_TeardownCodeEnd(self.checker), "gcguard-teardown-end")
@@ -171,8 +176,10 @@ class GcGuardSession:
         if self.baseline is not None and options.baseline is not None:
             if options.update_baseline:
                 entries = _ci.updated_baseline(self.baseline, self.records, self.config.rootpath)
-                self._write(options.baseline, _ci.baseline_text(entries), "--gcguard-baseline")
-                self.notes.append(f"baseline: {len(entries)} test(s) with known leaks written to {options.baseline}")
+                if self._write(session, options.baseline, _ci.baseline_text(entries), "--gcguard-baseline"):
+                    self.notes.append(
+                        f"baseline: {len(entries)} test(s) with known leaks written to {options.baseline}"
+                    )
             else:
                 self.stale = _ci.stale_entries(self.baseline, self.records)
                 if self.stale and options.fail_stale and session.exitstatus == pytest.ExitCode.OK:
@@ -186,19 +193,24 @@ class GcGuardSession:
             document = _ci.json_report(self.records, settings, __version__)
             document["stale_baseline_entries"] = self.stale
             text = json.dumps(document, indent=2) + "\n"
-            if self._write(options.json, text, "--gcguard-json"):
+            if self._write(session, options.json, text, "--gcguard-json"):
                 self.notes.append(f"JSON report: {options.json}")
 
-    def _write(self, path: Path, text: str, option: str) -> bool:
+    def _write(self, session: pytest.Session, path: Path, text: str, option: str) -> bool:
+        """Write an output file; on failure, say so in the summary and fail the run as a usage error.
+
+        Not a warning: under ``filterwarnings = error`` a warning raised here
+        would end the run with a bare traceback before the summary.
+        """
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = path.with_name(path.name + ".tmp")
             tmp.write_text(text, encoding="utf-8")
             os.replace(tmp, path)
         except OSError as exc:
-            self.config.issue_config_time_warning(
-                GcGuardWarning(f"{option}: cannot write {path}: {exc.strerror or exc}"), stacklevel=2
-            )
+            self.notes.append(f"error: {option}: cannot write {path}: {exc.strerror or exc}")
+            if session.exitstatus == pytest.ExitCode.OK:
+                session.exitstatus = pytest.ExitCode.USAGE_ERROR
             return False
         return True
 
@@ -523,9 +535,19 @@ class GcGuard:
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self) -> None:
         """Free what the frozen baseline held back and give the heap back unfrozen."""
+        self.restore()
+
+    def restore(self) -> None:
+        """Give back every piece of global state the checker changed (idempotent).
+
+        Also registered with ``config.add_cleanup``, as pytest's own
+        unraisableexception and threadexception plugins do: it runs even when
+        another session-finish hook raised first.
+        """
         self.heap.stop()
         self.guard.uninstall()
         if self.started_tracing:
+            self.started_tracing = False
             tracemalloc.stop()
 
     # -- per test -----------------------------------------------------------
@@ -663,14 +685,20 @@ class GcGuard:
         references = [0] * runs
         failed = ""
         before_blocks = before_refs = 0
+        # What the window restored: each run is measured under it, and a run
+        # that changes it (gc.disable(), DEBUG_SAVEALL) is undone at once.
+        gc_state = saved_gc_state()
         self.probing = True
         try:
             for index in range(-1, runs):  # -1: the warm-up
                 if hasattr(item, "_request"):
                     item._request = False
                 _refill_doctest_globals(item)
-                with _unseen(item, window):
-                    reports = runtestprotocol(item, log=False, nextitem=self.nextitem)
+                try:
+                    with _unseen(item, window):
+                        reports = runtestprotocol(item, log=False, nextitem=self.nextitem)
+                finally:
+                    restore_gc_state(gc_state)
                 bad = [report for report in reports if not report.passed]
                 if bad:
                     failed = f"run {index + 2} {bad[0].outcome} in {bad[0].when}"
@@ -680,8 +708,8 @@ class GcGuard:
                 # What the runner keeps of each run is not the test's.
                 _drop_spent_finalizers(item)
                 clear_caches()
-                gc.collect()
-                gc.collect()
+                _collect()
+                _collect()
                 after_blocks = allocated_blocks()
                 after_refs = total_references()
                 if index >= 0:
@@ -784,7 +812,10 @@ class GcGuard:
         if verdict is None:
             return None, ""
         for message in verdict.warnings:
-            item.warn(GcGuardWarning(message))
+            try:
+                item.warn(GcGuardWarning(message))
+            except Warning:  # filterwarnings = error: the note must not replace the report
+                verdict.notes.append(f"warning: {message}")
         if verdict.notes and not verdict.failed:
             item.add_report_section("teardown", "gcguard", "\n".join(verdict.notes))
         if verdict.unconfirmed:
@@ -908,7 +939,7 @@ class GcGuard:
         # growth, and need not hang off the cache).
         members: dict[str, list[object]] = {}
         latest: dict[str, list[object]] = {}
-        young = gc.get_objects()
+        young = _get_objects()
         for obj in young:
             key = id(obj)
             if key not in confirmation.new_ids and key not in confirmation.last_new:
