@@ -383,11 +383,34 @@ def summary_lines(
             types_ = ", ".join(f"{name} x{n}" for name, n in record["set_aside"]["types"].items())
             lines.append(f"  {record['nodeid']}: {types_}")
             lines.append(f"    {record['set_aside']['reason']}")
+    unjudged = [r for r in records.values() if r["verdict"] == "skipped"]
+    # The test's own outcome (failed, skipped, xfailed) or an opt-out needs no
+    # naming unless asked (-v); any other reason is gcguard's, and always named.
+    named = unjudged if verbosity > 0 else [r for r in unjudged if not own_outcome(r["reason"])]
+    if named:
+        lines.append(f"{len(named)} test(s) not judged:")
+        listed = named if verbosity > 0 else named[:MAX_TESTS]
+        lines.extend(f"  {r['nodeid']}: {r['reason']}" for r in listed)
+        if len(named) > len(listed):
+            lines.append(f"  ... {len(named) - len(listed)} more (-v shows all)")
     unexpected = [r for r in by_outcome.get("failed", ()) if not findings(r)]
     if unexpected:
         lines.append(f"{len(unexpected)} expected leak(s) that did not happen (strict: the tests fail):")
         lines.extend(f"  {r['nodeid']}: {r['reason']}" for r in unexpected)
     return lines
+
+
+def own_outcome(reason: str) -> bool:
+    """A reason for not judging that is the test's own doing: its outcome, or an opt-out."""
+    return reason.startswith(
+        (
+            "not judged: the test did not pass",
+            "not judged: the test skipped",
+            "not judged: the test failed",
+            "not judged: the test xfailed",
+            "disabled by",
+        )
+    )
 
 
 def count_line(records: Mapping[str, Mapping[str, Any]]) -> str:

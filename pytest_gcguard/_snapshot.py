@@ -43,7 +43,6 @@ _get_referrers = gc.get_referrers
 # by gc.get_referrers or a full collection, loops forever.  That module's
 # referents are then read from its namespace only.
 if (3, 12) <= sys.version_info < (3, 12, 6):
-
     _referents_of = gc.get_referents
 
     def _get_referents(*objs: object) -> list[object]:

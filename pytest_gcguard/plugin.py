@@ -369,6 +369,20 @@ def _unseen(item: pytest.Item, window: Window) -> Iterator[None]:
             del log[recorded:]
 
 
+def _stop_test_timer(item: pytest.Item) -> None:
+    """pytest-timeout's per-test timer is the test's, not gcguard's reruns'.
+
+    In its default mode the timer covers the whole test protocol, and the
+    reruns run inside it: a test that takes more than a third of its timeout
+    would time out in a rerun and go unjudged.  The test's own run finished
+    in time; the timer is stopped through pytest-timeout's public hook (in its
+    ``func_only`` mode, each rerun's call still gets a timer of its own).
+    """
+    cancel = getattr(item.config.pluginmanager.hook, "pytest_timeout_cancel_timer", None)
+    if cancel is not None:
+        cancel(item=item)
+
+
 def _release_fixture_values(item: pytest.Item) -> None:
     """Drop the item's hold on its fixture values, as pytest does right after teardown.
 
@@ -688,6 +702,7 @@ class GcGuard:
         # What the window restored: each run is measured under it, and a run
         # that changes it (gc.disable(), DEBUG_SAVEALL) is undone at once.
         gc_state = saved_gc_state()
+        _stop_test_timer(item)
         self.probing = True
         try:
             for index in range(-1, runs):  # -1: the warm-up
@@ -1011,6 +1026,7 @@ class GcGuard:
         # other threads (xdist's I/O thread) rarely add to it; each reading is
         # O(heap), and only tests still growing at that point pay for them.
         measured = max(reruns, REPLACEMENT_RERUN)
+        _stop_test_timer(item)
         weak = False  # a first, small signal, which must repeat (see below)
         measured_once = uneven = False
         attempt = 0

@@ -511,13 +511,15 @@ def test_xdist_controller_writes_the_same_json_and_baseline(tester: pytest.Pytes
     result.stdout.fnmatch_lines(["2 known leak(s) within the baseline *xdist-baseline.json (-v lists them)"])
 
 
-def test_unwritable_json_path_is_a_warning(tester: pytest.Pytester) -> None:
+def test_unwritable_json_path_fails_the_run_as_a_usage_error(tester: pytest.Pytester) -> None:
+    # A report CI asked for and did not get must not pass silently, nor end in a
+    # traceback (a warning did, under filterwarnings = error).
     tester.makepyfile("def test_x(): pass")
     (tester.path / "blocker").write_text("a file, not a directory")
     result = tester.runpytest_subprocess("--gcguard", "--gcguard-json=blocker/out.json")
     result.assert_outcomes(passed=1)
-    assert result.ret == pytest.ExitCode.OK
-    result.stdout.fnmatch_lines(["*GcGuardWarning: --gcguard-json: cannot write *blocker*out.json*"])
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stdout.fnmatch_lines(["*gcguard summary*", "error: --gcguard-json: cannot write *blocker*out.json*"])
 
 
 def test_unittest_skips_and_expected_failures_are_not_judged(tester: pytest.Pytester) -> None:

@@ -107,3 +107,66 @@ def test_leaks_fail_and_clean_tests_stay_clean(tester: pytest.Pytester, setup: l
     assert outcomes["passed"] == len(records) + reruns
     assert outcomes.get("errors", outcomes.get("error")) == len(LEAKS)
     result.stdout.fnmatch_lines(["*gcguard: checked 7 test(s);*; 2 leaking*"])
+
+
+@pytest.mark.parametrize("method", ["signal", "thread"])
+def test_pytest_timeout_does_not_cut_the_confirmation_reruns(tester: pytest.Pytester, method: str) -> None:
+    # Each run takes 0.4 s; three runs (the test and two reruns) exceed the 1 s
+    # timeout meant for the test itself.
+    tester.makepyfile(
+        test_slow="""
+        import time
+
+        KEPT = []
+
+        def test_slow_leak():
+            time.sleep(0.4)
+            KEPT.append([1])
+
+        def test_slow_clean():
+            time.sleep(0.4)
+        """
+    )
+    result = tester.runpytest_subprocess(
+        "--gcguard", "--gcguard-json=gcguard.json", "--timeout=1", f"--timeout-method={method}"
+    )
+    records = records_of(tester)
+    assert records["test_slow_leak"]["verdict"] == "leaked", records["test_slow_leak"]
+    assert records["test_slow_clean"]["verdict"] == "clean", records["test_slow_clean"]
+    result.assert_outcomes(passed=2, errors=1)
+
+
+def test_tests_gcguard_could_not_judge_are_named_with_their_reason(tester: pytest.Pytester) -> None:
+    tester.makepyfile(
+        test_unjudged="""
+        import gc
+        import pytest
+
+        RUNS = []
+
+        def test_freezes():
+            gc.freeze()
+
+        def test_fails_on_its_rerun():
+            RUNS.append([len(RUNS)])
+            assert len(RUNS) == 1
+
+        def test_fails():
+            assert False
+
+        @pytest.mark.skip(reason="not today")
+        def test_skipped():
+            pass
+        """
+    )
+    result = tester.runpytest_subprocess("--gcguard")
+    result.stdout.fnmatch_lines(
+        [
+            "*gcguard summary*",
+            "2 test(s) not judged:",
+            "  test_unjudged.py::test_freezes: not judged: the test called gc.freeze()*",
+            "  test_unjudged.py::test_fails_on_its_rerun: not judged: suspected leak not confirmed, rerun 1 failed*",
+        ]
+    )
+    result = tester.runpytest_subprocess("--gcguard", "-v")
+    result.stdout.fnmatch_lines(["4 test(s) not judged:"])
