@@ -22,6 +22,10 @@ REFS_HELP = (
     "Also catch leaks the gc cannot see (str, int, bytes, C-extension references): count memory blocks and, "
     "on debug builds, references over repeated runs of each test (slower: every test runs several times)"
 )
+DIAGNOSIS_HELP = (
+    "Find why leaked objects are alive: sample reprs, reference chains, graphs (default on; "
+    "--gcguard-no-diagnosis turns it off, and a bounded cache is then recognised only when it replaces entries)"
+)
 TRACE_HELP = "Trace allocations (tracemalloc) so leak reports show where each sample was allocated"
 GRAPH_DIR_HELP = "Directory for objgraph back-reference graphs of leaking tests (.dot, plus .png with Graphviz)"
 WARN_HELP = "Report leaks as GcGuardWarning warnings instead of failing the tests"
@@ -97,6 +101,8 @@ class Settings:
     trace: bool = False
     warn: bool = False
     refs: bool = False
+    #: Sample reprs, why-alive chains and graphs for leaking tests.
+    diagnosis: bool = True
     #: Set by ``expect_leak`` on the marker: the reason the test is known to leak.
     expect_leak: str | None = None
 
@@ -116,6 +122,8 @@ class Settings:
             parts.append("warn=on")
         if self.refs:
             parts.append("refs=on")
+        if not self.diagnosis:
+            parts.append("diagnosis=off")
         return ", ".join(parts)
 
     def to_json(self) -> dict[str, Any]:
@@ -130,6 +138,7 @@ class Settings:
             "trace": self.trace,
             "warn": self.warn,
             "refs": self.refs,
+            "diagnosis": self.diagnosis,
         }
 
 
@@ -155,6 +164,9 @@ def addoption(parser: pytest.Parser) -> None:
     group.addoption("--gcguard-trace", action="store_true", default=None, help=TRACE_HELP)
     group.addoption("--gcguard-refs", action="store_true", default=None, help=REFS_HELP)
     group.addoption("--gcguard-warn", action="store_true", default=None, help=WARN_HELP)
+    group.addoption(
+        "--gcguard-no-diagnosis", dest="gcguard_diagnosis", action="store_false", default=None, help=DIAGNOSIS_HELP
+    )
     group.addoption("--gcguard-json", default=None, metavar="PATH", help=JSON_HELP)
     group.addoption("--gcguard-baseline", default=None, metavar="PATH", help=BASELINE_HELP)
     group.addoption("--gcguard-update-baseline", action="store_true", default=False, help=UPDATE_BASELINE_HELP)
@@ -169,6 +181,7 @@ def addoption(parser: pytest.Parser) -> None:
     parser.addini("gcguard_trace", TRACE_HELP, type="bool", default=False)
     parser.addini("gcguard_refs", REFS_HELP, type="bool", default=False)
     parser.addini("gcguard_warn", WARN_HELP, type="bool", default=False)
+    parser.addini("gcguard_diagnosis", DIAGNOSIS_HELP, type="bool", default=True)
     parser.addini("gcguard_json", JSON_HELP, type="string", default="")
     parser.addini("gcguard_baseline", BASELINE_HELP, type="string", default="")
     parser.addini("gcguard_fail_stale", FAIL_STALE_HELP, type="bool", default=False)
@@ -239,6 +252,7 @@ def from_config(config: pytest.Config) -> Settings:
         trace=bool(pick("gcguard_trace")),
         refs=bool(pick("gcguard_refs")),
         warn=bool(pick("gcguard_warn")),
+        diagnosis=bool(pick("gcguard_diagnosis")),
     )
 
 

@@ -971,7 +971,14 @@ class GcGuard:
             verdict.leaks.append(Leak(name, n, growth=[g.get(name, 0) for g in confirmation.growth]))
         samples = [members.get(name, [])[: _settings.MAX_SAMPLES] for name, _ in ordered]
         members.clear()  # the samples are copies: nothing of ours may look like a referrer
-        held = explain(verdict, samples, settings, item.nodeid, latest)
+        if settings.diagnosis:
+            held = explain(verdict, samples, settings, item.nodeid, latest)
+        else:
+            held = {}
+            verdict.notes.append(
+                "diagnosis off (--gcguard-no-diagnosis): no samples, chains or graphs, and a bounded cache "
+                "is recognised only when it replaces entries"
+            )
         samples.clear()
         latest.clear()
         freed = (

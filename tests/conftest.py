@@ -6,7 +6,7 @@ pytest_plugins = ["pytester"]
 
 
 @pytest.fixture
-def tester(pytester: pytest.Pytester) -> pytest.Pytester:
+def tester(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytest.Pytester:
     """``pytester`` with a fixed ini, so inner runs do not inherit this project's settings.
 
     Inner runs that check gc results go through ``runpytest_subprocess``: an
@@ -20,4 +20,6 @@ def tester(pytester: pytest.Pytester) -> pytest.Pytester:
         asyncio_default_fixture_loop_scope = function
         """
     )
+    # Also for the tests that write an ini of their own (pytest-asyncio warns without it).
+    monkeypatch.setenv("PYTEST_ADDOPTS", "-o asyncio_default_fixture_loop_scope=function")
     return pytester

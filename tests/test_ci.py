@@ -72,6 +72,7 @@ def check_schema(document: dict[str, Any]) -> dict[str, dict[str, Any]]:
         "trace",
         "warn",
         "refs",
+        "diagnosis",
         "baseline",
     }
     assert set(document["totals"]) == {"verdicts", "outcomes"}

@@ -284,3 +284,28 @@ def test_a_type_still_reported_gets_a_chain_when_the_first_ones_were_a_bounded_c
     (record,) = json.loads((tester.path / "out.json").read_text())["tests"]
     assert [leak["type"].rpartition(".")[2] for leak in record["leaked"]] == ["Lonely"]
     assert record["set_aside"] is not None
+
+
+def test_diagnosis_can_be_turned_off(tester: pytest.Pytester) -> None:
+    tester.makepyfile(
+        """
+        KEEP = []
+
+        class Widget:
+            def __repr__(self):
+                raise AssertionError("a repr must not run with diagnosis off")
+
+        def test_leak():
+            KEEP.append(Widget())
+        """
+    )
+    result = tester.runpytest_subprocess("--gcguard", "--gcguard-no-diagnosis", "--gcguard-graph-dir=graphs")
+    result.assert_outcomes(passed=1, errors=1)
+    result.stdout.fnmatch_lines(
+        ["gcguard: on (*diagnosis=off*)", "*Widget x1*", "*diagnosis off (--gcguard-no-diagnosis)*"]
+    )
+    result.stdout.no_fnmatch_line("*why alive*")
+    assert not (tester.path / "graphs").exists() or not any((tester.path / "graphs").iterdir())
+    tester.makeini("[pytest]\ngcguard_diagnosis = false\n")
+    result = tester.runpytest_subprocess("--gcguard")
+    result.stdout.fnmatch_lines(["*diagnosis off*"])
