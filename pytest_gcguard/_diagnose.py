@@ -10,7 +10,8 @@ import collections
 import functools
 import sys
 import types
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
+from itertools import compress
 
 from . import _graph
 from ._report import (
@@ -222,11 +223,19 @@ def _is_namespace(obj: object) -> bool:
 
 
 def _bounded_holders(
-    chains: list[list[object]], verdict: Verdict, members: Mapping[str, list[object]], young: set[int]
+    chains: list[list[object]], verdict: Verdict, latest: list[object], young: set[int]
 ) -> dict[str, str]:
-    """Leaked types whose every new object hangs off a bounded cache found on a chain."""
+    """Leaked types whose every new object (``latest``) hangs off a bounded cache found on a chain.
+
+    Counted per type in C (``map``, ``compress``, ``Counter``): a leak of a
+    million objects costs a few passes in C, not a million steps in Python.
+    """
     held: dict[str, str] = {}
     seen: set[int] = set()
+    totals = collections.Counter(map(type, latest))
+    names: dict[str, list[type]] = {}
+    for tp in totals:
+        names.setdefault(type_name(tp), []).append(tp)
     for chain in chains:
         for node in chain:
             if id(node) in seen:
@@ -237,10 +246,12 @@ def _bounded_holders(
                 continue
             reach = _reachable(node, young)
             label = f"{type_name(type(node))} ({capacity[1]} of at most {capacity[0]} entries)"
+            reached = collections.Counter(map(type, compress(latest, map(reach.__contains__, map(id, latest)))))
             for leak in verdict.leaks:
-                objs = members.get(leak.name)
-                if leak.name not in held and objs and all(id(obj) in reach for obj in objs):
+                kinds = names.get(leak.name)
+                if leak.name not in held and kinds and all(reached[tp] == totals[tp] for tp in kinds):
                     held[leak.name] = label
+            reached.clear()
             reach.clear()
     return held
 
@@ -314,18 +325,18 @@ def explain(
     samples: Sequence[list[object]],
     settings: Settings,
     nodeid: str,
-    members: Mapping[str, list[object]] | None = None,
+    latest: list[object] | None = None,
 ) -> dict[str, str]:
     """Fill in samples, why-alive chains and graph paths for ``verdict.leaks``.
 
-    Returns the leaked types (name: the cache) whose new objects, ``members``,
-    all hang off a bounded cache that a chain passes through: a cache that
+    Returns the leaked types (name: the cache) whose new objects, ``latest``
+    (what the last run kept), all hang off a bounded cache that a chain passes through: a cache that
     stops growing at its bound.  The work is bounded by counts (chains, levels,
     referrers per level), never by the clock, so the verdict is the same on
     any machine and at any point of a run.
     """
     objs = _get_objects()
-    young = {id(o) for o in objs}
+    young = set(map(id, objs))
     del objs
     ignore: set[int] = {id(samples), id(young)}
     ignore.update(id(s) for s in samples)
@@ -340,9 +351,7 @@ def explain(
 
     chains: list[list[object]] = []  # the found paths, drawn as the graph
     ignore.add(id(chains))
-    if members:
-        ignore.add(id(members))
-        ignore.update(id(objs) for objs in members.values())
+    ignore.add(id(latest))
     held: dict[str, str] = {}
     _unfreeze()
     try:
@@ -352,7 +361,7 @@ def explain(
                 leak.allocated = allocation_site(objs_of_type[0])
             if objs_of_type and index < MAX_CHAINS:
                 _find_chain(leak, objs_of_type[0], pre_existing, ignore, chains)
-        held = _bounded_holders(chains, verdict, members or {}, young) if chains else {}
+        held = _bounded_holders(chains, verdict, latest or [], young) if chains else {}
         # The chains went to the most numerous types; when some of those turn out
         # to be a bounded cache's, the types still reported get the spare searches.
         reported = [leak for leak in verdict.leaks if leak.name not in held]
