@@ -9,9 +9,52 @@ import re
 import shutil
 import subprocess
 import types
+from collections.abc import Iterator
+from typing import Any
 
 #: Longest file-name stem we write (well under every file system's limit).
 MAX_STEM = 80
+#: Sources whose edge labels objgraph may compute itself: exact types, whose
+#: attribute reads and iteration run no user code.
+_PLAIN_SOURCES = (dict, list, tuple, set, frozenset, types.FrameType, types.FunctionType, types.MethodType)
+
+
+def _node_label(obj: object) -> str:
+    """objgraph's node label, computed without running user code longer than a repr's time limit."""
+    from ._report import _describe_node, safe_repr
+
+    node: Any = obj
+    tp = type(node)
+    if issubclass(tp, (type, types.ModuleType)):
+        return _describe_node(node)
+    if tp is types.FunctionType:
+        return str(node.__qualname__)
+    if tp is types.MethodType:
+        return f"{_node_label(node.__func__)} (bound)"
+    if tp is types.FrameType:
+        return f"{node.f_code.co_filename}:{node.f_lineno}"
+    if tp in (tuple, list, dict, set, frozenset):
+        return f"{len(node)} items"
+    return safe_repr(node)[:40]
+
+
+@contextlib.contextmanager
+def _safe_labels(objgraph: Any) -> Iterator[None]:
+    """objgraph labels nodes with ``repr()`` and edges by iterating the source,
+    with no time limit and through a subclass's own ``items()``: while a graph is
+    drawn, its two label functions are ours (and given back after)."""
+    short_repr, edge_label = objgraph._short_repr, objgraph._edge_label
+
+    def safe_edge_label(source: object, target: object, shortnames: bool = True) -> str:
+        if type(source) in _PLAIN_SOURCES:
+            return str(edge_label(source, target, shortnames))
+        return ""
+
+    objgraph._short_repr, objgraph._edge_label = _node_label, safe_edge_label
+    try:
+        yield
+    finally:
+        objgraph._short_repr, objgraph._edge_label = short_repr, edge_label
 
 
 def safe_stem(nodeid: str) -> str:
@@ -50,7 +93,11 @@ def write_graph(
     leaked = {id(o) for o in objs}
     try:
         os.makedirs(directory, exist_ok=True)
-        with open(os.devnull, "w") as quiet, contextlib.redirect_stdout(quiet):  # objgraph prints a line
+        with (
+            open(os.devnull, "w") as quiet,
+            contextlib.redirect_stdout(quiet),  # objgraph prints a line
+            _safe_labels(objgraph),
+        ):
             if chains:
                 objgraph.show_chain(
                     *chains,

@@ -309,3 +309,36 @@ def test_diagnosis_can_be_turned_off(tester: pytest.Pytester) -> None:
     tester.makeini("[pytest]\ngcguard_diagnosis = false\n")
     result = tester.runpytest_subprocess("--gcguard")
     result.stdout.fnmatch_lines(["*diagnosis off*"])
+
+
+def test_graphs_of_hostile_objects_use_time_limited_labels(tester: pytest.Pytester) -> None:
+    # objgraph labels nodes with repr() and edges by iterating a dict subclass's
+    # own items(): neither may stall or break the graph.
+    tester.makepyfile(
+        test_h="""
+        import time
+
+        class Slow:
+            def __repr__(self):
+                time.sleep(30)
+                return "never"
+
+        class Hostile(dict):
+            def items(self):
+                raise RuntimeError("no items")
+            def __iter__(self):
+                raise RuntimeError("no iteration")
+
+        REGISTRY = Hostile()
+
+        def test_leak():
+            REGISTRY[len(REGISTRY)] = Slow()
+        """
+    )
+    result = tester.runpytest_subprocess("--gcguard", "--gcguard-graph-dir=graphs", "--gcguard-reruns=1")
+    result.assert_outcomes(passed=1, errors=1)
+    result.stdout.no_fnmatch_line("*could not draw a graph*")
+    (dot,) = (tester.path / "graphs").glob("*.dot")
+    text = dot.read_text()
+    assert "<test_h.Slow object at 0x" in text
+    assert "never" not in text
