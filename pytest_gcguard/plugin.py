@@ -677,6 +677,17 @@ class GcGuard:
         with listed_as_runner(window) if window.rerun else absorbed(window):
             return (yield)
 
+    def pytest_fixture_post_finalizer(self, fixturedef: pytest.FixtureDef[object]) -> None:
+        """A broader-scoped fixture let go of its (frozen) objects: collect them soon.
+
+        Their cyclic garbage is frozen and stays until a full pass; once this
+        happened, the next full pass is due when the time since the last one
+        exceeds 5 times its cost (instead of 100 times), which bounds the memory
+        it holds at a cost of at most a sixth of the time since that pass.
+        """
+        if fixturedef.scope != "function":
+            self.heap.released = True
+
     @pytest.hookimpl(wrapper=True, tryfirst=True)
     def pytest_runtest_teardown(self, item: pytest.Item) -> Generator[None, object, object]:
         """After the function fixtures are finalised: collect, compare, confirm, report."""
