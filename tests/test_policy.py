@@ -113,3 +113,17 @@ def test_the_asyncio_modules_referents_can_be_held(tmp_path: Path) -> None:
     )
     done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60, check=True)
     assert done.stdout == "done\n"
+
+
+def test_a_released_broader_fixture_brings_the_next_full_pass_forward(monkeypatch) -> None:
+    heap = _snapshot.Heap()
+    passes: list[bool] = []
+    monkeypatch.setattr(heap, "full_pass", lambda: passes.append(heap.released))
+    heap.started = True
+    heap.last_pass_cost = 1.0
+    heap.last_pass_end = _snapshot.time.perf_counter() - 6.0  # 6 costs ago
+    heap.maybe_full_pass()
+    assert passes == []  # not due: the usual budget is 100 costs
+    heap.released = True
+    heap.maybe_full_pass()
+    assert passes == [True]  # due: 5 costs once frozen objects were let go
