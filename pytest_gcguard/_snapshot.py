@@ -266,6 +266,7 @@ class Window:
 
     __slots__ = (
         "absorbed",
+        "callbacks0",
         "count_frozen",
         "cycles",
         "cyclic_offset",
@@ -304,6 +305,7 @@ class Window:
         #: calls, logging); held until the verdict so ids cannot be reused.
         self.runner: list[object] = []
         self.threshold0: tuple[int, ...] = ()
+        self.callbacks0: tuple[object, ...] = ()
         #: Cycles mode: ids of the code objects of the test function and its
         #: fixtures, whose frames' cycles are the test's scaffolding.
         self.scaffolding: frozenset[int] = frozenset()
@@ -402,6 +404,7 @@ def open_window(window: Window) -> Window:
     window.debug0 = gc.get_debug()
     window.enabled0 = gc.isenabled()
     window.threshold0 = gc.get_threshold()
+    window.callbacks0 = tuple(gc.callbacks)  # usually the empty tuple: nothing is allocated
     window.modules0 = len(sys.modules)
     if window.rerun:
         _collect()
@@ -709,6 +712,9 @@ def close_window(window: Window) -> Closed:
                 counts[tp] -= 1
             del obj
         closed.cyclic_types = {name: n for name, n in _named(counts).items() if n > 0}
+    if tuple(gc.callbacks) != window.callbacks0:
+        closed.notes.append("the test left gc.callbacks changed; gcguard restored them")
+        gc.callbacks[:] = window.callbacks0  # type: ignore[assignment]
     if gc.get_threshold() != window.threshold0:
         closed.notes.append(
             f"the test changed gc thresholds to {gc.get_threshold()}; gcguard restored {window.threshold0}"

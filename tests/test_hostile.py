@@ -267,3 +267,64 @@ def test_objects_stored_in_sys_modules_under_new_names_are_growth(tester: pytest
     (record,) = document["tests"]
     assert record["verdict"] == "leaked"
     assert {"test_hostile.Handle", "module"} <= {leak["type"] for leak in record["leaked"]}
+
+
+#: Hostile test bodies: each runs before the canaries; the run must end with the
+#: gc state given back, no traceback from gcguard, and the canaries judged.
+HOSTILE_BODIES = {
+    "gc-freeze": "gc.freeze()",
+    "gc-unfreeze": "gc.unfreeze()",
+    "gc-collect-loop": "for _ in range(50):\n        gc.collect()",
+    "gc-callback-left": "gc.callbacks.append(lambda phase, info: None)",
+    "gc-garbage-appended": "gc.garbage.append([1, 2, 3])",
+    "gc-enable-twice": "gc.enable(); gc.enable()",
+    "repr-raises": "KEEP.append(type('R', (), {'__repr__': lambda self: 1 / 0})())",
+    "repr-recurses": "o = type('Rec', (), {'__repr__': lambda self: repr(self)})(); KEEP.append(o)",
+    "class-attribute-raises": (
+        "class C:\n        @property\n        def __class__(self):\n            raise RuntimeError('no class')\n"
+        "    KEEP.append(C())"
+    ),
+    "getattr-raises": (
+        "class G:\n        def __getattribute__(self, name):\n            raise RuntimeError(name)\n"
+        "    KEEP.append(G())"
+    ),
+    "eq-and-hash-raise": (
+        "class H:\n        def __eq__(self, other):\n            raise RuntimeError('eq')\n"
+        "        def __hash__(self):\n            raise RuntimeError('hash')\n    KEEP.append(H())"
+    ),
+    "del-resurrects": (
+        "class Z:\n        def __del__(self):\n            KEEP.append(self)\n    z = Z(); z.me = z; del z"
+    ),
+    "weakref-callback": (
+        "import weakref\n    class W: pass\n    w = W(); KEEP.append(weakref.ref(w, lambda r: KEEP.append(r))); del w"
+    ),
+    "deep-chain": "node = []\n    for _ in range(100_000):\n        node = [node]\n    KEEP.append(node)",
+    "wide-dict": "KEEP.append({i: [i] for i in range(50_000)})",
+    "self-cycles": "for _ in range(1000):\n        a = []; a.append(a)",
+    "thread-left-running": (
+        "import threading\n    e = threading.Event()\n"
+        "    t = threading.Thread(target=e.wait, args=(0.2,), daemon=True)\n    t.start()"
+    ),
+    "sys-modules-object": "import sys\n    sys.modules['gcguard_hostile_thing'] = object()",
+    "str-subclass-module": (
+        "class S(str):\n        def __eq__(self, other):\n            raise RuntimeError('eq')\n"
+        "        __hash__ = str.__hash__\n    cls = type('T', (), {})\n"
+        "    cls.__module__ = S('m')\n    KEEP.append(cls())"
+    ),
+    "mapping-that-lies": (
+        "class D(dict):\n        def items(self):\n            raise RuntimeError('items')\n"
+        "        def __iter__(self):\n            raise RuntimeError('iter')\n    KEEP.append(D(a=[1]))"
+    ),
+}
+
+
+@pytest.mark.parametrize("body", list(HOSTILE_BODIES.values()), ids=list(HOSTILE_BODIES))
+def test_a_hostile_test_leaves_the_run_and_the_gc_intact(tester: pytest.Pytester, body: str) -> None:
+    tester.makepyfile(
+        test_hostile=f"import gc\nKEEP = []\n\ndef test_hostile():\n    {body}\n",
+        test_zz=CANARIES,
+    )
+    result, outcome = drive(tester, "--gcguard", "--gcguard-json=gcguard.json", "--gcguard-graph-dir=graphs")
+    assert outcome["exit"] in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED)
+    assert_canaries(canary_records(tester))
+    result.stdout.no_fnmatch_line("*Traceback*pytest_gcguard*")
