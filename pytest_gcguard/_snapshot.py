@@ -97,6 +97,8 @@ _TYPE_DICTOFFSET = type.__dict__["__dictoffset__"]
 _TYPE_FLAGS = type.__dict__["__flags__"]
 _TYPE_MRO = type.__dict__["__mro__"]
 _TYPE_NAME = type.__dict__["__name__"]
+_TYPE_MODULE = type.__dict__["__module__"]
+_TYPE_QUALNAME = type.__dict__["__qualname__"]
 
 
 def dict_offset(tp: type) -> int:
@@ -112,10 +114,6 @@ def type_mro(tp: type) -> tuple[type, ...]:
 def type_namespace(tp: type) -> dict[str, object]:
     """A copy of ``tp.__dict__``."""
     return dict(_TYPE_DICT.__get__(tp))
-
-
-_TYPE_MODULE = type.__dict__["__module__"]
-_TYPE_QUALNAME = type.__dict__["__qualname__"]
 
 
 def plain_str(value: object) -> str | None:
@@ -151,12 +149,7 @@ def type_name(tp: type) -> str:
 def type_module(tp: type) -> str | None:
     """The module a class says it is defined in, read without running its code."""
     try:
-        namespace = _TYPE_DICT.__get__(tp)
-        return (
-            plain_str(dict.get(namespace, "__module__"))
-            if type(namespace) is dict
-            else (plain_str(namespace.get("__module__")))
-        )
+        return plain_str(_TYPE_DICT.__get__(tp).get("__module__"))  # a mappingproxy: no user code
     except Exception:
         return None
 
@@ -816,10 +809,7 @@ def instance_dicts(objs: Iterable[object]) -> list[object]:
     dicts: list[object] = []
     for obj in objs:
         if dict_offset(type(obj)) != 0:
-            try:
-                attrs = object.__getattribute__(obj, "__dict__")
-            except Exception:
-                continue
+            attrs = _instance_dict(obj)
             if type(attrs) is dict:
                 dicts.append(attrs)
     return dicts
