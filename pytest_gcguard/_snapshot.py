@@ -22,6 +22,7 @@ import sys
 import time
 import types
 import weakref
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -248,8 +249,10 @@ class Heap:
         if not self.started:
             return
         self.started = False
+        # No collection: the frozen garbage is the automatic collector's again
+        # (pytest collects at unconfigure too); one pass of a big heap is
+        # seconds at the end of a data-science suite.
         _unfreeze()
-        _collect()
         if self.frozen_before:
             _freeze()
 
@@ -265,6 +268,7 @@ class Window:
         "cyclic_offset",
         "debug0",
         "enabled0",
+        "freeze_first",
         "frozen_at",
         "frozen_freed",
         "garbage0",
@@ -285,6 +289,9 @@ class Window:
         #: A confirmation rerun's window: nothing is frozen and no verdict is
         #: given at its teardown; the checker measures it in its own frame.
         self.rerun = rerun
+        #: A rerun that freezes what earlier runs kept, so that only its own
+        #: survivors are young (the one rerun of a large growth, see _confirm).
+        self.freeze_first = False
         self.stats0 = self.garbage0 = self.debug0 = self.cyclic_offset = self.modules0 = 0
         self.enabled0 = self.passed = True
         self.absorbed = self.opened = False
@@ -392,23 +399,27 @@ def open_window(window: Window) -> Window:
     """Start ``window``: young garbage collected, everything alive frozen.
 
     Confirmation reruns (``window.rerun``) freeze nothing: they must keep the
-    earlier runs' survivors visible to see whether a rerun replaces them.
+    earlier runs' survivors visible to see whether a rerun replaces them.  A
+    ``freeze_first`` rerun freezes them, and sees them die in the frozen count.
     """
     window.debug0 = gc.get_debug()
     window.enabled0 = gc.isenabled()
     window.threshold0 = gc.get_threshold()
     window.callbacks0 = tuple(gc.callbacks)  # usually the empty tuple: nothing is allocated
     window.modules0 = len(sys.modules)
-    if window.rerun:
+    if window.rerun and not window.freeze_first:
         _collect()
         if window.count_frozen:
             window.frozen_at = gc.get_freeze_count()
     else:
-        # No collection first: the previous verdict froze the heap, and what the
+        # No collection first: the previous verdict froze the heap (or, before
+        # a freeze-first rerun, the classification collected), and what the
         # runner made since then holds no cyclic garbage in practice (none in the
         # benchmark's runs); what little there is is frozen, never counted, and
         # freed by the next full pass.
         _freeze()
+        if window.count_frozen:
+            window.frozen_at = gc.get_freeze_count()
     if window.cycles:
         window.stats0 = stats_total()
     window.garbage0 = len(gc.garbage)
@@ -849,16 +860,20 @@ class Survivors:
         self._young = _get_objects()
         self._candidates: list[object] = self._young
         self._ids: set[int] | None = None
+        self._types: set[type] | None = None
+        #: Ids of our own bookkeeping (``exclude_known``), never looked into.
+        self._own: set[int] = set()
 
     def exclude_known(self, runner: list[object], own: tuple[object, ...] = ()) -> None:
         """Exclude by identity the runner's objects and our own (``own``)."""
         known = set(map(id, runner))
-        known.update(map(id, own))
-        known.add(id(own))
+        self._own = set(map(id, own))
+        self._own.add(id(own))
+        known.update(self._own)
         known.add(id(self))
-        young = self._young
-        self._candidates = list(compress(young, map(not_, map(known.__contains__, map(id, young)))))
-        self._ids = set(map(id, self._candidates))
+        # One pass in C; the candidate list is narrowed lazily (``candidates``).
+        self._ids = set(map(id, self._young))
+        self._ids.difference_update(known)
 
     @property
     def ids(self) -> set[int]:
@@ -880,11 +895,16 @@ class Survivors:
         The selection runs in C: a leak of a million objects of one type costs
         one call of ``wanted``, not a million iterations in Python.
         """
-        candidates = self.candidates()
-        kinds = {tp for tp in set(map(type, candidates)) if wanted(tp)}
+        if self._types is None:
+            self._types = set(map(type, self._candidates))
+        # The types seen once are a superset of the candidates' types for good:
+        # exclusions only remove candidates.
+        kinds = {tp for tp in self._types if wanted(tp)}
         if not kinds:
             return []
-        return list(compress(candidates, map(kinds.__contains__, map(type, candidates))))
+        ids = self.ids
+        chosen = compress(self._candidates, map(kinds.__contains__, map(type, self._candidates)))
+        return list(compress(chosen, map(ids.__contains__, map(id, chosen))))
 
     @property
     def remaining(self) -> int:
@@ -942,7 +962,10 @@ class Survivors:
             starts: list[object] = [frame]
             f_locals = frame.f_locals
             starts.append(f_locals)  # <= 3.12: a snapshot dict kept on the frame
+            own = self._own
             for value in f_locals.values():
+                if id(value) in own:
+                    continue  # our bookkeeping (a million ids, say): nothing in flight
                 starts.append(value)
                 if type(value) in _LOOK_INTO:
                     for ref in _get_referents(value):
@@ -1100,13 +1123,12 @@ class Survivors:
             self.exclude_reachable(imported)
 
     def suspect_ids(self) -> set[int]:
-        return set(self.ids)
+        """The candidates' ids, handed over (not copied: call ``clear()`` next)."""
+        return self.ids
 
     def count_suspects(self) -> dict[type, int]:
-        counts: dict[type, int] = {}
-        for obj in self.candidates():
-            tp = type(obj)
-            counts[tp] = counts.get(tp, 0) + 1
+        # Counted in C (Counter's helper): a million survivors cost one pass.
+        counts: dict[type, int] = dict(Counter(map(type, self.candidates())))
         if _PY310 and dict in counts:
             _fold_instance_dicts(self, counts)
         return counts
@@ -1115,6 +1137,7 @@ class Survivors:
         self._young = []
         self._candidates = []
         self._ids = set()
+        self._types = set()
 
 
 def _fold_instance_dicts(survivors: Survivors, counts: dict[type, int]) -> None:

@@ -31,6 +31,7 @@ from ._snapshot import (
     Window,
     _collect,
     _get_objects,
+    _instance_dict,
     absorbed,
     allocated_blocks,
     clear_caches,
@@ -77,6 +78,11 @@ REPLACEMENT_RERUN = 2
 STRONG_REPLACEMENT = 3
 #: Reruns added when the confirmed growth differs from rerun to rerun.
 UNEVEN_RERUNS = 2
+#: A first run that kept at least this many objects is confirmed (or cleared) by
+#: one rerun, which also counts the older objects that die: a second rerun would
+#: keep another copy of a huge leak alive and cannot turn such growth into a
+#: bounded cache's replacement that the first rerun did not show.
+LARGE_GROWTH = 10_000
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -529,14 +535,27 @@ class _Confirmation:
         """Some type's growth, confirmed so far, differs between reruns."""
         return any(len({g.get(name, 0) for g in self.growth}) > 1 for name in self.confirmed(filt))
 
+    def own(self) -> tuple[object, ...]:
+        """Our containers, excluded by identity (never walked: they hold a million ids)."""
+        containers = (self.counts, self.growth, self.new_ids, self.last_new, self.previous_ids, self.cyclic)
+        return (self, _instance_dict(self), *containers, *self.counts, *self.growth)
+
     def cycles_repeat(self) -> bool:
         return bool(self.cyclic) and min(self.cyclic) > 0
 
-    def record(self, counts: dict[str, int], current: set[int]) -> None:
-        """Add a rerun's suspects: its growth over the previous run, and samples."""
-        previous = self.counts[-1]
+    def record(self, counts: dict[str, int], current: set[int], fresh: bool = False) -> None:
+        """Add a rerun's suspects: its growth over the previous run, and samples.
+
+        ``fresh``: the rerun froze what earlier runs kept, so what it counted
+        is all growth, and all its suspects are new.
+        """
+        previous = {} if fresh else self.counts[-1]
         self.growth.append({tp: n - previous.get(tp, 0) for tp, n in counts.items()})
         self.counts.append(counts)
+        if fresh:
+            # Earlier runs' objects are frozen: the samples come from this run.
+            self.last_new = self.new_ids = self.previous_ids = current
+            return
         # Samples: objects new in an earlier rerun that outlived the later ones
         # (accumulating, not replaced); the first rerun can only offer its own.
         self.last_new = current - self.previous_ids
@@ -986,8 +1005,13 @@ class GcGuard:
         # million objects costs a few passes in C, not a million steps in Python.
         young = _get_objects()
         latest = list(compress(young, map(confirmation.last_new.__contains__, map(id, young))))
-        accumulated = list(compress(young, map(confirmation.new_ids.__contains__, map(id, young))))
+        if confirmation.new_ids is confirmation.last_new:  # one fresh rerun: the same objects
+            accumulated = list(latest)
+        else:
+            accumulated = list(compress(young, map(confirmation.new_ids.__contains__, map(id, young))))
         del young
+        # No more use for the ids (a million of them, in a large leak).
+        confirmation.new_ids = confirmation.last_new = confirmation.previous_ids = set()
         name_of = {tp: type_name(tp) for tp in set(map(type, latest)) | set(map(type, accumulated))}
         name_of = {tp: name for tp, name in name_of.items() if name in confirmed}
         latest = list(compress(latest, map(name_of.__contains__, map(type, latest))))
@@ -1060,7 +1084,11 @@ class GcGuard:
         # the test's phases only, not in the runner's code between them, so that
         # other threads (xdist's I/O thread) rarely add to it; each reading is
         # O(heap), and only tests still growing at that point pay for them.
-        measured = max(reruns, REPLACEMENT_RERUN)
+        large = sum(confirmation.counts[0].values()) >= LARGE_GROWTH
+        measured = 1 if large else max(reruns, REPLACEMENT_RERUN)
+        if large:
+            # The first run's ids are not needed once its objects are frozen.
+            confirmation.new_ids = confirmation.previous_ids = confirmation.last_new = set()
         _stop_test_timer(item)
         weak = False  # a first, small signal, which must repeat (see below)
         measured_once = uneven = False
@@ -1085,6 +1113,7 @@ class GcGuard:
             # exactly as for the first run, so both are judged alike.
             rerun_window = self.window = Window(window.cycles, rerun=True)
             rerun_window.count_frozen = measure
+            rerun_window.freeze_first = large
             rerun_window.scaffolding = window.scaffolding
             try:
                 with _unseen(item, window):
@@ -1105,8 +1134,8 @@ class GcGuard:
                 confirmation.failure = f"rerun {attempt} {failed[0].outcome} in {failed[0].when}"
                 return
             del failed
-            survivors = self._classify(item, window)
-            confirmation.record(self._count(survivors, filt), survivors.suspect_ids())
+            survivors = self._classify(item, window, confirmation.own())
+            confirmation.record(self._count(survivors, filt), survivors.suspect_ids(), fresh=large)
             survivors.clear()
             del survivors
             if measure:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 
 import pytest
@@ -364,3 +365,62 @@ def test_uneven_growth_needs_two_more_reruns_to_count(tester: pytest.Pytester) -
         ]
     )
     result.stdout.no_fnmatch_line("*::test_refilled_at_random:*")
+
+
+LARGE = """
+import functools
+
+KEEP = []
+TABLE = {}
+CURRENT = [None]
+
+class Row:
+    def __init__(self, i):
+        self.i = i
+
+def test_large_leak():
+    KEEP.extend(Row(i) for i in range(20_000))
+
+def test_large_first_use_table():
+    if not TABLE:
+        TABLE.update((i, Row(i)) for i in range(20_000))
+
+@functools.lru_cache(maxsize=None)
+def load():
+    return [Row(i) for i in range(20_000)]
+
+def test_large_cached_load():
+    assert len(load()) == 20_000
+
+def test_large_replaced_global():
+    CURRENT[0] = [Row(i) for i in range(20_000)]
+
+def test_large_garbage():
+    rows = [Row(i) for i in range(20_000)]
+    rows.append(rows)
+"""
+
+
+def test_a_large_growth_is_judged_by_one_rerun(tester: pytest.Pytester) -> None:
+    # 20,000 objects kept by the first run: one rerun decides (a second would
+    # keep another copy alive), with the same verdicts as for small growth.
+    tester.makepyfile(test_large=LARGE)
+    result = tester.runpytest_subprocess("--gcguard", "--gcguard-json=out.json", "-p", "no:randomly")
+    result.assert_outcomes(passed=5, errors=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*the same growth repeated in 1 rerun(s) of the test*",
+            "    test_large.Row x20000  (reruns: +20000)",
+            "        why alive: module test_large -> KEEP (list) -> [[]20000[]] test_large.Row",
+        ]
+    )
+    records = {r["nodeid"].rpartition("::")[2]: r for r in json.loads((tester.path / "out.json").read_text())["tests"]}
+    assert records["test_large_leak"]["verdict"] == "leaked"
+    assert records["test_large_leak"]["reruns"] == 1
+    for name in ("test_large_first_use_table", "test_large_cached_load", "test_large_garbage"):
+        assert records[name]["verdict"] == "clean", records[name]
+        assert records[name]["reruns"] in (0, 1)
+    # Each run frees the previous run's 20,000 rows as it keeps its own.
+    replaced = records["test_large_replaced_global"]
+    assert replaced["verdict"] == "clean", replaced
+    assert replaced["outcome"] == "passed"
