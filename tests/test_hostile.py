@@ -311,6 +311,33 @@ HOSTILE_BODIES = {
         "        __hash__ = str.__hash__\n    cls = type('T', (), {})\n"
         "    cls.__module__ = S('m')\n    KEEP.append(cls())"
     ),
+    "gc-garbage-rebound": "gc.garbage = []",
+    "gc-garbage-cleared": "gc.garbage.append(object()); del gc.garbage[:]",
+    "gc-callbacks-cleared": "gc.callbacks.clear()",
+    "gc-callback-raises": (
+        "def boom(phase, info):\n        raise RuntimeError('callback')\n"
+        "    gc.callbacks.append(boom)\n    gc.collect()"
+    ),
+    "gc-callback-allocates": "gc.callbacks.append(lambda phase, info: KEEP.append([phase]))",
+    "gc-freeze-and-unfreeze": "gc.freeze(); gc.unfreeze(); gc.freeze()",
+    "tracemalloc-left-on": "import tracemalloc\n    tracemalloc.start(5)",
+    "settrace-left-on": "import sys\n    sys.settrace(lambda *a: None)",
+    "frame-kept": "import sys\n    KEEP.append(sys._getframe())",
+    "exc-info-kept": (
+        "import sys\n    try:\n        1 / 0\n    except ZeroDivisionError:\n        KEEP.append(sys.exc_info())"
+    ),
+    "generator-suspended": ("def gen():\n        yield 1\n        yield 2\n    g = gen(); next(g); KEEP.append(g)"),
+    "event-loop-left-open": "import asyncio\n    KEEP.append(asyncio.new_event_loop())",
+    "finalizer-registered": (
+        "import weakref\n    class F: pass\n    f = F(); KEEP.append(f); weakref.finalize(f, print, 'bye')"
+    ),
+    "huge-leak-of-dicts": "KEEP.extend({'i': i} for i in range(200_000))",
+    "deep-dict-chain": ("node = {}\n    for _ in range(50_000):\n        node = {'next': node}\n    KEEP.append(node)"),
+    "sleepy-repr": (
+        "import time\n    KEEP.extend(type('Slow', (), {'__repr__': lambda self: time.sleep(0.2) or 'slow'})()"
+        " for _ in range(20))"
+    ),
+    "sys-modules-entry-removed": "import sys, json\n    sys.modules.pop('json')",
     "mapping-that-lies": (
         "class D(dict):\n        def items(self):\n            raise RuntimeError('items')\n"
         "        def __iter__(self):\n            raise RuntimeError('iter')\n    KEEP.append(D(a=[1]))"
@@ -328,3 +355,59 @@ def test_a_hostile_test_leaves_the_run_and_the_gc_intact(tester: pytest.Pytester
     assert outcome["exit"] in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED)
     assert_canaries(canary_records(tester))
     result.stdout.no_fnmatch_line("*Traceback*pytest_gcguard*")
+
+
+@pytest.mark.parametrize("when", ["setup", "call", "teardown"])
+def test_a_keyboard_interrupt_ends_the_run_with_the_gc_given_back(tester: pytest.Pytester, when: str) -> None:
+    tester.makepyfile(
+        test_interrupt=f"""
+        import pytest
+
+        @pytest.fixture
+        def interrupts():
+            if {when!r} == "setup":
+                raise KeyboardInterrupt
+            yield
+            if {when!r} == "teardown":
+                raise KeyboardInterrupt
+
+        def test_interrupted(interrupts):
+            if {when!r} == "call":
+                raise KeyboardInterrupt
+        """
+    )
+    result, outcome = drive(tester, "--gcguard", "--gcguard-json=gcguard.json")
+    assert outcome["exit"] == pytest.ExitCode.INTERRUPTED
+    result.stdout.fnmatch_lines(["*KeyboardInterrupt*"])
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        pytest.param(["--gcguard-reruns=-1"], id="negative-reruns"),
+        pytest.param(["--gcguard-reruns=lots"], id="word-reruns"),
+        pytest.param(["--gcguard-allow=Node"], id="allow-without-count"),
+        pytest.param(["--gcguard-allow=Node=1.5"], id="allow-fraction"),
+        pytest.param(["-o", "gcguard_reruns=many"], id="ini-reruns"),
+        pytest.param(["-o", "gcguard_allow=Node=x"], id="ini-allow"),
+    ],
+)
+def test_a_bad_option_value_under_filterwarnings_error_is_a_usage_error(
+    tester: pytest.Pytester, args: list[str]
+) -> None:
+    tester.makeini("[pytest]\nfilterwarnings = error\nasyncio_default_fixture_loop_scope = function\n")
+    tester.makepyfile(test_canaries=CANARIES)
+    result, outcome = drive(tester, "--gcguard", *args)
+    assert outcome["exit"] == pytest.ExitCode.USAGE_ERROR
+    option = args[-1].split("=")[0]
+    result.stderr.fnmatch_lines([f"*{option}*"])
+
+
+def test_an_unwritable_graph_directory_under_filterwarnings_error_keeps_the_report(tester: pytest.Pytester) -> None:
+    tester.makeini("[pytest]\nfilterwarnings = error\nasyncio_default_fixture_loop_scope = function\n")
+    tester.makepyfile(test_canaries=CANARIES)
+    (tester.path / "graphs").write_text("a file where a directory is needed")
+    result, outcome = drive(tester, "--gcguard", "--gcguard-graph-dir=graphs", "--gcguard-json=gcguard.json")
+    assert outcome["exit"] == pytest.ExitCode.TESTS_FAILED
+    assert_canaries(canary_records(tester))
+    result.stdout.fnmatch_lines(["*CanaryLeak x1*", "*why alive*", "*graphs*"])
