@@ -20,6 +20,7 @@ import pytest
 
 from . import _ci, _settings, _snapshot
 from ._diagnose import explain
+from ._policy import Confirmation
 from ._report import PREFIX, Leak, Verdict, cycle_text
 from ._settings import Settings, TypeFilter
 from ._snapshot import (
@@ -72,17 +73,6 @@ RECORD_ATTRIBUTE = "gcguard"
 TRACE_FRAMES = 8
 #: Refs mode: measured runs at least (``regrtest -R`` measures 4 after 5 warm-ups).
 MEMORY_RUNS = 3
-#: The rerun in which objects older than the test that die are counted (see _confirm).
-REPLACEMENT_RERUN = 2
-#: Fewer older objects freed than this must be seen in two reruns to count.
-STRONG_REPLACEMENT = 3
-#: Reruns added when the confirmed growth differs from rerun to rerun.
-UNEVEN_RERUNS = 2
-#: A first run that kept at least this many objects is confirmed (or cleared) by
-#: one rerun, which also counts the older objects that die: a second rerun would
-#: keep another copy of a huge leak alive and cannot turn such growth into a
-#: bounded cache's replacement that the first rerun did not show.
-LARGE_GROWTH = 10_000
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -496,73 +486,51 @@ def _spent_finalizer(fin: object, item: pytest.Item) -> bool:
     )
 
 
-class _Confirmation:
-    """Bookkeeping kept across reruns.
+class _Samples:
+    """Ids of the suspects kept across reruns, to pick the report's samples.
 
     Its class lives in this package, so the leak check excludes it and all it
-    holds: our own lists and dicts never count as the test's growth.
+    holds; ``own()`` lists its containers for exclusion by identity (a large
+    leak's sets hold a million ids: walking them would cost seconds).
     """
 
-    def __init__(self) -> None:
-        # Keyed by qualified type name: a class made anew on every run (``type(...)``
-        # in the test) is the same leak each time.
-        self.counts: list[dict[str, int]] = []
-        self.growth: list[dict[str, int]] = []
-        self.new_ids: set[int] = set()
+    def __init__(self, first: set[int]) -> None:
+        #: Objects new in an earlier run that outlived the later ones (accumulating).
+        self.new_ids = first
         #: The objects the last run made and kept.
         self.last_new: set[int] = set()
-        self.previous_ids: set[int] = set()
-        self.cyclic: list[int] = []
-        self.failure = ""
-        self.attempts = 0
-        #: Objects older than the test freed in the measured rerun, and the
-        #: objects that rerun kept: the signature of a full bounded cache.
-        self.replaced = 0
-        self.kept = 0
+        self.previous_ids = first
+        self.recorded = 0
 
-    def confirmed(self, filt: TypeFilter) -> dict[str, int]:
-        """Types whose growth repeated in every rerun so far, with the least growth seen."""
-        confirmed: dict[str, int] = {}
-        for name, n in self.counts[0].items():
-            growth = [g.get(name, 0) for g in self.growth]
-            if not growth:
-                confirmed[name] = n
-            elif min(growth) > filt.allowed(name):
-                confirmed[name] = min(growth)
-        return confirmed
+    def own(self, confirmation: Confirmation) -> tuple[object, ...]:
+        containers = (self.new_ids, self.last_new, self.previous_ids, confirmation.counts, confirmation.growth)
+        return (
+            self,
+            _instance_dict(self),
+            confirmation,
+            _instance_dict(confirmation),
+            confirmation.cyclic,
+            *containers,
+            *confirmation.counts,
+            *confirmation.growth,
+        )
 
-    def uneven(self, filt: TypeFilter) -> bool:
-        """Some type's growth, confirmed so far, differs between reruns."""
-        return any(len({g.get(name, 0) for g in self.growth}) > 1 for name in self.confirmed(filt))
+    def forget(self) -> None:
+        self.new_ids = self.last_new = self.previous_ids = set()
 
-    def own(self) -> tuple[object, ...]:
-        """Our containers, excluded by identity (never walked: they hold a million ids)."""
-        containers = (self.counts, self.growth, self.new_ids, self.last_new, self.previous_ids, self.cyclic)
-        return (self, _instance_dict(self), *containers, *self.counts, *self.growth)
-
-    def cycles_repeat(self) -> bool:
-        return bool(self.cyclic) and min(self.cyclic) > 0
-
-    def record(self, counts: dict[str, int], current: set[int], fresh: bool = False) -> None:
-        """Add a rerun's suspects: its growth over the previous run, and samples.
-
-        ``fresh``: the rerun froze what earlier runs kept, so what it counted
-        is all growth, and all its suspects are new.
-        """
-        previous = {} if fresh else self.counts[-1]
-        self.growth.append({tp: n - previous.get(tp, 0) for tp, n in counts.items()})
-        self.counts.append(counts)
+    def record(self, current: set[int], fresh: bool) -> None:
+        """Add a rerun's suspects (``fresh``: earlier runs' objects are frozen)."""
+        self.recorded += 1
         if fresh:
-            # Earlier runs' objects are frozen: the samples come from this run.
             self.last_new = self.new_ids = self.previous_ids = current
             return
-        # Samples: objects new in an earlier rerun that outlived the later ones
-        # (accumulating, not replaced); the first rerun can only offer its own.
+        # Objects new in an earlier rerun that outlived the later ones; the
+        # first rerun can only offer its own.
         self.last_new = current - self.previous_ids
-        if len(self.growth) > 1:
-            self.new_ids &= current
-        else:
+        if self.recorded == 1:
             self.new_ids = self.last_new
+        else:
+            self.new_ids &= current
         self.previous_ids = current
 
 
@@ -741,8 +709,6 @@ class GcGuard:
         measured run.  The loop holds the same objects at every reading, so its
         own bookkeeping cancels out.
         """
-        from _pytest.runner import runtestprotocol
-
         runs = max(settings.reruns, MEMORY_RUNS)
         blocks = [0] * runs
         references = [0] * runs
@@ -755,19 +721,12 @@ class GcGuard:
         self.probing = True
         try:
             for index in range(-1, runs):  # -1: the warm-up
-                if hasattr(item, "_request"):
-                    item._request = False
-                _refill_doctest_globals(item)
                 try:
-                    with _unseen(item, window):
-                        reports = runtestprotocol(item, log=False, nextitem=self.nextitem)
+                    failed = self._rerun_once(item, window, None)
                 finally:
                     restore_gc_state(gc_state)
-                bad = [report for report in reports if not report.passed]
-                if bad:
-                    failed = f"run {index + 2} {bad[0].outcome} in {bad[0].when}"
-                del reports, bad
                 if failed:
+                    failed = f"run {index + 2} {failed}"
                     break
                 # What the runner keeps of each run is not the test's.
                 _drop_spent_finalizers(item)
@@ -952,17 +911,15 @@ class GcGuard:
             verdict.cyclic_types = filt.kept(closed.cyclic_types)
             verdict.cyclic = min(closed.cyclic, sum(verdict.cyclic_types.values()))
             verdict.cycle_chain = closed.cycle_chain
-        confirmation = _Confirmation()
-        confirmation.counts.append(self._count(survivors, filt))
+        confirmation = Confirmation(self._count(survivors, filt), settings.reruns, filt.allowed)
         if not confirmation.counts[0] and not verdict.cyclic:
             survivors.clear()
             return verdict
-        confirmation.new_ids = survivors.suspect_ids()
-        confirmation.previous_ids = confirmation.new_ids
+        samples = _Samples(survivors.suspect_ids())
         survivors.clear()
         del survivors
         if settings.reruns:
-            self._confirm(item, window, filt, settings.reruns, confirmation)
+            self._confirm(item, window, filt, confirmation, samples)
             verdict.reruns = confirmation.attempts
             if confirmation.failure:
                 verdict.notes.append(f"suspected leak not confirmed: {confirmation.failure}")
@@ -974,15 +931,15 @@ class GcGuard:
                     f"{verdict.cyclic} object(s) in reference cycles on the first run only (a one-time effect)"
                 )
                 verdict.cyclic = 0
-        self._describe(item, filt, settings, confirmation, verdict)
+        self._describe(item, settings, confirmation, samples, verdict)
         return verdict
 
     def _describe(
         self,
         item: pytest.Item,
-        filt: TypeFilter,
         settings: Settings,
-        confirmation: _Confirmation,
+        confirmation: Confirmation,
+        samples_of: _Samples,
         verdict: Verdict,
     ) -> None:
         """Turn confirmed growth into the report (runs after all measurements).
@@ -992,7 +949,7 @@ class GcGuard:
         whole when older objects died as the new ones were kept and no declared
         bound explains them (a cache with an undeclared bound, at capacity).
         """
-        confirmed = confirmation.confirmed(filt)
+        confirmed = confirmation.confirmed()
         if not confirmed:
             return
         verdict.confirmed_by = len(confirmation.growth)
@@ -1004,14 +961,13 @@ class GcGuard:
         # Selected in C (``compress``), then named once per type: a leak of a
         # million objects costs a few passes in C, not a million steps in Python.
         young = _get_objects()
-        latest = list(compress(young, map(confirmation.last_new.__contains__, map(id, young))))
-        if confirmation.new_ids is confirmation.last_new:  # one fresh rerun: the same objects
+        latest = list(compress(young, map(samples_of.last_new.__contains__, map(id, young))))
+        if samples_of.new_ids is samples_of.last_new:  # one fresh rerun: the same objects
             accumulated = list(latest)
         else:
-            accumulated = list(compress(young, map(confirmation.new_ids.__contains__, map(id, young))))
+            accumulated = list(compress(young, map(samples_of.new_ids.__contains__, map(id, young))))
         del young
-        # No more use for the ids (a million of them, in a large leak).
-        confirmation.new_ids = confirmation.last_new = confirmation.previous_ids = set()
+        samples_of.forget()  # no more use for the ids (a million of them, in a large leak)
         name_of = {tp: type_name(tp) for tp in set(map(type, latest)) | set(map(type, accumulated))}
         name_of = {tp: name for tp, name in name_of.items() if name in confirmed}
         latest = list(compress(latest, map(name_of.__contains__, map(type, latest))))
@@ -1066,94 +1022,70 @@ class GcGuard:
         item: pytest.Item,
         window: Window,
         filt: TypeFilter,
-        reruns: int,
-        confirmation: _Confirmation,
+        confirmation: Confirmation,
+        samples: _Samples,
     ) -> None:
-        """Run the test's protocol again; keep only growth that repeats every time.
+        """Run the test's protocol again, as the confirmation policy asks (``_policy``).
 
-        Nothing is frozen between runs, so an object of the first run that a rerun
-        replaces (a cache slot, a reassigned global) dies and cancels out, while a
-        real leak adds the same objects again on every run (CPython's ``-R`` rule).
+        Nothing is frozen between runs (except before the one rerun of a large
+        growth), so an object of the first run that a rerun replaces (a cache
+        slot, a reassigned global) dies and cancels out, while a real leak adds
+        the same objects again on every run (CPython's ``-R`` rule).  A measuring
+        rerun also counts the frozen objects that die while test code runs: a
+        leak keeps new objects and frees nothing older, a full bounded cache
+        frees an old entry for each new one.  Counted in the test's phases only,
+        not in the runner's code between them, so that other threads (xdist's
+        I/O thread) rarely add to it.
         """
-        from _pytest.runner import runtestprotocol  # the documented way to re-run an item
-
-        # The last rerun (at least the second: the first replaces what collection
-        # made, the fixture request) also counts the frozen objects that die
-        # while test code runs: a leak keeps new objects and frees nothing older,
-        # a full bounded cache frees an old entry for each new one.  Counted in
-        # the test's phases only, not in the runner's code between them, so that
-        # other threads (xdist's I/O thread) rarely add to it; each reading is
-        # O(heap), and only tests still growing at that point pay for them.
-        large = sum(confirmation.counts[0].values()) >= LARGE_GROWTH
-        measured = 1 if large else max(reruns, REPLACEMENT_RERUN)
-        if large:
-            # The first run's ids are not needed once its objects are frozen.
-            confirmation.new_ids = confirmation.previous_ids = confirmation.last_new = set()
+        if confirmation.large:
+            samples.forget()  # the first run's objects are frozen by the rerun
         _stop_test_timer(item)
-        weak = False  # a first, small signal, which must repeat (see below)
-        measured_once = uneven = False
-        attempt = 0
-        while attempt < measured:
-            attempt += 1
-            confirmed = confirmation.confirmed(filt)
-            growing = attempt == 1 or bool(confirmed)
-            if not growing and not confirmation.cycles_repeat():
-                return  # nothing repeats any more: no leak to confirm
-            if attempt > reruns and not growing:
-                return  # the extra rerun only looks at growth
-            measure = attempt == measured and growing and not measured_once
-            del confirmed
-            if hasattr(item, "_request"):
-                # runtestprotocol re-creates the fixture request when it is falsy,
-                # exactly as for pytest-rerunfailures.
-                item._request = False
-            _refill_doctest_globals(item)
-            confirmation.attempts += 1
-            # The phase marks open this window and list the runner's objects,
-            # exactly as for the first run, so both are judged alike.
-            rerun_window = self.window = Window(window.cycles, rerun=True)
-            rerun_window.count_frozen = measure
-            rerun_window.freeze_first = large
-            rerun_window.scaffolding = window.scaffolding
-            try:
-                with _unseen(item, window):
-                    reports = runtestprotocol(item, log=False, nextitem=self.nextitem)
-            finally:
-                self.window = None
-            failed = [r for r in reports if not r.passed]
-            del reports
+        while (rerun := confirmation.next_rerun()) is not None:
+            rerun_window = Window(window.cycles, rerun=True)
+            rerun_window.count_frozen = rerun.measure
+            rerun_window.freeze_first = rerun.fresh
+            failed = self._rerun_once(item, window, rerun_window)
+            cyclic = 0
             if rerun_window.opened:
                 list_runner(rerun_window)  # what the outer teardown wrappers made
                 closed = close_window(rerun_window)
-                confirmation.cyclic.append(sum(filt.kept(closed.cyclic_types).values()))
+                cyclic = sum(filt.kept(closed.cyclic_types).values())
                 del closed
-            freed = max(0, rerun_window.frozen_freed)
+            freed = rerun_window.frozen_freed
             window.runner.extend(rerun_window.runner)
             del rerun_window
             if failed:
-                confirmation.failure = f"rerun {attempt} {failed[0].outcome} in {failed[0].when}"
+                confirmation.fail(f"rerun {confirmation.attempts + 1} {failed}")
                 return
-            del failed
-            survivors = self._classify(item, window, confirmation.own())
-            confirmation.record(self._count(survivors, filt), survivors.suspect_ids(), fresh=large)
+            survivors = self._classify(item, window, samples.own(confirmation))
+            confirmation.record(self._count(survivors, filt), freed=freed, cyclic=cyclic)
+            samples.record(survivors.suspect_ids(), fresh=rerun.fresh)
             survivors.clear()
             del survivors
-            if measure:
-                kept = confirmation.kept = sum(max(0, n) for n in confirmation.growth[-1].values())
-                confirmation.replaced = freed
-                if freed < max(1, kept / 2):
-                    confirmation.replaced = 0  # too few to balance what was kept: growth
-                elif freed < STRONG_REPLACEMENT and not weak:
-                    # One or two: what another thread frees (a frame it leaves)
-                    # looks the same.  Only the same again in one more rerun counts.
-                    weak = True
-                    confirmation.replaced = 0
-                    measured += 1
-                    continue
-                measured_once = True
-            if attempt == measured and not uneven and confirmation.uneven(filt):
-                # Growth that differs from rerun to rerun ([16, 31]) is also what a
-                # bounded cache refilled with random content leaves: as many entries
-                # as the last run happened to keep.  Two more reruns must grow too.
-                uneven = True
-                measured += UNEVEN_RERUNS
+
+    def _rerun_once(self, item: pytest.Item, window: Window, rerun_window: Window | None) -> str:
+        """Run the test's protocol once more: "" or how it failed.
+
+        The phase marks open ``rerun_window`` (if given) and list the runner's
+        objects, exactly as for the first run, so both are judged alike; nothing
+        of the rerun reaches pytest's reports (``_unseen``).
+        """
+        from _pytest.runner import runtestprotocol  # the documented way to re-run an item
+
+        if hasattr(item, "_request"):
+            # runtestprotocol re-creates the fixture request when it is falsy,
+            # exactly as for pytest-rerunfailures.
+            item._request = False
+        _refill_doctest_globals(item)
+        if rerun_window is not None:
+            rerun_window.scaffolding = window.scaffolding
+            self.window = rerun_window
+        try:
+            with _unseen(item, window):
+                reports = runtestprotocol(item, log=False, nextitem=self.nextitem)
+        finally:
+            if rerun_window is not None:
+                self.window = None
+        failed = next((f"{r.outcome} in {r.when}" for r in reports if not r.passed), "")
+        del reports
+        return failed

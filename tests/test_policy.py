@@ -9,8 +9,7 @@ from pathlib import Path
 from unittest import mock
 
 from pytest_gcguard import _snapshot
-from pytest_gcguard._settings import Settings, TypeFilter
-from pytest_gcguard.plugin import _Confirmation, _recorded_warnings
+from pytest_gcguard.plugin import _recorded_warnings, _Samples
 
 
 def test_cycle_members_finds_every_node_on_a_cycle_and_no_other() -> None:
@@ -66,17 +65,15 @@ def test_real_cycles_keep_a_cycle_beside_the_scaffolding_and_what_it_holds() -> 
         del first
 
 
-def test_growth_is_confirmed_only_when_it_repeats_in_every_rerun() -> None:
-    filt = TypeFilter(Settings(enabled=True))
-    confirmation = _Confirmation()
-    confirmation.counts.append({"Widget": 1, "list": 3})
-    confirmation.record({"Widget": 2, "list": 5}, {1, 2, 3})
-    assert confirmation.confirmed(filt) == {"Widget": 1, "list": 2}
-    confirmation.record({"Widget": 3, "list": 5}, {1, 2, 4})
-    assert confirmation.confirmed(filt) == {"Widget": 1}
-    assert confirmation.new_ids == {1, 2, 3} & {1, 2, 4}
-    assert confirmation.last_new == {4}  # what the last rerun kept
-    assert not confirmation.uneven(filt)
+def test_samples_are_the_objects_that_outlived_every_later_rerun() -> None:
+    samples = _Samples({1, 2, 3})
+    samples.record({1, 2, 3, 4, 5}, fresh=False)
+    assert samples.new_ids == samples.last_new == {4, 5}  # the first rerun offers its own
+    samples.record({1, 2, 3, 4, 6}, fresh=False)
+    assert samples.new_ids == {4}  # 5 was replaced: not accumulating
+    assert samples.last_new == {6}  # what the last rerun kept
+    samples.record({7, 8}, fresh=True)  # earlier objects frozen: all of these are new
+    assert samples.new_ids == samples.last_new == {7, 8}
 
 
 def test_the_warnings_log_is_found_only_while_warnings_are_recorded() -> None:

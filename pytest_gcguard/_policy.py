@@ -1,0 +1,147 @@
+"""The confirmation policy: which reruns a suspected leak gets, and what they prove.
+
+Pure logic, no gc and no pytest: per-rerun counts of suspects (by type name)
+and counts of older objects freed go in; "rerun (measuring or not)",
+"confirmed", "cleared", "not confirmed" and the bounded-cache signature
+(objects kept while as many older ones were freed) come out.  The checker
+(``plugin.GcGuard._confirm``) runs the reruns this asks for and feeds back
+what it measured; the unit tests drive it with tables of such measurements.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+#: The rerun in which objects older than the test that die are counted: the
+#: first rerun also frees what collection made (the fixture request).
+REPLACEMENT_RERUN = 2
+#: Fewer older objects freed than this must be seen in two reruns to count
+#: (another thread leaving a frame frees one or two as well).
+STRONG_REPLACEMENT = 3
+#: Reruns added when the confirmed growth differs from rerun to rerun.
+UNEVEN_RERUNS = 2
+#: A first run that kept at least this many objects is confirmed (or cleared) by
+#: one rerun, which freezes what the first run kept and counts the older objects
+#: that die: a second rerun would keep another copy of a huge leak alive and
+#: cannot turn such growth into a bounded cache's replacement that the first
+#: rerun did not show.
+LARGE_GROWTH = 10_000
+
+
+@dataclass(frozen=True)
+class Rerun:
+    """What the next rerun must do."""
+
+    #: Count the older objects that die while test code runs (O(heap) readings).
+    measure: bool
+    #: Freeze what earlier runs kept first: the rerun's counts are all growth.
+    fresh: bool
+
+
+class Confirmation:
+    """A suspected leak's confirmation, rerun by rerun.
+
+    ``allowed(name)`` is how many new objects of a type a run may keep.  Use::
+
+        while (rerun := confirmation.next_rerun()) is not None:
+            ...run the test again as ``rerun`` says...
+            confirmation.record(counts, freed=..., cyclic=...)   # or .fail(reason)
+    """
+
+    def __init__(self, first: dict[str, int], reruns: int, allowed: Callable[[str], int], cyclic: int = 0) -> None:
+        #: Suspects by type name after each run (the first run's, then each rerun's).
+        self.counts: list[dict[str, int]] = [first]
+        #: Growth of each rerun over the run before.
+        self.growth: list[dict[str, int]] = []
+        #: Objects in real cycles in each rerun (strict mode).
+        self.cyclic: list[int] = []
+        self.first_cyclic = cyclic
+        self.reruns = reruns
+        self.allowed = allowed
+        self.failure = ""
+        self.attempts = 0
+        #: Older objects freed in the measured rerun, and the objects it kept:
+        #: the signature of a full bounded cache (0 when it does not apply).
+        self.replaced = 0
+        self.kept = 0
+        self.large = sum(first.values()) >= LARGE_GROWTH
+        self._planned = 1 if self.large else max(reruns, REPLACEMENT_RERUN)
+        self._weak = False  # a first, small replacement signal, which must repeat
+        self._measured = False
+        self._uneven = False
+        self._pending: Rerun | None = None
+        self._done = reruns <= 0
+
+    # -- what to do next ------------------------------------------------------
+
+    def next_rerun(self) -> Rerun | None:
+        """The next rerun to run, or None when the confirmation is over."""
+        if self._done or self.attempts >= self._planned:
+            return None
+        growing = self.attempts == 0 or bool(self.confirmed())
+        if not growing and not self.cycles_repeat():
+            return None  # nothing repeats any more: no leak to confirm
+        if self.attempts >= self.reruns and not growing:
+            return None  # the extra reruns only look at growth
+        measure = self.attempts + 1 == self._planned and growing and not self._measured
+        self._pending = Rerun(measure=measure, fresh=self.large)
+        return self._pending
+
+    def fail(self, reason: str) -> None:
+        """The rerun asked for did not pass: the suspicion stays unconfirmed."""
+        self.attempts += 1
+        self.failure = reason
+        self._done = True
+
+    def record(self, counts: dict[str, int], freed: int = 0, cyclic: int = 0) -> None:
+        """What the rerun asked for measured: suspects by type, older objects freed."""
+        rerun = self._pending or Rerun(measure=False, fresh=False)
+        self._pending = None
+        self.attempts += 1
+        previous: dict[str, int] = {} if rerun.fresh else self.counts[-1]
+        self.growth.append({name: n - previous.get(name, 0) for name, n in counts.items()})
+        self.counts.append(counts)
+        self.cyclic.append(cyclic)
+        if rerun.measure:
+            self._judge_replacement(freed)
+        if self.attempts == self._planned and not self._uneven and self.uneven():
+            # Growth that differs from rerun to rerun ([16, 31]) is also what a
+            # bounded cache refilled with random content leaves: as many entries
+            # as the last run happened to keep.  Two more reruns must grow too.
+            self._uneven = True
+            self._planned += UNEVEN_RERUNS
+
+    def _judge_replacement(self, freed: int) -> None:
+        kept = self.kept = sum(max(0, n) for n in self.growth[-1].values())
+        self.replaced = freed = max(0, freed)
+        if freed < max(1, kept / 2):
+            self.replaced = 0  # too few to balance what was kept: growth
+        elif freed < STRONG_REPLACEMENT and not self._weak:
+            # One or two: what another thread frees looks the same.  Only the
+            # same again in one more rerun counts.
+            self._weak = True
+            self.replaced = 0
+            self._planned += 1
+            return
+        self._measured = True
+
+    # -- what it shows --------------------------------------------------------
+
+    def confirmed(self) -> dict[str, int]:
+        """Types whose growth repeated in every rerun so far, with the least growth seen."""
+        confirmed: dict[str, int] = {}
+        for name, n in self.counts[0].items():
+            growth = [g.get(name, 0) for g in self.growth]
+            if not growth:
+                confirmed[name] = n
+            elif min(growth) > self.allowed(name):
+                confirmed[name] = min(growth)
+        return confirmed
+
+    def uneven(self) -> bool:
+        """Some type's growth, confirmed so far, differs between reruns."""
+        return any(len({g.get(name, 0) for g in self.growth}) > 1 for name in self.confirmed())
+
+    def cycles_repeat(self) -> bool:
+        return bool(self.cyclic) and min(self.cyclic) > 0

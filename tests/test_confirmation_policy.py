@@ -1,0 +1,172 @@
+"""Unit tests of the confirmation policy (``_policy.Confirmation``): pure logic, no gc, no pytest runs.
+
+Each case is a first run's suspects and what each rerun measured; the policy
+decides which reruns run (measuring or not, fresh or not) and what they prove.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pytest
+
+from pytest_gcguard._policy import LARGE_GROWTH, Confirmation, Rerun
+
+
+@dataclass
+class Case:
+    first: dict[str, int]
+    #: Per rerun: suspects by type after it, and older objects it freed ("" fails it).
+    measured: list[tuple[dict[str, int], int] | str]
+    #: The reruns the policy asked for, in order.
+    asked: list[Rerun]
+    confirmed: dict[str, int]
+    replaced: int = 0
+    failure: str = ""
+    reruns: int = 2
+    allowed: dict[str, int] = field(default_factory=dict)
+
+
+PLAIN = Rerun(measure=False, fresh=False)
+MEASURED = Rerun(measure=True, fresh=False)
+
+CASES = {
+    "a leak grows by the same in every rerun": Case(
+        first={"Widget": 1},
+        measured=[({"Widget": 2}, 0), ({"Widget": 3}, 0)],
+        asked=[PLAIN, MEASURED],
+        confirmed={"Widget": 1},
+    ),
+    "a first-use cache stops after the first run": Case(
+        first={"Widget": 1},
+        measured=[({"Widget": 1}, 0)],
+        asked=[PLAIN],
+        confirmed={},
+    ),
+    "growth must repeat in every rerun, type by type": Case(
+        first={"Widget": 1, "list": 3},
+        measured=[({"Widget": 2, "list": 5}, 0), ({"Widget": 3, "list": 5}, 0)],
+        asked=[PLAIN, MEASURED],
+        confirmed={"Widget": 1},
+    ),
+    "the least growth seen is what is confirmed": Case(
+        first={"Widget": 5},
+        measured=[({"Widget": 8}, 0), ({"Widget": 10}, 0), ({"Widget": 12}, 0), ({"Widget": 14}, 0)],
+        # [3, 2] is uneven: two more reruns must grow too.
+        asked=[PLAIN, MEASURED, PLAIN, PLAIN],
+        confirmed={"Widget": 2},
+    ),
+    "a full bounded cache frees an old entry for each new one": Case(
+        first={"Entry": 4},
+        measured=[({"Entry": 8}, 0), ({"Entry": 12}, 4)],
+        asked=[PLAIN, MEASURED],
+        confirmed={"Entry": 4},
+        replaced=4,
+    ),
+    "too few freed to balance what was kept is growth": Case(
+        first={"Entry": 10},
+        measured=[({"Entry": 20}, 0), ({"Entry": 30}, 4)],
+        asked=[PLAIN, MEASURED],
+        confirmed={"Entry": 10},
+    ),
+    "one or two freed must be seen again in one more rerun": Case(
+        first={"Entry": 1},
+        measured=[({"Entry": 2}, 0), ({"Entry": 3}, 1), ({"Entry": 4}, 1)],
+        asked=[PLAIN, MEASURED, MEASURED],
+        confirmed={"Entry": 1},
+        replaced=1,
+    ),
+    "one or two freed once only is growth": Case(
+        first={"Entry": 1},
+        measured=[({"Entry": 2}, 0), ({"Entry": 3}, 1), ({"Entry": 4}, 0)],
+        asked=[PLAIN, MEASURED, MEASURED],
+        confirmed={"Entry": 1},
+    ),
+    "a failing rerun leaves the suspicion unconfirmed": Case(
+        first={"Widget": 1},
+        measured=["failed in call"],
+        asked=[PLAIN],
+        confirmed={"Widget": 1},
+        failure="failed in call",
+    ),
+    "allowed growth is not confirmed": Case(
+        first={"Widget": 2},
+        measured=[({"Widget": 4}, 0)],
+        asked=[PLAIN],
+        confirmed={},
+        allowed={"Widget": 2},
+    ),
+    "more reruns asked for, more reruns run": Case(
+        first={"Widget": 1},
+        measured=[({"Widget": 2}, 0), ({"Widget": 3}, 0), ({"Widget": 4}, 0), ({"Widget": 5}, 0)],
+        asked=[PLAIN, PLAIN, PLAIN, MEASURED],
+        confirmed={"Widget": 1},
+        reruns=4,
+    ),
+    "one rerun asked for still gets the measuring second": Case(
+        first={"Widget": 1},
+        measured=[({"Widget": 2}, 0), ({"Widget": 3}, 0)],
+        asked=[PLAIN, MEASURED],
+        confirmed={"Widget": 1},
+        reruns=1,
+    ),
+    "no reruns: the first run is trusted": Case(
+        first={"Widget": 1},
+        measured=[],
+        asked=[],
+        confirmed={"Widget": 1},
+        reruns=0,
+    ),
+    "a large growth is judged by one fresh measuring rerun": Case(
+        first={"Row": LARGE_GROWTH},
+        measured=[({"Row": LARGE_GROWTH}, 0)],
+        asked=[Rerun(measure=True, fresh=True)],
+        confirmed={"Row": LARGE_GROWTH},
+    ),
+    "a large first-use table does not come back": Case(
+        first={"Row": LARGE_GROWTH},
+        measured=[({}, 0)],
+        asked=[Rerun(measure=True, fresh=True)],
+        confirmed={},
+    ),
+    "a large replaced global frees as much as it keeps": Case(
+        first={"Row": LARGE_GROWTH},
+        measured=[({"Row": LARGE_GROWTH}, LARGE_GROWTH)],
+        asked=[Rerun(measure=True, fresh=True)],
+        confirmed={"Row": LARGE_GROWTH},
+        replaced=LARGE_GROWTH,
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES.values()), ids=list(CASES))
+def test_confirmation_policy(case: Case) -> None:
+    confirmation = Confirmation(dict(case.first), case.reruns, lambda name: case.allowed.get(name, 0))
+    asked: list[Rerun] = []
+    measured = list(case.measured)
+    while (rerun := confirmation.next_rerun()) is not None:
+        asked.append(rerun)
+        assert measured, f"asked for rerun {len(asked)}, which the case does not expect"
+        outcome = measured.pop(0)
+        if isinstance(outcome, str):
+            confirmation.fail(outcome)
+        else:
+            counts, freed = outcome
+            confirmation.record(counts, freed=freed)
+    assert asked == case.asked
+    assert not measured, "the case measured reruns the policy did not ask for"
+    assert confirmation.attempts == len(case.asked)
+    assert confirmation.failure == case.failure
+    assert confirmation.confirmed() == case.confirmed
+    assert confirmation.replaced == case.replaced
+
+
+def test_cycles_keep_the_confirmation_going_while_they_repeat() -> None:
+    confirmation = Confirmation({}, 2, lambda name: 0, cyclic=3)
+    assert confirmation.next_rerun() == PLAIN
+    confirmation.record({}, cyclic=3)
+    assert confirmation.cycles_repeat()
+    assert confirmation.next_rerun() == PLAIN  # no growth, but the cycles repeat
+    confirmation.record({}, cyclic=0)
+    assert not confirmation.cycles_repeat()
+    assert confirmation.next_rerun() is None
