@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import functools
 import gc
 import json
 import os
 import sys
 import tracemalloc
 import types
-import warnings
-from collections.abc import Generator, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Generator, Mapping
 from itertools import compress
 from pathlib import Path
 from typing import Any
@@ -21,6 +18,17 @@ import pytest
 from . import _ci, _settings, _snapshot
 from ._diagnose import explain
 from ._policy import Confirmation
+from ._pytest_internals import (
+    drop_spent_finalizers,
+    fixture_request,
+    recorded_warnings,
+    release_fixture_values,
+    rerun_protocol,
+    scaffolding_codes,
+    setup_state,
+    stop_test_timer,
+    unseen,
+)
 from ._report import PREFIX, Leak, Verdict, cycle_text
 from ._settings import Settings, TypeFilter
 from ._snapshot import (
@@ -258,8 +266,8 @@ class _PhaseMarks:
         if window is None:
             return (yield)
         if not window.rerun:
-            track_dicts((item, getattr(item, "_request", None)))
-            window.warnings_log = _recorded_warnings()
+            track_dicts((item, fixture_request(item)))
+            window.warnings_log = recorded_warnings()
         open_window(window)
         try:
             return (yield)
@@ -320,52 +328,6 @@ class _LastTeardownImpl:
         return None
 
 
-def _recorded_warnings() -> list[object] | None:
-    """The list pytest's warnings plugin records the test protocol's warnings in.
-
-    ``warnings.catch_warnings(record=True)`` (3.10-3.13) records through the
-    bound ``append`` of its list; pytest keeps it until the protocol ends and
-    then reports what it holds.  None when warnings are not being recorded.
-    """
-    log = getattr(getattr(warnings, "_showwarnmsg_impl", None), "__self__", None)
-    return log if type(log) is list else None
-
-
-#: Hooks through which a rerun would show itself: its reports (subtests log
-#: theirs while the test runs) and pytest's failure interaction (``--pdb``).
-_SILENT_HOOKS = frozenset({"pytest_runtest_logreport", "pytest_exception_interact"})
-
-
-def _silence(hook_name: str, hook_impls: Sequence[object], kwargs: Mapping[str, object]) -> None:
-    if hook_name in _SILENT_HOOKS and type(hook_impls) is list:
-        hook_impls.clear()  # pluggy passes each call its own copy of the list
-
-
-def _no_trace(*args: object) -> None:
-    return None
-
-
-@contextmanager
-def _unseen(item: pytest.Item, window: Window) -> Iterator[None]:
-    """Run a rerun so that pytest's output is what it is without gcguard.
-
-    The rerun happens inside the test's own protocol: what it would add there
-    (captured output and log sections, recorded warnings, subtest reports) is
-    taken back, so the counts and sections a user sees are those of one run.
-    """
-    sections = len(item._report_sections)
-    log = window.warnings_log
-    recorded = len(log) if log is not None else 0
-    undo = item.config.pluginmanager.add_hookcall_monitoring(_silence, _no_trace)
-    try:
-        yield
-    finally:
-        undo()
-        del item._report_sections[sections:]
-        if log is not None:
-            del log[recorded:]
-
-
 def _first_of_each(objs: list[object], name_of: dict[type, str], count: int) -> dict[str, list[object]]:
     """The first ``count`` objects of each type in ``name_of``, by type name.
 
@@ -382,108 +344,6 @@ def _first_of_each(objs: list[object], name_of: dict[type, str], count: int) -> 
             if full == len(name_of):
                 break  # enough of every type
     return found
-
-
-def _stop_test_timer(item: pytest.Item) -> None:
-    """pytest-timeout's per-test timer is the test's, not gcguard's reruns'.
-
-    In its default mode the timer covers the whole test protocol, and the
-    reruns run inside it: a test that takes more than a third of its timeout
-    would time out in a rerun and go unjudged.  The test's own run finished
-    in time; the timer is stopped through pytest-timeout's public hook (in its
-    ``func_only`` mode, each rerun's call still gets a timer of its own).
-    """
-    cancel = getattr(item.config.pluginmanager.hook, "pytest_timeout_cancel_timer", None)
-    if cancel is not None:
-        cancel(item=item)
-
-
-def _release_fixture_values(item: pytest.Item) -> None:
-    """Drop the item's hold on its fixture values, as pytest does right after teardown.
-
-    ``runtestprotocol`` sets ``item._request = False`` and ``item.funcargs = None``
-    once the teardown hooks return; doing it before the verdict means a value
-    that is still alive is kept by something else (a registry the fixture
-    added it to), which is the leak to report, while values only the item held
-    are simply freed.
-    """
-    if hasattr(item, "_request"):
-        item._request = False
-        # Empty rather than None: a plugin may still read it in its teardown report hook.
-        item.funcargs = {}  # type: ignore[attr-defined]
-
-
-def _scaffolding_codes(item: pytest.Item) -> frozenset[int]:
-    """Ids of the code objects of the test function and of the fixtures it uses.
-
-    A cycle through their frames is the test's own doing (``pytest.raises(...)
-    as info`` keeps a traceback that holds the test's frame), not the code
-    under test's.  Decorated tests are unwrapped (``__wrapped__``, Hypothesis's
-    inner test); code objects live as long as their functions, so ids are stable.
-    """
-    functions: list[object] = [getattr(item, "obj", None)]
-    info = getattr(item, "_fixtureinfo", None)
-    for fixturedefs in getattr(info, "name2fixturedefs", {}).values():
-        functions.extend(getattr(fixturedef, "func", None) for fixturedef in fixturedefs)
-    codes: set[int] = set()
-    for function in functions:
-        for _ in range(10):  # a bounded unwrap: a lying __wrapped__ may loop
-            function = getattr(function, "__func__", function)
-            code = getattr(function, "__code__", None)
-            if type(code) is types.CodeType:
-                codes.add(id(code))
-            handle = getattr(function, "hypothesis", None)
-            inner = getattr(handle, "inner_test", None)
-            function = inner if inner is not None else getattr(function, "__wrapped__", None)
-            if function is None:
-                break
-    return frozenset(codes)
-
-
-def _refill_doctest_globals(item: pytest.Item) -> None:
-    """A doctest run clears its globals; give a rerun what collection gave the first run.
-
-    Not a copy kept from before the run: that would hold whatever the leak
-    stored in module globals, and make it the test item's.
-    """
-    dtest = getattr(item, "dtest", None)
-    globs = getattr(dtest, "globs", None)
-    if type(globs) is not dict or globs:
-        return
-    module = getattr(item.parent, "obj", None)
-    if isinstance(module, types.ModuleType):
-        globs.update(vars(module))  # as doctest.DocTestFinder does for a module
-    else:
-        globs["__name__"] = "__main__"  # as pytest does for a text file
-
-
-def _drop_spent_finalizers(item: pytest.Item) -> None:
-    """Drop the finalizers this test's finished fixtures left on broader-scoped ones.
-
-    pytest registers ``FixtureDef.finish`` of a function-scoped fixture on every
-    broader-scoped fixture it uses, and keeps it there after the test (calling
-    it later does nothing).  That is the runner's growth, not the test's: a
-    refs-mode rerun removes what it added.
-    """
-    info = getattr(item, "_fixtureinfo", None)
-    for fixturedefs in getattr(info, "name2fixturedefs", {}).values():
-        for fixturedef in fixturedefs:
-            finalizers = getattr(fixturedef, "_finalizers", None)
-            if type(finalizers) is list and finalizers:
-                finalizers[:] = [fin for fin in finalizers if not _spent_finalizer(fin, item)]
-
-
-def _spent_finalizer(fin: object, item: pytest.Item) -> bool:
-    if type(fin) is not functools.partial:
-        return False
-    owner = getattr(fin.func, "__self__", None)
-    request = fin.keywords.get("request")
-    return (
-        getattr(fin.func, "__name__", "") == "finish"
-        and owner is not None
-        and getattr(owner, "cached_result", False) is None
-        and getattr(request, "node", None) is item
-    )
 
 
 class _Samples:
@@ -628,7 +488,7 @@ class GcGuard:
         item.stash[record_key] = "not judged: the test did not complete its teardown"
         window = self.window = self.guard.window = Window(settings.cycles)
         if settings.cycles:
-            window.scaffolding = _scaffolding_codes(item)
+            window.scaffolding = scaffolding_codes(item)
         return window
 
     @pytest.hookimpl(wrapper=True)
@@ -684,7 +544,7 @@ class GcGuard:
         result = yield
         if not window.opened:  # setup never ran
             return result
-        _release_fixture_values(item)
+        release_fixture_values(item)
         list_runner(window)  # what the outer teardown wrappers made since the fixtures ran
         self.window = None
         settings = item.stash[settings_key]
@@ -717,7 +577,7 @@ class GcGuard:
         # What the window restored: each run is measured under it, and a run
         # that changes it (gc.disable(), DEBUG_SAVEALL) is undone at once.
         gc_state = saved_gc_state()
-        _stop_test_timer(item)
+        stop_test_timer(item)
         self.probing = True
         try:
             for index in range(-1, runs):  # -1: the warm-up
@@ -729,7 +589,7 @@ class GcGuard:
                     failed = f"run {index + 2} {failed}"
                     break
                 # What the runner keeps of each run is not the test's.
-                _drop_spent_finalizers(item)
+                drop_spent_finalizers(item)
                 clear_caches()
                 _collect()
                 _collect()
@@ -864,7 +724,7 @@ class GcGuard:
             survivors.exclude_reachable([window.warnings_log])
         # The runner's stack of set-up nodes: a package's or module's first test
         # registers their teardowns (session-long bookkeeping, never the test's).
-        survivors.exclude_owned_by(getattr(item.session, "_setupstate", None), depth=5)
+        survivors.exclude_owned_by(setup_state(item.session), depth=5)
         if not survivors.remaining:
             return survivors
         # From this frame up: our own callers' locals (the hook result being
@@ -1039,7 +899,7 @@ class GcGuard:
         """
         if confirmation.large:
             samples.forget()  # the first run's objects are frozen by the rerun
-        _stop_test_timer(item)
+        stop_test_timer(item)
         while (rerun := confirmation.next_rerun()) is not None:
             rerun_window = Window(window.cycles, rerun=True)
             rerun_window.count_frozen = rerun.measure
@@ -1068,21 +928,14 @@ class GcGuard:
 
         The phase marks open ``rerun_window`` (if given) and list the runner's
         objects, exactly as for the first run, so both are judged alike; nothing
-        of the rerun reaches pytest's reports (``_unseen``).
+        of the rerun reaches pytest's reports (``unseen``).
         """
-        from _pytest.runner import runtestprotocol  # the documented way to re-run an item
-
-        if hasattr(item, "_request"):
-            # runtestprotocol re-creates the fixture request when it is falsy,
-            # exactly as for pytest-rerunfailures.
-            item._request = False
-        _refill_doctest_globals(item)
         if rerun_window is not None:
             rerun_window.scaffolding = window.scaffolding
             self.window = rerun_window
         try:
-            with _unseen(item, window):
-                reports = runtestprotocol(item, log=False, nextitem=self.nextitem)
+            with unseen(item, window.warnings_log):
+                reports = rerun_protocol(item, self.nextitem)
         finally:
             if rerun_window is not None:
                 self.window = None

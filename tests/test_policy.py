@@ -9,7 +9,8 @@ from pathlib import Path
 from unittest import mock
 
 from pytest_gcguard import _snapshot
-from pytest_gcguard.plugin import _recorded_warnings, _Samples
+from pytest_gcguard._pytest_internals import recorded_warnings
+from pytest_gcguard.plugin import _Samples
 
 
 def test_cycle_members_finds_every_node_on_a_cycle_and_no_other() -> None:
@@ -77,13 +78,13 @@ def test_samples_are_the_objects_that_outlived_every_later_rerun() -> None:
 
 
 def test_the_warnings_log_is_found_only_while_warnings_are_recorded() -> None:
-    assert _recorded_warnings() is not None  # pytest records this test's warnings
+    assert recorded_warnings() is not None  # pytest records this test's warnings
     with warnings.catch_warnings(record=True) as log:
-        assert _recorded_warnings() is log
+        assert recorded_warnings() is log
     with warnings.catch_warnings():
         warnings.resetwarnings()
-        assert _recorded_warnings() is not None  # the list of the enclosing recorder
-    assert _recorded_warnings() is not log
+        assert recorded_warnings() is not None  # the list of the enclosing recorder
+    assert recorded_warnings() is not log
 
 
 def test_the_asyncio_modules_referents_can_be_held(tmp_path: Path) -> None:

@@ -1,0 +1,190 @@
+"""Every access to pytest's and pluggy's private state, in one place.
+
+The rest of the package uses pytest's public API only.  What is here reads or
+changes internals that pytest does not document; each function says what it
+relies on, so that a pytest release that changes it breaks one function, and
+the tests (tox runs the oldest supported pytest and the newest) show which.
+
+Checked against pytest 8.4.0 and 9.2.0, pluggy 1.5.0 and 1.7.0.
+"""
+
+from __future__ import annotations
+
+import functools
+import types
+import warnings
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+
+import pytest
+
+
+def recorded_warnings() -> list[object] | None:
+    """The list pytest's warnings plugin records the test protocol's warnings in.
+
+    ``warnings.catch_warnings(record=True)`` (3.10-3.13) records through the
+    bound ``append`` of its list; pytest keeps it until the protocol ends and
+    then reports what it holds.  None when warnings are not being recorded.
+    """
+    log = getattr(getattr(warnings, "_showwarnmsg_impl", None), "__self__", None)
+    return log if type(log) is list else None
+
+
+#: Hooks through which a rerun would show itself: its reports (subtests log
+#: theirs while the test runs) and pytest's failure interaction (``--pdb``).
+_SILENT_HOOKS = frozenset({"pytest_runtest_logreport", "pytest_exception_interact"})
+
+
+def _silence(hook_name: str, hook_impls: Sequence[object], kwargs: Mapping[str, object]) -> None:
+    if hook_name in _SILENT_HOOKS and type(hook_impls) is list:
+        hook_impls.clear()  # pluggy passes each call its own copy of the list
+
+
+def _no_trace(*args: object) -> None:
+    return None
+
+
+@contextmanager
+def unseen(item: pytest.Item, log: list[object] | None) -> Iterator[None]:
+    """Run a rerun so that pytest's output is what it is without gcguard.
+
+    The rerun happens inside the test's own protocol: what it would add there
+    (captured output and log sections, recorded warnings, subtest reports) is
+    taken back, so the counts and sections a user sees are those of one run.
+    """
+    sections = len(item._report_sections)
+    recorded = len(log) if log is not None else 0
+    undo = item.config.pluginmanager.add_hookcall_monitoring(_silence, _no_trace)
+    try:
+        yield
+    finally:
+        undo()
+        del item._report_sections[sections:]
+        if log is not None:
+            del log[recorded:]
+
+
+def stop_test_timer(item: pytest.Item) -> None:
+    """pytest-timeout's per-test timer is the test's, not gcguard's reruns'.
+
+    In its default mode the timer covers the whole test protocol, and the
+    reruns run inside it: a test that takes more than a third of its timeout
+    would time out in a rerun and go unjudged.  The test's own run finished
+    in time; the timer is stopped through pytest-timeout's public hook (in its
+    ``func_only`` mode, each rerun's call still gets a timer of its own).
+    """
+    cancel = getattr(item.config.pluginmanager.hook, "pytest_timeout_cancel_timer", None)
+    if cancel is not None:
+        cancel(item=item)
+
+
+def release_fixture_values(item: pytest.Item) -> None:
+    """Drop the item's hold on its fixture values, as pytest does right after teardown.
+
+    ``runtestprotocol`` sets ``item._request = False`` and ``item.funcargs = None``
+    once the teardown hooks return; doing it before the verdict means a value
+    that is still alive is kept by something else (a registry the fixture
+    added it to), which is the leak to report, while values only the item held
+    are simply freed.
+    """
+    if hasattr(item, "_request"):
+        item._request = False
+        # Empty rather than None: a plugin may still read it in its teardown report hook.
+        item.funcargs = {}  # type: ignore[attr-defined]
+
+
+def scaffolding_codes(item: pytest.Item) -> frozenset[int]:
+    """Ids of the code objects of the test function and of the fixtures it uses.
+
+    A cycle through their frames is the test's own doing (``pytest.raises(...)
+    as info`` keeps a traceback that holds the test's frame), not the code
+    under test's.  Decorated tests are unwrapped (``__wrapped__``, Hypothesis's
+    inner test); code objects live as long as their functions, so ids are stable.
+    """
+    functions: list[object] = [getattr(item, "obj", None)]
+    info = getattr(item, "_fixtureinfo", None)
+    for fixturedefs in getattr(info, "name2fixturedefs", {}).values():
+        functions.extend(getattr(fixturedef, "func", None) for fixturedef in fixturedefs)
+    codes: set[int] = set()
+    for function in functions:
+        for _ in range(10):  # a bounded unwrap: a lying __wrapped__ may loop
+            function = getattr(function, "__func__", function)
+            code = getattr(function, "__code__", None)
+            if type(code) is types.CodeType:
+                codes.add(id(code))
+            handle = getattr(function, "hypothesis", None)
+            inner = getattr(handle, "inner_test", None)
+            function = inner if inner is not None else getattr(function, "__wrapped__", None)
+            if function is None:
+                break
+    return frozenset(codes)
+
+
+def refill_doctest_globals(item: pytest.Item) -> None:
+    """A doctest run clears its globals; give a rerun what collection gave the first run.
+
+    Not a copy kept from before the run: that would hold whatever the leak
+    stored in module globals, and make it the test item's.
+    """
+    dtest = getattr(item, "dtest", None)
+    globs = getattr(dtest, "globs", None)
+    if type(globs) is not dict or globs:
+        return
+    module = getattr(item.parent, "obj", None)
+    if isinstance(module, types.ModuleType):
+        globs.update(vars(module))  # as doctest.DocTestFinder does for a module
+    else:
+        globs["__name__"] = "__main__"  # as pytest does for a text file
+
+
+def drop_spent_finalizers(item: pytest.Item) -> None:
+    """Drop the finalizers this test's finished fixtures left on broader-scoped ones.
+
+    pytest registers ``FixtureDef.finish`` of a function-scoped fixture on every
+    broader-scoped fixture it uses, and keeps it there after the test (calling
+    it later does nothing).  That is the runner's growth, not the test's: a
+    refs-mode rerun removes what it added.
+    """
+    info = getattr(item, "_fixtureinfo", None)
+    for fixturedefs in getattr(info, "name2fixturedefs", {}).values():
+        for fixturedef in fixturedefs:
+            finalizers = getattr(fixturedef, "_finalizers", None)
+            if type(finalizers) is list and finalizers:
+                finalizers[:] = [fin for fin in finalizers if not _spent_finalizer(fin, item)]
+
+
+def _spent_finalizer(fin: object, item: pytest.Item) -> bool:
+    if type(fin) is not functools.partial:
+        return False
+    owner = getattr(fin.func, "__self__", None)
+    request = fin.keywords.get("request")
+    return (
+        getattr(fin.func, "__name__", "") == "finish"
+        and owner is not None
+        and getattr(owner, "cached_result", False) is None
+        and getattr(request, "node", None) is item
+    )
+
+
+def rerun_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> list[pytest.TestReport]:
+    """Run ``item``'s whole protocol again, without logging (as pytest-rerunfailures does).
+
+    ``runtestprotocol`` re-creates the fixture request when ``item._request`` is
+    falsy, and re-runs setup, call and teardown with every plugin's hooks.
+    """
+    from _pytest.runner import runtestprotocol
+
+    if hasattr(item, "_request"):
+        item._request = False
+    refill_doctest_globals(item)
+    return runtestprotocol(item, log=False, nextitem=nextitem)
+
+
+def fixture_request(item: pytest.Item) -> object:
+    """The item's fixture request (``item._request``), or None."""
+    return getattr(item, "_request", None)
+
+
+def setup_state(session: pytest.Session) -> object:
+    """The runner's stack of set-up nodes and their finalizers (``session._setupstate``)."""
+    return getattr(session, "_setupstate", None)
