@@ -12,9 +12,11 @@ import sys
 import threading
 import types
 import weakref
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from itertools import compress, count, repeat
+from operator import is_
 from typing import Any
 
 from ._snapshot import _get_referents, dict_offset, type_mro, type_name, type_namespace
@@ -134,52 +136,85 @@ def _describe_node(node: object) -> str:
 
 
 def _edge(node: object, child: object) -> str:
-    """How ``node`` refers to ``child``: ``.attr``, ``[key]``, ``[3]``, ..."""
-    parent: Any = node
-    tp = type(parent)
+    """How ``node`` refers to ``child``: ``.attr``, ``[key]``, ``[3]``, ...
+
+    Containers are read through their base type's methods (``dict.items``,
+    ``list.__iter__``), never a subclass's own code, which may lie or sleep.
+    """
+    tp = type(node)
     try:
-        if issubclass(tp, dict):
-            for key, value in parent.items():
-                if value is child:
-                    return f"[{_reprs.repr(key)}]"
-                if key is child:
-                    return " (a key)"
-        elif issubclass(tp, (list, tuple)):
-            for index, value in enumerate(parent):
-                if value is child:
-                    return f"[{index}]"
-        elif tp is types.CellType:
-            return ".cell_contents"
-        elif tp is types.MethodType:
-            if parent.__self__ is child:
-                return ".__self__"
-            if parent.__func__ is child:
-                return ".__func__"
-        elif tp is types.FunctionType:
-            for name in ("__closure__", "__defaults__", "__kwdefaults__", "__globals__", "__dict__"):
-                if getattr(parent, name, None) is child:
-                    return "." + name
-        elif issubclass(tp, types.ModuleType):
-            for key, value in _module_dict(parent).items():
-                if value is child:
-                    return f".{key}"
-        else:
-            attrs = _instance_dict(parent)
-            if attrs is not None:
-                for key, value in attrs.items():
-                    if value is child:
-                        return f".{key}"
-                if attrs is child:
-                    return ".__dict__"
-            for slot in _slots(type(parent)):
-                try:
-                    if object.__getattribute__(parent, slot) is child:
-                        return f".{slot}"
-                except AttributeError:
-                    continue
+        for base, edge in _EDGES:
+            if issubclass(tp, base):
+                return edge(node, child)
+        return _attribute_edge(node, child)
     except Exception:
         return ""
+
+
+def _position(values: Iterator[object], child: object) -> int:
+    """Index of ``child`` (by identity) in ``values``, found in C; -1 if absent."""
+    return next(compress(count(), map(is_, values, repeat(child))), -1)
+
+
+def _dict_edge(node: Any, child: object) -> str:
+    keys = list(dict.keys(node))
+    index = _position(iter(dict.values(node)), child)
+    if index >= 0:
+        return f"[{_reprs.repr(keys[index])}]"
+    return " (a key)" if _position(iter(keys), child) >= 0 else ""
+
+
+def _sequence_edge(node: Any, child: object) -> str:
+    index = _position(tuple.__iter__(node) if issubclass(type(node), tuple) else list.__iter__(node), child)
+    return f"[{index}]" if index >= 0 else ""
+
+
+def _method_edge(node: Any, child: object) -> str:
+    if node.__self__ is child:
+        return ".__self__"
+    return ".__func__" if node.__func__ is child else ""
+
+
+def _function_edge(node: Any, child: object) -> str:
+    for name in ("__closure__", "__defaults__", "__kwdefaults__", "__globals__", "__dict__"):
+        if getattr(node, name, None) is child:
+            return "." + name
     return ""
+
+
+def _module_edge(node: Any, child: object) -> str:
+    namespace = _module_dict(node)
+    keys = list(dict.keys(namespace))
+    index = _position(iter(dict.values(namespace)), child)
+    return f".{keys[index]}" if index >= 0 else ""
+
+
+def _attribute_edge(node: Any, child: object) -> str:
+    attrs = _instance_dict(node)
+    if attrs is not None:
+        for key, value in dict.items(attrs):
+            if value is child:
+                return f".{key}"
+        if attrs is child:
+            return ".__dict__"
+    for slot in _slots(type(node)):
+        try:
+            if object.__getattribute__(node, slot) is child:
+                return f".{slot}"
+        except AttributeError:
+            continue
+    return ""
+
+
+#: How to name an edge, by the referrer's (base) type, first match wins.
+_EDGES: tuple[tuple[type | tuple[type, ...], Callable[[Any, object], str]], ...] = (
+    (dict, _dict_edge),
+    ((list, tuple), _sequence_edge),
+    (types.CellType, lambda node, child: ".cell_contents"),
+    (types.MethodType, _method_edge),
+    (types.FunctionType, _function_edge),
+    (types.ModuleType, _module_edge),
+)
 
 
 def _instance_dict(node: object) -> dict[str, object] | None:

@@ -300,53 +300,59 @@ def for_item(project: Settings, marks: list[pytest.Mark]) -> Settings:
     return settings
 
 
-def _apply(settings: Settings, kwargs: dict[str, Any]) -> Settings:
-    def check_bool(name: str) -> None:
-        value = kwargs[name]
-        if value is not None and not isinstance(value, bool):
-            raise ValueError(f"bad @pytest.mark.gcguard arguments: {name} must be True or False, got {value!r}")
+_MARKER_ERROR = "bad @pytest.mark.gcguard arguments"
 
-    check_bool("enabled")
-    check_bool("cycles")
-    check_bool("warn")
-    check_bool("refs")
-    changes: dict[str, Any] = {"enabled": kwargs["enabled"]}
+
+def _apply(settings: Settings, kwargs: dict[str, Any]) -> Settings:
+    """``settings`` as a test's marker arguments change them (ValueError if they are bad)."""
+    changes: dict[str, Any] = {"enabled": _marker_bool(kwargs, "enabled")}
     for name in ("cycles", "warn", "refs"):
-        if kwargs[name] is not None:
-            changes[name] = kwargs[name]
-    expect = kwargs["expect_leak"]
-    if expect is True:
-        changes["expect_leak"] = "known leak"
-    elif isinstance(expect, str) and expect.strip():
-        changes["expect_leak"] = expect.strip()
-    elif expect is not False:
-        raise ValueError(
-            f"bad @pytest.mark.gcguard arguments: expect_leak must be True, False or a reason, got {expect!r}"
-        )
-    for name in ("ignore", "only"):
-        value = kwargs[name]
-        if value is None:
-            continue
-        if not isinstance(value, str) and not (isinstance(value, Iterable) and all(isinstance(v, str) for v in value)):
-            raise ValueError(f"bad @pytest.mark.gcguard arguments: {name} must be a string or strings, got {value!r}")
-        if name == "ignore":
-            changes["ignore"] = settings.ignore + _split(value)
-        else:
-            changes["only"] = _split(value)
+        value = _marker_bool(kwargs, name)
+        if value is not None:
+            changes[name] = value
+    expect = _marker_expect_leak(kwargs["expect_leak"])
+    if expect is not None:
+        changes["expect_leak"] = expect
+    if kwargs["ignore"] is not None:
+        changes["ignore"] = settings.ignore + _split(_marker_strings(kwargs, "ignore"))
+    if kwargs["only"] is not None:
+        changes["only"] = _split(_marker_strings(kwargs, "only"))
     if kwargs["allow"] is not None:
         if not isinstance(kwargs["allow"], Mapping):
-            raise ValueError(
-                f"bad @pytest.mark.gcguard arguments: allow must be a dict of TYPE: N, got {kwargs['allow']!r}"
-            )
+            raise ValueError(f"{_MARKER_ERROR}: allow must be a dict of TYPE: N, got {kwargs['allow']!r}")
         merged = dict(settings.allow)
-        merged.update(parse_allow(kwargs["allow"], "bad @pytest.mark.gcguard arguments: allow"))
+        merged.update(parse_allow(kwargs["allow"], f"{_MARKER_ERROR}: allow"))
         changes["allow"] = tuple(sorted(merged.items()))
     reruns = kwargs["reruns"]
     if reruns is not None:
         if isinstance(reruns, bool) or not isinstance(reruns, int) or reruns < 0:
-            raise ValueError(f"bad @pytest.mark.gcguard arguments: reruns must be a whole number >= 0, got {reruns!r}")
+            raise ValueError(f"{_MARKER_ERROR}: reruns must be a whole number >= 0, got {reruns!r}")
         changes["reruns"] = reruns
     return replace(settings, **changes)
+
+
+def _marker_bool(kwargs: dict[str, Any], name: str) -> bool | None:
+    value = kwargs[name]
+    if value is not None and not isinstance(value, bool):
+        raise ValueError(f"{_MARKER_ERROR}: {name} must be True or False, got {value!r}")
+    return value
+
+
+def _marker_expect_leak(expect: object) -> str | None:
+    if expect is True:
+        return "known leak"
+    if isinstance(expect, str) and expect.strip():
+        return expect.strip()
+    if expect is not False:
+        raise ValueError(f"{_MARKER_ERROR}: expect_leak must be True, False or a reason, got {expect!r}")
+    return None
+
+
+def _marker_strings(kwargs: dict[str, Any], name: str) -> str | Iterable[str]:
+    value = kwargs[name]
+    if not isinstance(value, str) and not (isinstance(value, Iterable) and all(isinstance(v, str) for v in value)):
+        raise ValueError(f"{_MARKER_ERROR}: {name} must be a string or strings, got {value!r}")
+    return value
 
 
 class TypeFilter:

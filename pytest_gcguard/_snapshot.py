@@ -1037,29 +1037,7 @@ class Survivors:
             return tp in (functools.partial, types.MethodType, *_PLAIN_CONTAINERS) or owned(tp)
 
         ids = self.ids
-        starts = []
-        for obj in self.of_types(worth_a_look):
-            tp = type(obj)
-            if tp is functools.partial:
-                bound = obj.func  # type: ignore[attr-defined]
-                if type(bound) is types.MethodType and runner_owned(bound.__self__):
-                    starts.append(obj)
-            elif tp is types.MethodType:
-                if runner_owned(obj.__self__):  # type: ignore[attr-defined]
-                    starts.append(obj)
-            elif tp in _PLAIN_CONTAINERS:
-                held = 0
-                for ref in _get_referents(obj):
-                    if not gc.is_tracked(ref):
-                        continue
-                    if id(ref) in ids or not runner_owned(ref):
-                        break
-                    held += 1
-                else:
-                    if held:
-                        starts.append(obj)
-            elif runner_owned(obj):
-                starts.append(obj)
+        starts = [obj for obj in self.of_types(worth_a_look) if _belongs_to_runner(obj, ids, runner_owned)]
         internal.clear()
         del runner_owned, runner_owned_type, worth_a_look
         if starts:
@@ -1138,6 +1116,26 @@ class Survivors:
         self._candidates = []
         self._ids = set()
         self._types = set()
+
+
+def _belongs_to_runner(obj: object, ids: set[int], runner_owned: Callable[[object], bool]) -> bool:
+    """A runner object, a callback bound to one, or a container of nothing but runner objects."""
+    tp = type(obj)
+    if tp is functools.partial:
+        bound = obj.func  # type: ignore[attr-defined]
+        return type(bound) is types.MethodType and runner_owned(bound.__self__)
+    if tp is types.MethodType:
+        return runner_owned(obj.__self__)  # type: ignore[attr-defined]
+    if tp in _PLAIN_CONTAINERS:
+        held = 0
+        for ref in _get_referents(obj):
+            if not gc.is_tracked(ref):
+                continue
+            if id(ref) in ids or not runner_owned(ref):
+                return False
+            held += 1
+        return held > 0
+    return runner_owned(obj)
 
 
 def _fold_instance_dicts(survivors: Survivors, counts: dict[type, int]) -> None:
