@@ -76,7 +76,16 @@ def _instance_dict(obj: object) -> object:
 
 
 #: Modules whose objects are test-runner bookkeeping, never the test's leak.
-INTERNAL_MODULE_PREFIXES = ("_pytest.", "pluggy.", "pytest_gcguard.", "xdist.", "execnet.")
+INTERNAL_MODULE_PREFIXES = (
+    "_pytest.",
+    "pluggy.",
+    "pytest_gcguard.",
+    "xdist.",
+    "execnet.",
+    # pytest-cov's measurement: coverage.py starts a tracer for every new thread.
+    "coverage.",
+    "pytest_cov.",
+)
 #: Cycles mode: test tooling whose own objects are cyclic by design (a mock and
 #: its children point at each other, Hypothesis's engine keeps its data in
 #: cycles); cycles among them are the test's scaffolding, not the code under test's.
@@ -1064,6 +1073,30 @@ class Survivors:
         roots.append(getattr(re_module, "_cache", None))
         roots.append(getattr(re_module, "_cache2", None))
         self.exclude_reachable([root for root in roots if root is not None])
+
+    def exclude_coverage_tracers(self) -> None:
+        """Exclude what coverage.py's per-thread C tracers hold (pytest-cov, ``--cov``).
+
+        coverage.py gives every new thread a tracer of its own and keeps it in
+        its collector's ``tracers`` until measurement stops; a C tracer is not
+        tracked by the gc, so the bound methods it holds (the collector's
+        ``switch_context``, its data lock's ``acquire``...) have no referrer
+        the gc can show.  They are read from the tracers' attributes.  Checked
+        against coverage 7.10-7.17 (``Collector._collectors``, ``.tracers``).
+        """
+        collector_module = sys.modules.get("coverage.collector")
+        collectors = getattr(getattr(collector_module, "Collector", None), "_collectors", None)
+        if type(collectors) is not list or not self.remaining:
+            return
+        held: list[object] = []
+        for collector in collectors:
+            for tracer in getattr(collector, "tracers", ()):
+                if gc.is_tracked(tracer):
+                    continue  # the Python tracer: an internal object, excluded with what it reaches
+                for name, descriptor in type_namespace(type(tracer)).items():
+                    if type(descriptor) is types.MemberDescriptorType:
+                        held.append(getattr(tracer, name, None))
+        self.exclude_reachable(held)
 
     def exclude_weakrefs_to_others(self) -> None:
         """Exclude weak references to objects that are not candidates.

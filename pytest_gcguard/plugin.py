@@ -737,6 +737,7 @@ class GcGuard:
         survivors.exclude_reachable(instance_dicts(gc.garbage[window.garbage0 :]))
         survivors.exclude_new_modules(window.modules0)
         survivors.exclude_import_caches()
+        survivors.exclude_coverage_tracers()
         survivors.exclude_weakrefs_to_others()
         survivors.exclude_spent_iterators()
         return survivors

@@ -46,6 +46,14 @@ SUITE = {
         def test_clean_hypothesis(xs):
             assert sorted(sorted(xs)) == sorted(xs)
 
+        def test_clean_thread():
+            import threading
+            out = []
+            thread = threading.Thread(target=lambda: out.append([1]))
+            thread.start()
+            thread.join()
+            assert out
+
         def test_clean_mocker(mocker):
             fake = mocker.patch("os.getcwd", return_value="/nowhere")
             import os
@@ -93,6 +101,7 @@ def test_leaks_fail_and_clean_tests_stay_clean(tester: pytest.Pytester, setup: l
         "test_clean_async",
         "test_clean_hypothesis",
         "test_clean_mocker",
+        "test_clean_thread",
         *LEAKS,
     }
     for name, record in records.items():
@@ -106,7 +115,7 @@ def test_leaks_fail_and_clean_tests_stay_clean(tester: pytest.Pytester, setup: l
     assert outcomes.get("rerun", 0) == reruns
     assert outcomes["passed"] == len(records) + reruns
     assert outcomes.get("errors", outcomes.get("error")) == len(LEAKS)
-    result.stdout.fnmatch_lines(["*gcguard: checked 7 test(s);*; 2 leaking*"])
+    result.stdout.fnmatch_lines(["*gcguard: checked 8 test(s);*; 2 leaking*"])
 
 
 @pytest.mark.parametrize("method", ["signal", "thread"])
