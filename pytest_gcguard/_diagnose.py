@@ -14,6 +14,18 @@ from collections.abc import Callable, Sequence
 from itertools import compress
 
 from . import _graph
+from ._heap import (
+    _freeze,
+    _get_objects,
+    _get_referents,
+    _get_referrers,
+    _unfreeze,
+    instance_dicts,
+    type_module,
+    type_mro,
+    type_name,
+    type_namespace,
+)
 from ._report import (
     CHAIN_DEPTH,
     Leak,
@@ -26,18 +38,6 @@ from ._report import (
     unreferenced_note,
 )
 from ._settings import Settings
-from ._snapshot import (
-    _freeze,
-    _get_objects,
-    _get_referents,
-    _get_referrers,
-    _unfreeze,
-    instance_dicts,
-    type_module,
-    type_mro,
-    type_name,
-    type_namespace,
-)
 
 #: Chains are searched for at most this many leaked types per test.
 MAX_CHAINS = 5

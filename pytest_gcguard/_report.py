@@ -19,7 +19,7 @@ from itertools import compress, count, repeat
 from operator import is_
 from typing import Any
 
-from ._snapshot import _get_referents, dict_offset, type_mro, type_name, type_namespace
+from ._heap import _get_referents, dict_offset, type_mro, type_name, type_namespace
 
 #: Every gcguard failure message starts with this (tests match on it).
 PREFIX = "gcguard:"

@@ -15,23 +15,9 @@ from typing import Any
 
 import pytest
 
-from . import _ci, _settings, _snapshot
+from . import _records, _settings
 from ._diagnose import explain
-from ._policy import Confirmation
-from ._pytest_internals import (
-    drop_spent_finalizers,
-    fixture_request,
-    recorded_warnings,
-    release_fixture_values,
-    rerun_protocol,
-    scaffolding_codes,
-    setup_state,
-    stop_test_timer,
-    unseen,
-)
-from ._report import PREFIX, Leak, Verdict, cycle_text
-from ._settings import Settings, TypeFilter
-from ._snapshot import (
+from ._heap import (
     COUNTS_REFERENCES,
     Closed,
     FreezeGuard,
@@ -40,7 +26,6 @@ from ._snapshot import (
     Window,
     _collect,
     _get_objects,
-    _instance_dict,
     absorbed,
     allocated_blocks,
     clear_caches,
@@ -60,6 +45,20 @@ from ._snapshot import (
     track_dicts,
     type_name,
 )
+from ._policy import Confirmation
+from ._pytest_internals import (
+    drop_spent_finalizers,
+    fixture_request,
+    recorded_warnings,
+    release_fixture_values,
+    rerun_protocol,
+    scaffolding_codes,
+    setup_state,
+    stop_test_timer,
+    unseen,
+)
+from ._report import PREFIX, Leak, Verdict, cycle_text
+from ._settings import Settings, TypeFilter
 from ._warnings import GcGuardWarning
 
 settings_key = pytest.StashKey[Settings]()
@@ -75,7 +74,7 @@ outcome_key = pytest.StashKey[str]()
 #: ``item.user_properties`` keys of a finding's key figures (JUnit XML ``<property>`` entries).
 SUMMARY_PROPERTY = "gcguard"
 LEAKED_PROPERTY = "gcguard_leaked_objects"
-#: Attribute of the teardown report that carries the test's record (see _ci).
+#: Attribute of the teardown report that carries the test's record (see _records).
 RECORD_ATTRIBUTE = "gcguard"
 #: Frames tracemalloc keeps per allocation with --gcguard-trace.
 TRACE_FRAMES = 8
@@ -85,9 +84,6 @@ MEMORY_RUNS = 3
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     _settings.addoption(parser)
-
-
-_snapshot.describe_cycle = cycle_text
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -100,11 +96,11 @@ def pytest_configure(config: pytest.Config) -> None:
             import objgraph  # noqa: F401
         except ImportError:  # pragma: no cover - objgraph is a dependency
             raise pytest.UsageError("--gcguard-graph-dir requires objgraph: pip install objgraph") from None
-    baseline: dict[str, _ci.Entry] | None = None
+    baseline: dict[str, _records.Entry] | None = None
     if options.baseline is not None:
         try:
-            baseline = _ci.load_baseline(options.baseline)
-        except _ci.BaselineError as exc:
+            baseline = _records.load_baseline(options.baseline)
+        except _records.BaselineError as exc:
             if not (options.update_baseline and not options.baseline.exists()):
                 raise pytest.UsageError(f"--gcguard-baseline: {exc}") from None
             baseline = {}
@@ -129,7 +125,7 @@ class GcGuardSession:
         config: pytest.Config,
         settings: Settings,
         options: _settings.RunOptions,
-        baseline: dict[str, _ci.Entry] | None,
+        baseline: dict[str, _records.Entry] | None,
     ) -> None:
         self.config = config
         self.settings = settings
@@ -180,13 +176,13 @@ class GcGuardSession:
         options = self.options
         if self.baseline is not None and options.baseline is not None:
             if options.update_baseline:
-                entries = _ci.updated_baseline(self.baseline, self.records, self.config.rootpath)
-                if self._write(session, options.baseline, _ci.baseline_text(entries), "--gcguard-baseline"):
+                entries = _records.updated_baseline(self.baseline, self.records, self.config.rootpath)
+                if self._write(session, options.baseline, _records.baseline_text(entries), "--gcguard-baseline"):
                     self.notes.append(
                         f"baseline: {len(entries)} test(s) with known leaks written to {options.baseline}"
                     )
             else:
-                self.stale = _ci.stale_entries(self.baseline, self.records)
+                self.stale = _records.stale_entries(self.baseline, self.records)
                 if self.stale and options.fail_stale and session.exitstatus == pytest.ExitCode.OK:
                     session.exitstatus = pytest.ExitCode.TESTS_FAILED
                     self.notes.append("failing the run: stale baseline entries (--gcguard-fail-stale)")
@@ -195,7 +191,7 @@ class GcGuardSession:
 
             settings = self.settings.to_json()
             settings["baseline"] = str(options.baseline) if options.baseline else None
-            document = _ci.json_report(self.records, settings, __version__)
+            document = _records.json_report(self.records, settings, __version__)
             document["stale_baseline_entries"] = self.stale
             text = json.dumps(document, indent=2) + "\n"
             if self._write(session, options.json, text, "--gcguard-json"):
@@ -223,14 +219,14 @@ class GcGuardSession:
         """A compact table of every leaking test at the end of the run, limited by verbosity."""
         verbosity = self.config.get_verbosity()
         records = self.records
-        lines = _ci.summary_lines(records, self.stale, verbosity, self.options.baseline)
+        lines = _records.summary_lines(records, self.stale, verbosity, self.options.baseline)
         if verbosity < -1 or not (lines or self.notes or (verbosity > 0 and records)):
             return
         terminalreporter.write_sep("=", "gcguard summary")
         for line in lines:
             terminalreporter.write_line(line)
         if records:
-            count = _ci.count_line(records)
+            count = _records.count_line(records)
             checker = self.checker
             if checker is not None and checker.heap.passes:
                 count += f"; {checker.heap.passes} full collection(s) took {checker.heap.pass_seconds:.2f}s"
@@ -366,9 +362,7 @@ class _Samples:
         containers = (self.new_ids, self.last_new, self.previous_ids, confirmation.counts, confirmation.growth)
         return (
             self,
-            _instance_dict(self),
             confirmation,
-            _instance_dict(confirmation),
             confirmation.cyclic,
             *containers,
             *confirmation.counts,
@@ -507,7 +501,7 @@ class GcGuard:
         if record is not None:
             del item.stash[record_key]
             if isinstance(record, str):
-                record = _ci.skipped_record(item.nodeid, record)
+                record = _records.skipped_record(item.nodeid, record)
             setattr(report, RECORD_ATTRIBUTE, record)
         if outcome_key in item.stash:
             del item.stash[outcome_key]
@@ -616,9 +610,9 @@ class GcGuard:
         """Decide what a verdict does to the test: fail, warn, expected, within the baseline."""
         expected = settings.expect_leak
         if verdict is None and expected is None:
-            item.stash[record_key] = _ci.CLEAN  # the usual case
+            item.stash[record_key] = _records.CLEAN  # the usual case
             return
-        record = _ci.make_record(item.nodeid, verdict, verdict.reruns if verdict is not None else 0)
+        record = _records.make_record(item.nodeid, verdict, verdict.reruns if verdict is not None else 0)
         item.stash[record_key] = record
         if verdict is None or not verdict.failed:
             if expected is not None:
@@ -636,7 +630,7 @@ class GcGuard:
             outcome = "recorded"
             item.add_report_section("teardown", "gcguard", f"recorded in the baseline:\n{message}")
         elif session.baseline is not None:
-            beyond = _ci.Entry.of(record).exceeds(session.baseline.get(item.nodeid, _ci.Entry()))
+            beyond = _records.Entry.of(record).exceeds(session.baseline.get(item.nodeid, _records.Entry()))
             if beyond:
                 record["reason"] = "beyond the baseline: " + ", ".join(beyond)
                 message += f"\n  beyond the baseline {session.options.baseline}: " + ", ".join(beyond)
@@ -662,7 +656,7 @@ class GcGuard:
         item.user_properties.append(("gcguard_verdict", record["verdict"]))
         item.user_properties.append(("gcguard_outcome", record["outcome"]))
         if record["leaked"]:
-            item.user_properties.append((LEAKED_PROPERTY, _ci.leaked_objects(record)))
+            item.user_properties.append((LEAKED_PROPERTY, _records.leaked_objects(record)))
             types_ = ",".join(f"{leak['type']}={leak['count']}" for leak in record["leaked"])
             item.user_properties.append(("gcguard_leaked_types", types_))
         if record["uncollectable"]:
@@ -677,7 +671,7 @@ class GcGuard:
     def _judge(self, item: pytest.Item, window: Window) -> tuple[Verdict | None, str]:
         """The verdict on a finished test, or why it was not judged."""
         settings = item.stash[settings_key]
-        closed = close_window(window)
+        closed = close_window(window, cycle_text)
         try:
             if not window.passed or outcome_key in item.stash:
                 # A failed/skipped test is reported once, as itself (unittest's
@@ -909,7 +903,7 @@ class GcGuard:
             cyclic = 0
             if rerun_window.opened:
                 list_runner(rerun_window)  # what the outer teardown wrappers made
-                closed = close_window(rerun_window)
+                closed = close_window(rerun_window, cycle_text)
                 cyclic = sum(filt.kept(closed.cyclic_types).values())
                 del closed
             freed = rerun_window.frozen_freed

@@ -90,7 +90,15 @@ def records_of(tester: pytest.Pytester) -> dict[str, dict[str, Any]]:
 
 
 @pytest.mark.parametrize("setup", list(SETUPS.values()), ids=list(SETUPS))
-def test_leaks_fail_and_clean_tests_stay_clean(tester: pytest.Pytester, setup: list[str]) -> None:
+def test_leaks_fail_and_clean_tests_stay_clean(
+    tester: pytest.Pytester, setup: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if any(arg.startswith("--cov") for arg in setup):
+        # The inner run measures its own coverage: not into this suite's data
+        # (tox measures this suite, subprocesses included).
+        monkeypatch.delenv("COVERAGE_PROCESS_CONFIG", raising=False)
+        monkeypatch.delenv("COVERAGE_PROCESS_START", raising=False)
+        monkeypatch.setenv("COVERAGE_FILE", str(tester.path / ".coverage"))
     tester.makepyfile(**SUITE)
     result = tester.runpytest_subprocess("--gcguard", "--gcguard-json=gcguard.json", *setup)
     assert result.ret == pytest.ExitCode.TESTS_FAILED

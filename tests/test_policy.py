@@ -8,7 +8,7 @@ import warnings
 from pathlib import Path
 from unittest import mock
 
-from pytest_gcguard import _snapshot
+from pytest_gcguard import _heap
 from pytest_gcguard._pytest_internals import recorded_warnings
 from pytest_gcguard.plugin import _Samples
 
@@ -16,16 +16,16 @@ from pytest_gcguard.plugin import _Samples
 def test_cycle_members_finds_every_node_on_a_cycle_and_no_other() -> None:
     # 0 <-> 1, 2 -> 2 (self loop), 3 -> 0 (points into a cycle, not on one), 4 alone.
     edges = [[1], [0], [2], [0], []]
-    assert _snapshot._cycle_members(edges) == {0, 1, 2}
-    assert _snapshot._cycle_members([[1], [2], []]) == set()
+    assert _heap._cycle_members(edges) == {0, 1, 2}
+    assert _heap._cycle_members([[1], [2], []]) == set()
 
 
 def test_cycle_members_needs_no_recursion_on_long_chains() -> None:
     n = sys.getrecursionlimit() * 3
     ring = [[i + 1] for i in range(n - 1)] + [[0]]
-    assert len(_snapshot._cycle_members(ring)) == n
+    assert len(_heap._cycle_members(ring)) == n
     chain = [[i + 1] for i in range(n - 1)] + [[]]
-    assert _snapshot._cycle_members(chain) == set()
+    assert _heap._cycle_members(chain) == set()
 
 
 def _frame_cycle() -> list[object]:
@@ -38,10 +38,10 @@ def test_real_cycles_leave_the_scaffolding_frames_out() -> None:
     holder = _frame_cycle()
     frame = holder[0]
     try:
-        counts, first = _snapshot._real_cycles([holder, frame], frozenset({id(_frame_cycle.__code__)}))
+        counts, first = _heap._real_cycles([holder, frame], frozenset({id(_frame_cycle.__code__)}))
         assert counts == {}
         assert first is None
-        counts, first = _snapshot._real_cycles([holder, frame], frozenset())
+        counts, first = _heap._real_cycles([holder, frame], frozenset())
         assert counts == {list: 1, type(frame): 1}
         assert first is holder  # a cycle is described from an object, not a frame
     finally:
@@ -57,7 +57,7 @@ def test_real_cycles_keep_a_cycle_beside_the_scaffolding_and_what_it_holds() -> 
     fake = mock.MagicMock()  # a mock and its children are cyclic by design
     garbage: list[object] = [node, held, fake, *fake.__dict__.values()]
     try:
-        counts, first = _snapshot._real_cycles(garbage, frozenset())
+        counts, first = _heap._real_cycles(garbage, frozenset())
         assert counts == {dict: 1, list: 1}
         assert first is node
     finally:
@@ -95,7 +95,7 @@ def test_the_asyncio_modules_referents_can_be_held(tmp_path: Path) -> None:
     script = tmp_path / "probe.py"
     script.write_text(
         "import asyncio, gc, _asyncio\n"
-        "from pytest_gcguard._snapshot import _get_referents\n"
+        "from pytest_gcguard._heap import _get_referents\n"
         "async def main():\n"
         "    future = asyncio.get_running_loop().create_future()\n"
         "    future.set_result(1)\n"
@@ -114,12 +114,12 @@ def test_the_asyncio_modules_referents_can_be_held(tmp_path: Path) -> None:
 
 
 def test_a_released_broader_fixture_brings_the_next_full_pass_forward(monkeypatch) -> None:
-    heap = _snapshot.Heap()
+    heap = _heap.Heap()
     passes: list[bool] = []
     monkeypatch.setattr(heap, "full_pass", lambda: passes.append(heap.released))
     heap.started = True
     heap.last_pass_cost = 1.0
-    heap.last_pass_end = _snapshot.time.perf_counter() - 6.0  # 6 costs ago
+    heap.last_pass_end = _heap.time.perf_counter() - 6.0  # 6 costs ago
     heap.maybe_full_pass()
     assert passes == []  # not due: the usual budget is 100 costs
     heap.released = True

@@ -96,6 +96,16 @@ MACHINERY = {
             state = {"rows": [[1], [2]]}
             request.addfinalizer(state.clear)
 
+        if not hasattr(pytest, "Subtests"):  # pytest < 9 has no built-in subtests
+            import contextlib
+
+            @pytest.fixture
+            def subtests():
+                class Stand:
+                    def test(self, **kwargs):
+                        return contextlib.nullcontext()
+                return Stand()
+
         def test_subtests(subtests):
             for n in range(3):
                 with subtests.test(n=n):
@@ -188,7 +198,19 @@ def test_reruns_leave_no_trace_in_pytest_output(tester: pytest.Pytester) -> None
         import logging
         import warnings
 
+        import pytest
+
         KEPT = []
+
+        if not hasattr(pytest, "Subtests"):  # pytest < 9 has no built-in subtests
+            import contextlib
+
+            @pytest.fixture
+            def subtests():
+                class Stand:
+                    def test(self, **kwargs):
+                        return contextlib.nullcontext()
+                return Stand()
 
         def test_leaks_with_output(subtests):
             print("printed once")

@@ -689,12 +689,11 @@ def find_cycle(start: object, members: list[object], limit: int = 50) -> list[ob
     return [start]
 
 
-#: Set by the report module: turns a reference path into text.
-describe_cycle: Callable[[list[object]], str] | None = None
-
-
-def close_window(window: Window) -> Closed:
+def close_window(window: Window, describe_cycle: Callable[[list[object]], str] | None = None) -> Closed:
     """Collect the window's garbage and restore the gc state the window changed.
+
+    ``describe_cycle`` turns one reference cycle of the garbage into text
+    (cycles mode); the objects themselves are never kept.
 
     The young survivors are left unfrozen for ``survivors()``; call ``settle()``
     when the verdict is done.
@@ -878,6 +877,8 @@ class Survivors:
         known = set(map(id, runner))
         self._own = set(map(id, own))
         self._own.add(id(own))
+        # Their instance dicts too (separate objects on 3.10, or once made).
+        self._own.update(id(_instance_dict(obj)) for obj in own if dict_offset(type(obj)) != 0)
         known.update(self._own)
         known.add(id(self))
         # One pass in C; the candidate list is narrowed lazily (``candidates``).
@@ -912,7 +913,7 @@ class Survivors:
         if not kinds:
             return []
         ids = self.ids
-        chosen = compress(self._candidates, map(kinds.__contains__, map(type, self._candidates)))
+        chosen = list(compress(self._candidates, map(kinds.__contains__, map(type, self._candidates))))
         return list(compress(chosen, map(ids.__contains__, map(id, chosen))))
 
     @property
