@@ -522,6 +522,7 @@ def test_unwritable_json_path_fails_the_run_as_a_usage_error(tester: pytest.Pyte
     result.assert_outcomes(passed=1)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stdout.fnmatch_lines(["*gcguard summary*", "error: --gcguard-json: cannot write *blocker*out.json*"])
+    result.stdout.fnmatch_lines(["gcguard: checked 1 test(s); 0 suspected*0 leaking*"])  # judged clean
 
 
 def test_unittest_skips_and_expected_failures_are_not_judged(tester: pytest.Pytester) -> None:

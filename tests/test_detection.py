@@ -142,8 +142,10 @@ def test_no_cycles():
 
 def test_cycles_are_not_reported_by_default(tester: pytest.Pytester) -> None:
     tester.makepyfile(CYCLES)
-    result = tester.runpytest_subprocess("--gcguard")
+    result = tester.runpytest_subprocess("--gcguard", "--gcguard-json=out.json")
     result.assert_outcomes(passed=2)
+    records = json.loads((tester.path / "out.json").read_text())["tests"]
+    assert [r["verdict"] for r in records] == ["clean", "clean"]
 
 
 @pytest.mark.parametrize(
@@ -197,8 +199,11 @@ def test_one_time_cycles_are_not_reported(tester: pytest.Pytester) -> None:
                 _done.append(True)
         """
     )
-    result = tester.runpytest_subprocess("--gcguard", "--gcguard-cycles")
+    result = tester.runpytest_subprocess("--gcguard", "--gcguard-cycles", "--gcguard-json=out.json")
     result.assert_outcomes(passed=1)
+    (record,) = json.loads((tester.path / "out.json").read_text())["tests"]
+    assert record["verdict"] == "clean"
+    assert record["notes"] == ["1 object(s) in reference cycles on the first run only (a one-time effect)"]
 
 
 BOUNDED_CACHE = """
@@ -240,7 +245,12 @@ def test_leak_that_fails_on_rerun_is_not_reported(tester: pytest.Pytester) -> No
     )
     result = tester.runpytest_subprocess("--gcguard", "-rA")
     result.assert_outcomes(passed=1)
-    result.stdout.fnmatch_lines(["*suspected leak not confirmed: rerun 1 failed in call*"])
+    result.stdout.fnmatch_lines(
+        [
+            "*suspected leak not confirmed: rerun 1 failed in call*",
+            "gcguard: checked 0 test(s); *0 leaking; 1 not judged*",
+        ]
+    )
 
 
 @pytest.mark.parametrize(

@@ -87,7 +87,11 @@ def test_refs_mode_from_marker_and_baseline(tester: pytest.Pytester) -> None:
     result = tester.runpytest_subprocess("--gcguard-baseline=b.json", "--gcguard-update-baseline")
     result.assert_outcomes(passed=1)
     assert json.loads((tester.path / "b.json").read_text())["tests"] == {"test_marked.py::test_str_leak": {"blocks": 1}}
-    tester.runpytest_subprocess("--gcguard-baseline=b.json").assert_outcomes(passed=1)
+    result = tester.runpytest_subprocess("--gcguard-baseline=b.json", "--gcguard-json=out.json")
+    result.assert_outcomes(passed=1)
+    (record,) = json.loads((tester.path / "out.json").read_text())["tests"]
+    assert (record["verdict"], record["outcome"]) == ("leaked", "baselined")
+    assert record["memory"]["blocks_per_run"] == 1
 
 
 def _dbg_python() -> str | None:
