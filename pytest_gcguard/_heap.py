@@ -1053,52 +1053,6 @@ class Survivors:
         if starts:
             self.exclude_reachable(starts)
 
-    def exclude_import_caches(self) -> None:
-        """Exclude what the import system caches per directory and module.
-
-        ``sys.path_importer_cache`` gains a finder for every new directory on
-        ``sys.path`` (each ``pytester`` run makes one); CPython's own leak
-        hunter (regrtest ``-R``) restores it between runs for the same reason.
-        """
-        roots: list[object] = list(sys.path_importer_cache.values())
-        # Bounded first-use caches of the standard library, which CPython's
-        # regrtest -R clears between runs: typing's generic-alias caches,
-        # inspect's MRO cache (3.12+), the re module's pattern caches.
-        typing_module = sys.modules.get("typing")
-        for clear in getattr(typing_module, "_cleanups", ()):
-            roots.append(getattr(clear, "__self__", None))
-        inspect_module = sys.modules.get("inspect")
-        for name in ("_shadowed_dict_from_mro_tuple", "_shadowed_dict_from_weakref_mro_tuple"):
-            roots.append(getattr(inspect_module, name, None))
-        re_module = sys.modules.get("re")
-        roots.append(getattr(re_module, "_cache", None))
-        roots.append(getattr(re_module, "_cache2", None))
-        self.exclude_reachable([root for root in roots if root is not None])
-
-    def exclude_coverage_tracers(self) -> None:
-        """Exclude what coverage.py's per-thread C tracers hold (pytest-cov, ``--cov``).
-
-        coverage.py gives every new thread a tracer of its own and keeps it in
-        its collector's ``tracers`` until measurement stops; a C tracer is not
-        tracked by the gc, so the bound methods it holds (the collector's
-        ``switch_context``, its data lock's ``acquire``...) have no referrer
-        the gc can show.  They are read from the tracers' attributes.  Checked
-        against coverage 7.10-7.17 (``Collector._collectors``, ``.tracers``).
-        """
-        collector_module = sys.modules.get("coverage.collector")
-        collectors = getattr(getattr(collector_module, "Collector", None), "_collectors", None)
-        if type(collectors) is not list or not self.remaining:
-            return
-        held: list[object] = []
-        for collector in collectors:
-            for tracer in getattr(collector, "tracers", ()):
-                if gc.is_tracked(tracer):
-                    continue  # the Python tracer: an internal object, excluded with what it reaches
-                for name, descriptor in type_namespace(type(tracer)).items():
-                    if type(descriptor) is types.MemberDescriptorType:
-                        held.append(getattr(tracer, name, None))
-        self.exclude_reachable(held)
-
     def exclude_weakrefs_to_others(self) -> None:
         """Exclude weak references to objects that are not candidates.
 
@@ -1150,6 +1104,54 @@ class Survivors:
         self._candidates = []
         self._ids = set()
         self._types = set()
+
+
+def import_cache_roots() -> list[object]:
+    """What the import system caches per directory and module (its growth is not the test's).
+
+    ``sys.path_importer_cache`` gains a finder for every new directory on
+    ``sys.path`` (each ``pytester`` run makes one); CPython's own leak
+    hunter (regrtest ``-R``) restores it between runs for the same reason.
+    """
+    roots: list[object] = list(sys.path_importer_cache.values())
+    # Bounded first-use caches of the standard library, which CPython's
+    # regrtest -R clears between runs: typing's generic-alias caches,
+    # inspect's MRO cache (3.12+), the re module's pattern caches.
+    typing_module = sys.modules.get("typing")
+    for clear in getattr(typing_module, "_cleanups", ()):
+        roots.append(getattr(clear, "__self__", None))
+    inspect_module = sys.modules.get("inspect")
+    for name in ("_shadowed_dict_from_mro_tuple", "_shadowed_dict_from_weakref_mro_tuple"):
+        roots.append(getattr(inspect_module, name, None))
+    re_module = sys.modules.get("re")
+    roots.append(getattr(re_module, "_cache", None))
+    roots.append(getattr(re_module, "_cache2", None))
+    return [root for root in roots if root is not None]
+
+
+def coverage_tracer_roots() -> list[object]:
+    """What coverage.py's per-thread C tracers hold (pytest-cov, ``--cov``): the runner's.
+
+    coverage.py gives every new thread a tracer of its own and keeps it in
+    its collector's ``tracers`` until measurement stops; a C tracer is not
+    tracked by the gc, so the bound methods it holds (the collector's
+    ``switch_context``, its data lock's ``acquire``...) have no referrer
+    the gc can show.  They are read from the tracers' attributes.  Checked
+    against coverage 7.10-7.17 (``Collector._collectors``, ``.tracers``).
+    """
+    collector_module = sys.modules.get("coverage.collector")
+    collectors = getattr(getattr(collector_module, "Collector", None), "_collectors", None)
+    if type(collectors) is not list:
+        return []
+    held: list[object] = []
+    for collector in collectors:
+        for tracer in getattr(collector, "tracers", ()):
+            if gc.is_tracked(tracer):
+                continue  # the Python tracer: an internal object, excluded with what it reaches
+            for name, descriptor in type_namespace(type(tracer)).items():
+                if type(descriptor) is types.MemberDescriptorType:
+                    held.append(getattr(tracer, name, None))
+    return held
 
 
 def _belongs_to_runner(obj: object, ids: set[int], runner_owned: Callable[[object], bool]) -> bool:

@@ -2,50 +2,41 @@
 
 from __future__ import annotations
 
-import gc
 import json
 import os
 import sys
 import tracemalloc
 import types
 from collections.abc import Generator, Mapping
-from itertools import compress
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from . import _records, _settings
-from ._diagnose import explain
 from ._heap import (
     COUNTS_REFERENCES,
-    Closed,
     FreezeGuard,
     Heap,
-    Survivors,
     Window,
     _collect,
-    _get_objects,
     absorbed,
     allocated_blocks,
     clear_caches,
     close_window,
-    instance_dicts,
     list_runner,
     listed_as_runner,
     open_window,
-    own_objects,
     phase_done,
     phase_starts,
-    release_runner,
     restore_gc_state,
     saved_gc_state,
     settle,
     total_references,
     track_dicts,
-    type_name,
 )
-from ._policy import Confirmation
+from ._judge import judge
+from ._outcome import act, record_key
 from ._pytest_internals import (
     drop_spent_finalizers,
     fixture_request,
@@ -53,27 +44,17 @@ from ._pytest_internals import (
     release_fixture_values,
     rerun_protocol,
     scaffolding_codes,
-    setup_state,
     stop_test_timer,
     unseen,
 )
-from ._report import PREFIX, Leak, Verdict, cycle_text
-from ._settings import Settings, TypeFilter
-from ._warnings import GcGuardWarning
+from ._report import Verdict
+from ._settings import Settings
 
 settings_key = pytest.StashKey[Settings]()
-#: What a test item holds that holds more of its bookkeeping.
-_ITEM_CONTAINERS = (pytest.Stash, pytest.FixtureRequest)
 marker_error_key = pytest.StashKey[str]()
 
-#: The test's record, or (until it is judged) why it was not: a record is then
-#: made only for the tests that need one.
-record_key = pytest.StashKey["Mapping[str, Any] | str"]()
 outcome_key = pytest.StashKey[str]()
 
-#: ``item.user_properties`` keys of a finding's key figures (JUnit XML ``<property>`` entries).
-SUMMARY_PROPERTY = "gcguard"
-LEAKED_PROPERTY = "gcguard_leaked_objects"
 #: Attribute of the teardown report that carries the test's record (see _records).
 RECORD_ATTRIBUTE = "gcguard"
 #: Frames tracemalloc keeps per allocation with --gcguard-trace.
@@ -324,70 +305,6 @@ class _LastTeardownImpl:
         return None
 
 
-def _first_of_each(objs: list[object], name_of: dict[type, str], count: int) -> dict[str, list[object]]:
-    """The first ``count`` objects of each type in ``name_of``, by type name.
-
-    A function of its own, so that no loop variable of the caller's is left
-    holding a leaked object (it would show as a referrer in the chain search).
-    """
-    found: dict[str, list[object]] = {}
-    full = 0  # types with all their samples
-    for obj in compress(objs, map(name_of.__contains__, map(type, objs))):
-        group = found.setdefault(name_of[type(obj)], [])
-        if len(group) < count:
-            group.append(obj)
-            full += len(group) == count
-            if full == len(name_of):
-                break  # enough of every type
-    return found
-
-
-class _Samples:
-    """Ids of the suspects kept across reruns, to pick the report's samples.
-
-    Its class lives in this package, so the leak check excludes it and all it
-    holds; ``own()`` lists its containers for exclusion by identity (a large
-    leak's sets hold a million ids: walking them would cost seconds).
-    """
-
-    def __init__(self, first: set[int]) -> None:
-        #: Objects new in an earlier run that outlived the later ones (accumulating).
-        self.new_ids = first
-        #: The objects the last run made and kept.
-        self.last_new: set[int] = set()
-        self.previous_ids = first
-        self.recorded = 0
-
-    def own(self, confirmation: Confirmation) -> tuple[object, ...]:
-        containers = (self.new_ids, self.last_new, self.previous_ids, confirmation.counts, confirmation.growth)
-        return (
-            self,
-            confirmation,
-            confirmation.cyclic,
-            *containers,
-            *confirmation.counts,
-            *confirmation.growth,
-        )
-
-    def forget(self) -> None:
-        self.new_ids = self.last_new = self.previous_ids = set()
-
-    def record(self, current: set[int], fresh: bool) -> None:
-        """Add a rerun's suspects (``fresh``: earlier runs' objects are frozen)."""
-        self.recorded += 1
-        if fresh:
-            self.last_new = self.new_ids = self.previous_ids = current
-            return
-        # Objects new in an earlier rerun that outlived the later ones; the
-        # first rerun can only offer its own.
-        self.last_new = current - self.previous_ids
-        if self.recorded == 1:
-            self.new_ids = self.last_new
-        else:
-            self.new_ids &= current
-        self.previous_ids = current
-
-
 class GcGuard:
     """Per-test leak checker, registered as ``gcguard-checker`` when some test is checked."""
 
@@ -542,13 +459,13 @@ class GcGuard:
         list_runner(window)  # what the outer teardown wrappers made since the fixtures ran
         self.window = None
         settings = item.stash[settings_key]
-        verdict, reason = self._judge(item, window)
+        verdict, reason = judge(item, window, settings, item.stash.get(outcome_key, None), self.stop_frame, self)
         if settings.refs and not reason and (verdict is None or not verdict.failed):
             verdict, reason = self._measure_memory(item, settings, verdict, window)
         if reason:
             item.stash[record_key] = reason
             return result
-        self._act(item, verdict, settings)
+        act(item, verdict, settings, self.session.baseline, self.session.options)
         return result
 
     def _measure_memory(
@@ -576,7 +493,7 @@ class GcGuard:
         try:
             for index in range(-1, runs):  # -1: the warm-up
                 try:
-                    failed = self._rerun_once(item, window, None)
+                    failed = self.rerun_once(item, window, None)
                 finally:
                     restore_gc_state(gc_state)
                 if failed:
@@ -606,319 +523,7 @@ class GcGuard:
         verdict.reruns += runs + 1
         return verdict, ""
 
-    def _act(self, item: pytest.Item, verdict: Verdict | None, settings: Settings) -> None:
-        """Decide what a verdict does to the test: fail, warn, expected, within the baseline."""
-        expected = settings.expect_leak
-        if verdict is None and expected is None:
-            item.stash[record_key] = _records.CLEAN  # the usual case
-            return
-        record = _records.make_record(item.nodeid, verdict, verdict.reruns if verdict is not None else 0)
-        item.stash[record_key] = record
-        if verdict is None or not verdict.failed:
-            if expected is not None:
-                record["outcome"] = "failed"
-                record["reason"] = f"expected leak did not happen: {expected}"
-                pytest.fail(f"{PREFIX} [XPASS(strict)] {item.nodeid}: expected leak did not happen: {expected}", False)
-            return
-        findings = verdict.summary_line().partition(": ")[2]
-        message = verdict.message()
-        del verdict
-        session = self.session
-        if expected is not None:
-            outcome, record["reason"] = "expected", expected
-        elif session.options.update_baseline:
-            outcome = "recorded"
-            item.add_report_section("teardown", "gcguard", f"recorded in the baseline:\n{message}")
-        elif session.baseline is not None:
-            beyond = _records.Entry.of(record).exceeds(session.baseline.get(item.nodeid, _records.Entry()))
-            if beyond:
-                record["reason"] = "beyond the baseline: " + ", ".join(beyond)
-                message += f"\n  beyond the baseline {session.options.baseline}: " + ", ".join(beyond)
-                outcome = "warned" if settings.warn else "failed"
-            else:
-                outcome = "baselined"
-                item.add_report_section("teardown", "gcguard", f"known leak, within the baseline:\n{message}")
-        else:
-            outcome = "warned" if settings.warn else "failed"
-        record["outcome"] = outcome
-        self._properties(item, record, findings)
-        if outcome == "expected":
-            pytest.xfail(f"{PREFIX} expected leak ({expected}): {findings}")
-        if outcome == "warned":
-            item.warn(GcGuardWarning(message))
-        elif outcome == "failed":
-            pytest.fail(message, pytrace=False)
-
-    @staticmethod
-    def _properties(item: pytest.Item, record: dict[str, Any], findings: str) -> None:
-        """Key figures as ``user_properties``: JUnit XML ``<property>`` entries."""
-        item.user_properties.append((SUMMARY_PROPERTY, f"{item.nodeid}: {findings}"))
-        item.user_properties.append(("gcguard_verdict", record["verdict"]))
-        item.user_properties.append(("gcguard_outcome", record["outcome"]))
-        if record["leaked"]:
-            item.user_properties.append((LEAKED_PROPERTY, _records.leaked_objects(record)))
-            types_ = ",".join(f"{leak['type']}={leak['count']}" for leak in record["leaked"])
-            item.user_properties.append(("gcguard_leaked_types", types_))
-        if record["uncollectable"]:
-            item.user_properties.append(("gcguard_uncollectable", sum(record["uncollectable"].values())))
-        if record["cycles"]:
-            item.user_properties.append(("gcguard_cycles", record["cycles"]["count"]))
-        if record["reruns"]:
-            item.user_properties.append(("gcguard_reruns", record["reruns"]))
-
-    # -- the verdict --------------------------------------------------------
-
-    def _judge(self, item: pytest.Item, window: Window) -> tuple[Verdict | None, str]:
-        """The verdict on a finished test, or why it was not judged."""
-        settings = item.stash[settings_key]
-        closed = close_window(window, cycle_text)
-        try:
-            if not window.passed or outcome_key in item.stash:
-                # A failed/skipped test is reported once, as itself (unittest's
-                # skips and failures reach only the reports, not our wrappers).
-                outcome = item.stash.get(outcome_key, "did not pass")
-                return None, f"not judged: the test {outcome}"
-            if window.guard_calls:
-                reason = f"not judged: the test called {', '.join(window.guard_calls)}, which hides or exposes the heap"
-                item.add_report_section("teardown", "gcguard", reason)
-                return None, reason
-            verdict = self._find_leaks(item, window, closed, settings)
-        finally:
-            window.runner.clear()
-            settle()
-        if verdict is None:
-            return None, ""
-        for message in verdict.warnings:
-            try:
-                item.warn(GcGuardWarning(message))
-            except Warning:  # filterwarnings = error: the note must not replace the report
-                verdict.notes.append(f"warning: {message}")
-        if verdict.notes and not verdict.failed:
-            item.add_report_section("teardown", "gcguard", "\n".join(verdict.notes))
-        if verdict.unconfirmed:
-            return None, f"not judged: suspected leak not confirmed, {verdict.unconfirmed}"
-        return verdict, ""
-
-    def _classify(self, item: pytest.Item, window: Window, own: tuple[object, ...] = ()) -> Survivors:
-        # Cheapest exclusions first; stop as soon as nothing is left (the usual
-        # case for a clean test), so a check costs what the test allocated.
-        release_runner(window)
-        survivors = Survivors()
-        survivors.exclude_known(window.runner, own)
-        survivors.exclude_exact(gc.garbage[window.garbage0 :])
-        if not survivors.remaining:
-            return survivors
-        survivors.exclude_internal()
-        survivors.exclude_spent_iterators()
-        if not survivors.remaining:
-            return survivors
-        survivors.exclude_owned_by(item, _ITEM_CONTAINERS)
-        if window.warnings_log is not None:
-            # pytest holds the warnings it recorded until the protocol ends.
-            survivors.exclude_reachable([window.warnings_log])
-        # The runner's stack of set-up nodes: a package's or module's first test
-        # registers their teardowns (session-long bookkeeping, never the test's).
-        survivors.exclude_owned_by(setup_state(item.session), depth=5)
-        if not survivors.remaining:
-            return survivors
-        # From this frame up: our own callers' locals (the hook result being
-        # returned) are in flight too; our analysis objects are not young.
-        survivors.exclude_from_frames(sys._getframe(), self.stop_frame)
-        if not survivors.remaining:
-            return survivors
-        survivors.exclude_reachable(window.runner)
-        survivors.exclude_reachable(gc.garbage[window.garbage0 :])
-        survivors.exclude_reachable(instance_dicts(gc.garbage[window.garbage0 :]))
-        survivors.exclude_new_modules(window.modules0)
-        survivors.exclude_import_caches()
-        survivors.exclude_coverage_tracers()
-        survivors.exclude_weakrefs_to_others()
-        survivors.exclude_spent_iterators()
-        return survivors
-
-    def _count(self, survivors: Survivors, filt: TypeFilter) -> dict[str, int]:
-        # No lambdas or comprehensions over locals here: on 3.10/3.11 they put a
-        # young cell in this frame before the objects are listed.
-        counts = survivors.count_suspects()
-        by_name: dict[str, int] = {}
-        for tp, n in counts.items():
-            name = type_name(tp)
-            by_name[name] = by_name.get(name, 0) + n
-        kept: dict[str, int] = {}
-        for name, n in by_name.items():
-            if filt.keep(name) and n > filt.allowed(name):
-                kept[name] = n
-        return kept
-
-    def _find_leaks(self, item: pytest.Item, window: Window, closed: Closed, settings: Settings) -> Verdict | None:
-        if closed.runner_only and not closed.cyclic and not closed.uncollectable and not closed.notes:
-            return None  # the usual case, known without listing anything
-        # Nothing made here before the objects are listed may count: only
-        # ``closed`` exists, and it is excluded by identity.
-        survivors = self._classify(item, window, own_objects(closed))
-        if not survivors.remaining and not closed.cyclic and not closed.uncollectable and not closed.notes:
-            survivors.clear()
-            return None  # the usual case: a clean test
-        filt = TypeFilter(settings)
-        verdict = Verdict(item.nodeid, notes=list(closed.notes))
-        verdict.uncollectable = dict(closed.uncollectable)
-        if settings.cycles:
-            verdict.cyclic_types = filt.kept(closed.cyclic_types)
-            verdict.cyclic = min(closed.cyclic, sum(verdict.cyclic_types.values()))
-            verdict.cycle_chain = closed.cycle_chain
-        confirmation = Confirmation(self._count(survivors, filt), settings.reruns, filt.allowed)
-        if not confirmation.counts[0] and not verdict.cyclic:
-            survivors.clear()
-            return verdict
-        samples = _Samples(survivors.suspect_ids())
-        survivors.clear()
-        del survivors
-        if settings.reruns:
-            self._confirm(item, window, filt, confirmation, samples)
-            verdict.reruns = confirmation.attempts
-            if confirmation.failure:
-                verdict.notes.append(f"suspected leak not confirmed: {confirmation.failure}")
-                verdict.unconfirmed = confirmation.failure
-                verdict.cyclic = 0
-                return verdict
-            if verdict.cyclic and min(confirmation.cyclic) == 0:
-                verdict.notes.append(
-                    f"{verdict.cyclic} object(s) in reference cycles on the first run only (a one-time effect)"
-                )
-                verdict.cyclic = 0
-        self._describe(item, settings, confirmation, samples, verdict)
-        return verdict
-
-    def _describe(
-        self,
-        item: pytest.Item,
-        settings: Settings,
-        confirmation: Confirmation,
-        samples_of: _Samples,
-        verdict: Verdict,
-    ) -> None:
-        """Turn confirmed growth into the report (runs after all measurements).
-
-        Growth that only feeds a bounded cache is set aside, type by type when
-        the cache declares its bound (``explain`` finds it on a chain), or as a
-        whole when older objects died as the new ones were kept and no declared
-        bound explains them (a cache with an undeclared bound, at capacity).
-        """
-        confirmed = confirmation.confirmed()
-        if not confirmed:
-            return
-        verdict.confirmed_by = len(confirmation.growth)
-        # Members: objects that outlived a later run of the test (accumulating);
-        # the first few of each type are the report's samples.  Latest: what
-        # the last run kept, which is what a bounded cache must hold for the
-        # growth to be its own (a first-use object of an earlier rerun is not
-        # growth, and need not hang off the cache).
-        # Selected in C (``compress``), then named once per type: a leak of a
-        # million objects costs a few passes in C, not a million steps in Python.
-        young = _get_objects()
-        latest = list(compress(young, map(samples_of.last_new.__contains__, map(id, young))))
-        if samples_of.new_ids is samples_of.last_new:  # one fresh rerun: the same objects
-            accumulated = list(latest)
-        else:
-            accumulated = list(compress(young, map(samples_of.new_ids.__contains__, map(id, young))))
-        del young
-        samples_of.forget()  # no more use for the ids (a million of them, in a large leak)
-        name_of = {tp: type_name(tp) for tp in set(map(type, latest)) | set(map(type, accumulated))}
-        name_of = {tp: name for tp, name in name_of.items() if name in confirmed}
-        latest = list(compress(latest, map(name_of.__contains__, map(type, latest))))
-        members = _first_of_each(accumulated, name_of, _settings.MAX_SAMPLES)
-        accumulated.clear()
-        name_of.clear()
-        ordered = sorted(confirmed.items(), key=lambda kv: (-kv[1], kv[0]))
-        for name, n in ordered:
-            verdict.leaks.append(Leak(name, n, growth=[g.get(name, 0) for g in confirmation.growth]))
-        samples = [members.get(name, [])[: _settings.MAX_SAMPLES] for name, _ in ordered]
-        members.clear()  # the samples are copies: nothing of ours may look like a referrer
-        if settings.diagnosis:
-            held = explain(verdict, samples, settings, item.nodeid, latest)
-        else:
-            held = {}
-            verdict.notes.append(
-                "diagnosis off (--gcguard-no-diagnosis): no samples, chains or graphs, and a bounded cache "
-                "is recognised only when it replaces entries"
-            )
-        samples.clear()
-        latest.clear()
-        freed = (
-            f"in rerun {confirmation.attempts} the test kept {confirmation.kept} new object(s) while "
-            f"{confirmation.replaced} object(s) older than the test were freed"
-            if confirmation.replaced
-            else ""
-        )
-        if held:
-            caches = ", ".join(sorted(set(held.values())))
-            kind = " replacing its entries" if freed else ""
-            reason = f"held only by a bounded cache{kind} ({caches}), which stops growing at its bound"
-            if freed:
-                verdict.notes.append(f"{freed}; the types not held by {caches} are reported")
-        elif freed:
-            # No declared bound found: the freed older objects are the one sign.
-            held = {leak.name: "" for leak in verdict.leaks}
-            reason = f"{freed}, so it replaces what was there (a bounded cache at capacity, say)"
-            reason += " rather than adding to it"
-        else:
-            return
-        verdict.set_aside = {leak.name: leak.count for leak in verdict.leaks if leak.name in held}
-        verdict.leaks = [leak for leak in verdict.leaks if leak.name not in held]
-        verdict.set_aside_reason = f"growth set aside: {reason}"
-        if verdict.leaks:
-            verdict.notes.append(f"{verdict.set_aside_reason}: " + ", ".join(sorted(verdict.set_aside)))
-        else:
-            verdict.notes.append(verdict.set_aside_reason)
-            verdict.graphs.clear()
-
-    def _confirm(
-        self,
-        item: pytest.Item,
-        window: Window,
-        filt: TypeFilter,
-        confirmation: Confirmation,
-        samples: _Samples,
-    ) -> None:
-        """Run the test's protocol again, as the confirmation policy asks (``_policy``).
-
-        Nothing is frozen between runs (except before the one rerun of a large
-        growth), so an object of the first run that a rerun replaces (a cache
-        slot, a reassigned global) dies and cancels out, while a real leak adds
-        the same objects again on every run (CPython's ``-R`` rule).  A measuring
-        rerun also counts the frozen objects that die while test code runs: a
-        leak keeps new objects and frees nothing older, a full bounded cache
-        frees an old entry for each new one.  Counted in the test's phases only,
-        not in the runner's code between them, so that other threads (xdist's
-        I/O thread) rarely add to it.
-        """
-        if confirmation.large:
-            samples.forget()  # the first run's objects are frozen by the rerun
-        stop_test_timer(item)
-        while (rerun := confirmation.next_rerun()) is not None:
-            rerun_window = Window(window.cycles, rerun=True)
-            rerun_window.count_frozen = rerun.measure
-            rerun_window.freeze_first = rerun.fresh
-            failed = self._rerun_once(item, window, rerun_window)
-            cyclic = 0
-            if rerun_window.opened:
-                list_runner(rerun_window)  # what the outer teardown wrappers made
-                closed = close_window(rerun_window, cycle_text)
-                cyclic = sum(filt.kept(closed.cyclic_types).values())
-                del closed
-            freed = rerun_window.frozen_freed
-            window.runner.extend(rerun_window.runner)
-            del rerun_window
-            if failed:
-                confirmation.fail(f"rerun {confirmation.attempts + 1} {failed}")
-                return
-            survivors = self._classify(item, window, samples.own(confirmation))
-            confirmation.record(self._count(survivors, filt), freed=freed, cyclic=cyclic)
-            samples.record(survivors.suspect_ids(), fresh=rerun.fresh)
-            survivors.clear()
-            del survivors
-
-    def _rerun_once(self, item: pytest.Item, window: Window, rerun_window: Window | None) -> str:
+    def rerun_once(self, item: pytest.Item, window: Window, rerun_window: Window | None) -> str:
         """Run the test's protocol once more: "" or how it failed.
 
         The phase marks open ``rerun_window`` (if given) and list the runner's

@@ -9,8 +9,8 @@ from pathlib import Path
 from unittest import mock
 
 from pytest_gcguard import _heap
+from pytest_gcguard._judge import _Samples
 from pytest_gcguard._pytest_internals import recorded_warnings
-from pytest_gcguard.plugin import _Samples
 
 
 def test_cycle_members_finds_every_node_on_a_cycle_and_no_other() -> None:

@@ -1,0 +1,397 @@
+"""The verdict on one finished test: classify its survivors, confirm by reruns, describe.
+
+``Judge`` is made by the checker (``plugin.GcGuard``) once a test's window is
+closed, and asks it for each rerun through a callback; the confirmation policy
+is ``_policy.Confirmation``, the exclusion rules are ``_heap.Survivors``'.
+"""
+
+from __future__ import annotations
+
+import gc
+import sys
+import types
+from itertools import compress
+from typing import Protocol
+
+import pytest
+
+from . import _settings
+from ._diagnose import explain
+from ._heap import (
+    Closed,
+    Survivors,
+    Window,
+    _get_objects,
+    close_window,
+    coverage_tracer_roots,
+    import_cache_roots,
+    instance_dicts,
+    list_runner,
+    own_objects,
+    release_runner,
+    settle,
+    type_name,
+)
+from ._policy import Confirmation
+from ._pytest_internals import setup_state, stop_test_timer
+from ._report import Leak, Verdict, cycle_text
+from ._settings import Settings, TypeFilter
+from ._warnings import GcGuardWarning
+
+#: What a test item holds that holds more of its bookkeeping.
+_ITEM_CONTAINERS = (pytest.Stash, pytest.FixtureRequest)
+
+
+def _first_of_each(objs: list[object], name_of: dict[type, str], count: int) -> dict[str, list[object]]:
+    """The first ``count`` objects of each type in ``name_of``, by type name.
+
+    A function of its own, so that no loop variable of the caller's is left
+    holding a leaked object (it would show as a referrer in the chain search).
+    """
+    found: dict[str, list[object]] = {}
+    full = 0  # types with all their samples
+    for obj in compress(objs, map(name_of.__contains__, map(type, objs))):
+        group = found.setdefault(name_of[type(obj)], [])
+        if len(group) < count:
+            group.append(obj)
+            full += len(group) == count
+            if full == len(name_of):
+                break  # enough of every type
+    return found
+
+
+class _Samples:
+    """Ids of the suspects kept across reruns, to pick the report's samples.
+
+    Its class lives in this package, so the leak check excludes it and all it
+    holds; ``own()`` lists its containers for exclusion by identity (a large
+    leak's sets hold a million ids: walking them would cost seconds).
+    """
+
+    def __init__(self, first: set[int]) -> None:
+        #: Objects new in an earlier run that outlived the later ones (accumulating).
+        self.new_ids = first
+        #: The objects the last run made and kept.
+        self.last_new: set[int] = set()
+        self.previous_ids = first
+        self.recorded = 0
+
+    def own(self, confirmation: Confirmation) -> tuple[object, ...]:
+        containers = (self.new_ids, self.last_new, self.previous_ids, confirmation.counts, confirmation.growth)
+        return (
+            self,
+            confirmation,
+            confirmation.cyclic,
+            *containers,
+            *confirmation.counts,
+            *confirmation.growth,
+        )
+
+    def forget(self) -> None:
+        self.new_ids = self.last_new = self.previous_ids = set()
+
+    def record(self, current: set[int], fresh: bool) -> None:
+        """Add a rerun's suspects (``fresh``: earlier runs' objects are frozen)."""
+        self.recorded += 1
+        if fresh:
+            self.last_new = self.new_ids = self.previous_ids = current
+            return
+        # Objects new in an earlier rerun that outlived the later ones; the
+        # first rerun can only offer its own.
+        self.last_new = current - self.previous_ids
+        if self.recorded == 1:
+            self.new_ids = self.last_new
+        else:
+            self.new_ids &= current
+        self.previous_ids = current
+
+
+class Rerunner(Protocol):
+    """What reruns a test for the judge (``plugin.GcGuard``)."""
+
+    def rerun_once(self, item: pytest.Item, window: Window, rerun_window: Window | None) -> str:
+        """Run ``item``'s protocol once more in ``rerun_window``: "" or how it failed."""
+        ...
+
+
+def judge(
+    item: pytest.Item,
+    window: Window,
+    settings: Settings,
+    outcome: str | None,
+    stop_frame: types.FrameType | None,
+    rerunner: Rerunner,
+) -> tuple[Verdict | None, str]:
+    """The verdict on a finished test, or why it was not judged.
+
+    ``outcome``: how the test itself ended, if it did not pass (then it is
+    reported once, as itself, and not judged).  Nothing is made before the
+    window is closed: the usual clean test is known from the closing alone.
+    """
+    closed = close_window(window, cycle_text)
+    try:
+        if not window.passed or outcome is not None:
+            return None, f"not judged: the test {outcome or 'did not pass'}"
+        if window.guard_calls:
+            reason = f"not judged: the test called {', '.join(window.guard_calls)}, which hides or exposes the heap"
+            item.add_report_section("teardown", "gcguard", reason)
+            return None, reason
+        if closed.runner_only and not closed.cyclic and not closed.uncollectable and not closed.notes:
+            return None, ""  # the usual case, known without listing anything
+        verdict = Judge(item, window, settings, stop_frame, rerunner).find_leaks(closed)
+    finally:
+        window.runner.clear()
+        settle()
+    if verdict is None:
+        return None, ""
+    for message in verdict.warnings:
+        try:
+            item.warn(GcGuardWarning(message))
+        except Warning:  # filterwarnings = error: the note must not replace the report
+            verdict.notes.append(f"warning: {message}")
+    if verdict.notes and not verdict.failed:
+        item.add_report_section("teardown", "gcguard", "\n".join(verdict.notes))
+    if verdict.unconfirmed:
+        return None, f"not judged: suspected leak not confirmed, {verdict.unconfirmed}"
+    return verdict, ""
+
+
+class Judge:
+    """Finds, confirms and describes one finished test's leaks (made only when it is suspected)."""
+
+    def __init__(
+        self,
+        item: pytest.Item,
+        window: Window,
+        settings: Settings,
+        stop_frame: types.FrameType | None,
+        rerunner: Rerunner,
+    ) -> None:
+        self.item = item
+        self.window = window
+        self.settings = settings
+        #: Our callers' frames up to here are in flight (see ``_classify``).
+        self.stop_frame = stop_frame
+        self.rerunner = rerunner
+
+    def own(self) -> tuple[object, ...]:
+        """Our objects, made after the window closed: excluded by identity."""
+        return (self,)
+
+    def _classify(self, item: pytest.Item, window: Window, own: tuple[object, ...] = ()) -> Survivors:
+        # Cheapest exclusions first; stop as soon as nothing is left (the usual
+        # case for a clean test), so a check costs what the test allocated.
+        release_runner(window)
+        survivors = Survivors()
+        survivors.exclude_known(window.runner, own)
+        survivors.exclude_exact(gc.garbage[window.garbage0 :])
+        if not survivors.remaining:
+            return survivors
+        survivors.exclude_internal()
+        survivors.exclude_spent_iterators()
+        if not survivors.remaining:
+            return survivors
+        survivors.exclude_owned_by(item, _ITEM_CONTAINERS)
+        if window.warnings_log is not None:
+            # pytest holds the warnings it recorded until the protocol ends.
+            survivors.exclude_reachable([window.warnings_log])
+        # The runner's stack of set-up nodes: a package's or module's first test
+        # registers their teardowns (session-long bookkeeping, never the test's).
+        survivors.exclude_owned_by(setup_state(item.session), depth=5)
+        if not survivors.remaining:
+            return survivors
+        # From this frame up: our own callers' locals (the hook result being
+        # returned) are in flight too; our analysis objects are not young.
+        survivors.exclude_from_frames(sys._getframe(), self.stop_frame)
+        if not survivors.remaining:
+            return survivors
+        survivors.exclude_reachable(window.runner)
+        survivors.exclude_reachable(gc.garbage[window.garbage0 :])
+        survivors.exclude_reachable(instance_dicts(gc.garbage[window.garbage0 :]))
+        survivors.exclude_new_modules(window.modules0)
+        survivors.exclude_reachable(import_cache_roots())
+        survivors.exclude_reachable(coverage_tracer_roots())
+        survivors.exclude_weakrefs_to_others()
+        survivors.exclude_spent_iterators()
+        return survivors
+
+    def _count(self, survivors: Survivors, filt: TypeFilter) -> dict[str, int]:
+        # No lambdas or comprehensions over locals here: on 3.10/3.11 they put a
+        # young cell in this frame before the objects are listed.
+        counts = survivors.count_suspects()
+        by_name: dict[str, int] = {}
+        for tp, n in counts.items():
+            name = type_name(tp)
+            by_name[name] = by_name.get(name, 0) + n
+        kept: dict[str, int] = {}
+        for name, n in by_name.items():
+            if filt.keep(name) and n > filt.allowed(name):
+                kept[name] = n
+        return kept
+
+    def find_leaks(self, closed: Closed) -> Verdict | None:
+        item, window, settings = self.item, self.window, self.settings
+        # Nothing made here before the objects are listed may count: only
+        # ``closed`` exists, and it is excluded by identity.
+        survivors = self._classify(item, window, (*own_objects(closed), *self.own()))
+        if not survivors.remaining and not closed.cyclic and not closed.uncollectable and not closed.notes:
+            survivors.clear()
+            return None  # the usual case: a clean test
+        filt = TypeFilter(settings)
+        verdict = Verdict(item.nodeid, notes=list(closed.notes))
+        verdict.uncollectable = dict(closed.uncollectable)
+        if settings.cycles:
+            verdict.cyclic_types = filt.kept(closed.cyclic_types)
+            verdict.cyclic = min(closed.cyclic, sum(verdict.cyclic_types.values()))
+            verdict.cycle_chain = closed.cycle_chain
+        confirmation = Confirmation(self._count(survivors, filt), settings.reruns, filt.allowed)
+        if not confirmation.counts[0] and not verdict.cyclic:
+            survivors.clear()
+            return verdict
+        samples = _Samples(survivors.suspect_ids())
+        survivors.clear()
+        del survivors
+        if settings.reruns:
+            self._confirm(item, window, filt, confirmation, samples)
+            verdict.reruns = confirmation.attempts
+            if confirmation.failure:
+                verdict.notes.append(f"suspected leak not confirmed: {confirmation.failure}")
+                verdict.unconfirmed = confirmation.failure
+                verdict.cyclic = 0
+                return verdict
+            if verdict.cyclic and min(confirmation.cyclic) == 0:
+                verdict.notes.append(
+                    f"{verdict.cyclic} object(s) in reference cycles on the first run only (a one-time effect)"
+                )
+                verdict.cyclic = 0
+        self._describe(item, settings, confirmation, samples, verdict)
+        return verdict
+
+    def _describe(
+        self,
+        item: pytest.Item,
+        settings: Settings,
+        confirmation: Confirmation,
+        samples_of: _Samples,
+        verdict: Verdict,
+    ) -> None:
+        """Turn confirmed growth into the report (runs after all measurements).
+
+        Growth that only feeds a bounded cache is set aside, type by type when
+        the cache declares its bound (``explain`` finds it on a chain), or as a
+        whole when older objects died as the new ones were kept and no declared
+        bound explains them (a cache with an undeclared bound, at capacity).
+        """
+        confirmed = confirmation.confirmed()
+        if not confirmed:
+            return
+        verdict.confirmed_by = len(confirmation.growth)
+        # Members: objects that outlived a later run of the test (accumulating);
+        # the first few of each type are the report's samples.  Latest: what
+        # the last run kept, which is what a bounded cache must hold for the
+        # growth to be its own (a first-use object of an earlier rerun is not
+        # growth, and need not hang off the cache).
+        # Selected in C (``compress``), then named once per type: a leak of a
+        # million objects costs a few passes in C, not a million steps in Python.
+        young = _get_objects()
+        latest = list(compress(young, map(samples_of.last_new.__contains__, map(id, young))))
+        if samples_of.new_ids is samples_of.last_new:  # one fresh rerun: the same objects
+            accumulated = list(latest)
+        else:
+            accumulated = list(compress(young, map(samples_of.new_ids.__contains__, map(id, young))))
+        del young
+        samples_of.forget()  # no more use for the ids (a million of them, in a large leak)
+        name_of = {tp: type_name(tp) for tp in set(map(type, latest)) | set(map(type, accumulated))}
+        name_of = {tp: name for tp, name in name_of.items() if name in confirmed}
+        latest = list(compress(latest, map(name_of.__contains__, map(type, latest))))
+        members = _first_of_each(accumulated, name_of, _settings.MAX_SAMPLES)
+        accumulated.clear()
+        name_of.clear()
+        ordered = sorted(confirmed.items(), key=lambda kv: (-kv[1], kv[0]))
+        for name, n in ordered:
+            verdict.leaks.append(Leak(name, n, growth=[g.get(name, 0) for g in confirmation.growth]))
+        samples = [members.get(name, [])[: _settings.MAX_SAMPLES] for name, _ in ordered]
+        members.clear()  # the samples are copies: nothing of ours may look like a referrer
+        if settings.diagnosis:
+            held = explain(verdict, samples, settings, item.nodeid, latest)
+        else:
+            held = {}
+            verdict.notes.append(
+                "diagnosis off (--gcguard-no-diagnosis): no samples, chains or graphs, and a bounded cache "
+                "is recognised only when it replaces entries"
+            )
+        samples.clear()
+        latest.clear()
+        freed = (
+            f"in rerun {confirmation.attempts} the test kept {confirmation.kept} new object(s) while "
+            f"{confirmation.replaced} object(s) older than the test were freed"
+            if confirmation.replaced
+            else ""
+        )
+        if held:
+            caches = ", ".join(sorted(set(held.values())))
+            kind = " replacing its entries" if freed else ""
+            reason = f"held only by a bounded cache{kind} ({caches}), which stops growing at its bound"
+            if freed:
+                verdict.notes.append(f"{freed}; the types not held by {caches} are reported")
+        elif freed:
+            # No declared bound found: the freed older objects are the one sign.
+            held = {leak.name: "" for leak in verdict.leaks}
+            reason = f"{freed}, so it replaces what was there (a bounded cache at capacity, say)"
+            reason += " rather than adding to it"
+        else:
+            return
+        verdict.set_aside = {leak.name: leak.count for leak in verdict.leaks if leak.name in held}
+        verdict.leaks = [leak for leak in verdict.leaks if leak.name not in held]
+        verdict.set_aside_reason = f"growth set aside: {reason}"
+        if verdict.leaks:
+            verdict.notes.append(f"{verdict.set_aside_reason}: " + ", ".join(sorted(verdict.set_aside)))
+        else:
+            verdict.notes.append(verdict.set_aside_reason)
+            verdict.graphs.clear()
+
+    def _confirm(
+        self,
+        item: pytest.Item,
+        window: Window,
+        filt: TypeFilter,
+        confirmation: Confirmation,
+        samples: _Samples,
+    ) -> None:
+        """Run the test's protocol again, as the confirmation policy asks (``_policy``).
+
+        Nothing is frozen between runs (except before the one rerun of a large
+        growth), so an object of the first run that a rerun replaces (a cache
+        slot, a reassigned global) dies and cancels out, while a real leak adds
+        the same objects again on every run (CPython's ``-R`` rule).  A measuring
+        rerun also counts the frozen objects that die while test code runs: a
+        leak keeps new objects and frees nothing older, a full bounded cache
+        frees an old entry for each new one.  Counted in the test's phases only,
+        not in the runner's code between them, so that other threads (xdist's
+        I/O thread) rarely add to it.
+        """
+        if confirmation.large:
+            samples.forget()  # the first run's objects are frozen by the rerun
+        stop_test_timer(item)
+        while (rerun := confirmation.next_rerun()) is not None:
+            rerun_window = Window(window.cycles, rerun=True)
+            rerun_window.count_frozen = rerun.measure
+            rerun_window.freeze_first = rerun.fresh
+            failed = self.rerunner.rerun_once(self.item, window, rerun_window)
+            cyclic = 0
+            if rerun_window.opened:
+                list_runner(rerun_window)  # what the outer teardown wrappers made
+                closed = close_window(rerun_window, cycle_text)
+                cyclic = sum(filt.kept(closed.cyclic_types).values())
+                del closed
+            freed = rerun_window.frozen_freed
+            window.runner.extend(rerun_window.runner)
+            del rerun_window
+            if failed:
+                confirmation.fail(f"rerun {confirmation.attempts + 1} {failed}")
+                return
+            survivors = self._classify(item, window, (*samples.own(confirmation), *self.own()))
+            confirmation.record(self._count(survivors, filt), freed=freed, cyclic=cyclic)
+            samples.record(survivors.suspect_ids(), fresh=rerun.fresh)
+            survivors.clear()
+            del survivors
