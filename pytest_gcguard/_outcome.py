@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from . import _records
+from ._kinds import KINDS
 from ._report import PREFIX, Verdict
 from ._settings import RunOptions, Settings
 from ._warnings import GcGuardWarning
@@ -19,9 +20,8 @@ from ._warnings import GcGuardWarning
 #: The test's record, or (until it is judged) why it was not: a record is then
 #: made only for the tests that need one.
 record_key = pytest.StashKey["Mapping[str, Any] | str"]()
-#: ``item.user_properties`` keys of a finding's key figures (JUnit XML ``<property>`` entries).
+#: ``item.user_properties`` key of the one-line summary (JUnit XML ``<property>``; per kind: ``_kinds``).
 SUMMARY_PROPERTY = "gcguard"
-LEAKED_PROPERTY = "gcguard_leaked_objects"
 
 
 def act(
@@ -78,13 +78,7 @@ def add_properties(item: pytest.Item, record: dict[str, Any], findings: str) -> 
     item.user_properties.append((SUMMARY_PROPERTY, f"{item.nodeid}: {findings}"))
     item.user_properties.append(("gcguard_verdict", record["verdict"]))
     item.user_properties.append(("gcguard_outcome", record["outcome"]))
-    if record["leaked"]:
-        item.user_properties.append((LEAKED_PROPERTY, _records.leaked_objects(record)))
-        types_ = ",".join(f"{leak['type']}={leak['count']}" for leak in record["leaked"])
-        item.user_properties.append(("gcguard_leaked_types", types_))
-    if record["uncollectable"]:
-        item.user_properties.append(("gcguard_uncollectable", sum(record["uncollectable"].values())))
-    if record["cycles"]:
-        item.user_properties.append(("gcguard_cycles", record["cycles"]["count"]))
+    for kind in KINDS:
+        item.user_properties.extend(kind.junit(record))
     if record["reruns"]:
         item.user_properties.append(("gcguard_reruns", record["reruns"]))

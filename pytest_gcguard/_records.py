@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ._kinds import KEYS, KINDS, verdict_name
 from ._report import Verdict
 
 #: Version of the JSON report's and the baseline file's layout (bumped only on incompatible change).
@@ -26,16 +27,6 @@ VERDICTS = ("clean", "leaked", "uncollectable", "cycles", "skipped")
 OUTCOMES = ("passed", "failed", "warned", "expected", "baselined", "recorded", "skipped")
 
 BASELINE_KEY = "gcguard_baseline"
-
-
-def verdict_name(verdict: Verdict | None) -> str:
-    if verdict is None or not verdict.failed:
-        return "clean"
-    if verdict.leaks or verdict.blocks_leaked or verdict.references_leaked:
-        return "leaked"
-    if verdict.uncollectable:
-        return "uncollectable"
-    return "cycles"
 
 
 def make_record(nodeid: str, verdict: Verdict | None, reruns: int = 0) -> dict[str, Any]:
@@ -108,23 +99,9 @@ def skipped_record(nodeid: str, reason: str) -> dict[str, Any]:
     return record
 
 
-def leaked_objects(record: Mapping[str, Any]) -> int:
-    return sum(int(leak["count"]) for leak in record.get("leaked", ()))
-
-
 def findings(record: Mapping[str, Any]) -> list[tuple[str, int]]:
-    """``(label, count)`` rows of a record: leaked types, uncollectable types, cycles."""
-    rows = [(str(leak["type"]), int(leak["count"])) for leak in record.get("leaked", ())]
-    rows.extend((f"{name} (uncollectable)", int(n)) for name, n in record.get("uncollectable", {}).items())
-    cycles = record.get("cycles")
-    if cycles:
-        rows.append(("objects in reference cycles", int(cycles["count"])))
-    memory = record.get("memory")
-    if memory and memory["blocks_per_run"]:
-        rows.append(("memory blocks per run", int(memory["blocks_per_run"])))
-    if memory and memory["references_per_run"]:
-        rows.append(("references per run", int(memory["references_per_run"])))
-    return rows
+    """``(label, count)`` rows of a record, kind by kind (``_kinds.KINDS``)."""
+    return [row for kind in KINDS for row in kind.rows(kind.counts(record))]
 
 
 def json_report(records: Mapping[str, Mapping[str, Any]], settings: Mapping[str, Any], version: str) -> dict[str, Any]:
@@ -161,50 +138,33 @@ class Entry:
 
     @classmethod
     def of(cls, record: Mapping[str, Any]) -> Entry:
-        cycles = record.get("cycles")
-        memory = record.get("memory") or {}
-        return cls(
-            leaked={str(leak["type"]): int(leak["count"]) for leak in record.get("leaked", ())},
-            uncollectable={str(k): int(v) for k, v in record.get("uncollectable", {}).items()},
-            cycles=int(cycles["count"]) if cycles else 0,
-            blocks=int(memory.get("blocks_per_run", 0)),
-            references=int(memory.get("references_per_run", 0)),
-        )
+        numbers: dict[str, Any] = {kind.key: kind.counts(record) for kind in KINDS}
+        return cls(**numbers)
 
     def __bool__(self) -> bool:
-        return bool(self.leaked or self.uncollectable or self.cycles or self.blocks or self.references)
+        return any(getattr(self, key) for key in KEYS)
 
     def exceeds(self, known: Entry) -> list[str]:
         """What this entry has beyond ``known``: new types, larger counts (empty: nothing new)."""
-        out = []
-        for kind, mine, theirs in (
-            ("", self.leaked, known.leaked),
-            (" uncollectable", self.uncollectable, known.uncollectable),
-        ):
-            for name, count in sorted(mine.items()):
-                before = theirs.get(name, 0)
-                if count > before:
-                    out.append(f"{name}{kind} x{count} (baseline {before})")
-        if self.cycles > known.cycles:
-            out.append(f"{self.cycles} object(s) in reference cycles (baseline {known.cycles})")
-        if self.blocks > known.blocks:
-            out.append(f"{self.blocks} memory block(s) per run (baseline {known.blocks})")
-        if self.references > known.references:
-            out.append(f"{self.references} reference(s) per run (baseline {known.references})")
+        out: list[str] = []
+        for kind in KINDS:
+            mine, theirs = getattr(self, kind.key), getattr(known, kind.key)
+            if isinstance(mine, Mapping):
+                out.extend(
+                    kind.beyond(name, count, theirs.get(name, 0))
+                    for name, count in sorted(mine.items())
+                    if count > theirs.get(name, 0)
+                )
+            elif mine > theirs:
+                out.append(kind.beyond("", mine, theirs))
         return out
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
-        if self.leaked:
-            out["leaked"] = dict(sorted(self.leaked.items()))
-        if self.uncollectable:
-            out["uncollectable"] = dict(sorted(self.uncollectable.items()))
-        if self.cycles:
-            out["cycles"] = self.cycles
-        if self.blocks:
-            out["blocks"] = self.blocks
-        if self.references:
-            out["references"] = self.references
+        for key in KEYS:
+            value = getattr(self, key)
+            if value:
+                out[key] = dict(sorted(value.items())) if isinstance(value, Mapping) else value
         return out
 
 
@@ -244,8 +204,8 @@ def load_baseline(path: Path) -> dict[str, Entry]:
     entries: dict[str, Entry] = {}
     for nodeid, raw in data["tests"].items():
         where = f"{path}: entry {nodeid!r}"
-        if not isinstance(raw, dict) or set(raw) - {"leaked", "uncollectable", "cycles", "blocks", "references"}:
-            raise BaselineError(f"{where}: expected keys leaked, uncollectable, cycles, blocks, references")
+        if not isinstance(raw, dict) or set(raw) - set(KEYS):
+            raise BaselineError(f"{where}: expected keys {', '.join(KEYS)}")
         numbers = {}
         for key in ("cycles", "blocks", "references"):
             value = raw.get(key, 0)

@@ -19,6 +19,7 @@ from itertools import compress, count, repeat
 from operator import is_
 from typing import Any
 
+from . import _kinds
 from ._heap import _get_referents, dict_offset, type_mro, type_name, type_namespace
 
 #: Every gcguard failure message starts with this (tests match on it).
@@ -330,23 +331,10 @@ class Verdict:
 
     @property
     def failed(self) -> bool:
-        return bool(self.leaks or self.uncollectable or self.cyclic or self.blocks_leaked or self.references_leaked)
-
-    def leaked_objects(self) -> int:
-        return sum(leak.count for leak in self.leaks)
+        return bool(_kinds.found(self))
 
     def headline(self) -> str:
-        parts = []
-        if self.leaks:
-            parts.append(f"{self.leaked_objects()} leaked object(s)")
-        if self.uncollectable:
-            parts.append(f"{sum(self.uncollectable.values())} uncollectable object(s) in gc.garbage")
-        if self.cyclic:
-            parts.append(f"{self.cyclic} object(s) in reference cycles")
-        if self.blocks_leaked:
-            parts.append(f"{self.blocks_leaked} memory block(s) per run")
-        if self.references_leaked:
-            parts.append(f"{self.references_leaked} reference(s) per run")
+        parts = [kind.headline(n) for kind, n in _kinds.found(self)]
         return f"{PREFIX} {self.nodeid}: " + ", ".join(parts)
 
     def message(self) -> str:
@@ -398,20 +386,7 @@ class Verdict:
         return "\n".join(lines)
 
     def summary_line(self) -> str:
-        kinds = []
-        if self.leaks:
-            shown = ", ".join(f"{leak.name} x{leak.count}" for leak in self.leaks[:4])
-            more = len(self.leaks) - 4
-            kinds.append(shown + (f" (+{more} more types)" if more > 0 else ""))
-        if self.uncollectable:
-            kinds.append("uncollectable " + ", ".join(f"{k} x{v}" for k, v in sorted(self.uncollectable.items())))
-        if self.cyclic:
-            kinds.append(f"cycles x{self.cyclic}")
-        if self.blocks_leaked:
-            kinds.append(f"memory blocks +{self.blocks_leaked}/run")
-        if self.references_leaked:
-            kinds.append(f"references +{self.references_leaked}/run")
-        return f"{self.nodeid}: " + "; ".join(kinds)
+        return f"{self.nodeid}: " + "; ".join(kind.summary(self) for kind, _ in _kinds.found(self))
 
 
 _RUNNER_PATH = re.compile(r"[/\\\\](_pytest|pluggy|pytest_gcguard)[/\\\\]")
