@@ -32,7 +32,7 @@ from ._heap import (
     settle,
     type_name,
 )
-from ._policy import Confirmation
+from ._policy import Confirmation, set_aside
 from ._pytest_internals import setup_state, stop_test_timer
 from ._report import Leak, Verdict, cycle_text
 from ._settings import Settings, TypeFilter
@@ -322,28 +322,13 @@ class Judge:
             )
         samples.clear()
         latest.clear()
-        freed = (
-            f"in rerun {confirmation.attempts} the test kept {confirmation.kept} new object(s) while "
-            f"{confirmation.replaced} object(s) older than the test were freed"
-            if confirmation.replaced
-            else ""
-        )
-        if held:
-            caches = ", ".join(sorted(set(held.values())))
-            kind = " replacing its entries" if freed else ""
-            reason = f"held only by a bounded cache{kind} ({caches}), which stops growing at its bound"
-            if freed:
-                verdict.notes.append(f"{freed}; the types not held by {caches} are reported")
-        elif freed:
-            # No declared bound found: the freed older objects are the one sign.
-            held = {leak.name: "" for leak in verdict.leaks}
-            reason = f"{freed}, so it replaces what was there (a bounded cache at capacity, say)"
-            reason += " rather than adding to it"
-        else:
+        decision = set_aside(confirmation, [leak.name for leak in verdict.leaks], held)
+        if decision is None:
             return
-        verdict.set_aside = {leak.name: leak.count for leak in verdict.leaks if leak.name in held}
-        verdict.leaks = [leak for leak in verdict.leaks if leak.name not in held]
-        verdict.set_aside_reason = f"growth set aside: {reason}"
+        verdict.notes.extend(decision.notes)
+        verdict.set_aside = {leak.name: leak.count for leak in verdict.leaks if leak.name in decision.types}
+        verdict.leaks = [leak for leak in verdict.leaks if leak.name not in decision.types]
+        verdict.set_aside_reason = f"growth set aside: {decision.reason}"
         if verdict.leaks:
             verdict.notes.append(f"{verdict.set_aside_reason}: " + ", ".join(sorted(verdict.set_aside)))
         else:

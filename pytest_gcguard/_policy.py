@@ -3,14 +3,15 @@
 Pure logic, no gc and no pytest: per-rerun counts of suspects (by type name)
 and counts of older objects freed go in; "rerun (measuring or not)",
 "confirmed", "cleared", "not confirmed" and the bounded-cache signature
-(objects kept while as many older ones were freed) come out.  The checker
-(``plugin.GcGuard._confirm``) runs the reruns this asks for and feeds back
-what it measured; the unit tests drive it with tables of such measurements.
+(objects kept while as many older ones were freed) come out, and
+``set_aside`` decides which confirmed growth only feeds a bounded cache.
+The judge (``_judge.Judge._confirm``) runs the reruns this asks for and feeds
+back what it measured; the unit tests drive it with tables of measurements.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 #: The rerun in which objects older than the test that die are counted: the
@@ -145,3 +146,39 @@ class Confirmation:
 
     def cycles_repeat(self) -> bool:
         return bool(self.cyclic) and min(self.cyclic) > 0
+
+
+@dataclass(frozen=True)
+class SetAside:
+    """Confirmed growth not reported: which types, why, and notes for the report."""
+
+    types: frozenset[str]
+    reason: str
+    notes: tuple[str, ...] = ()
+
+
+def set_aside(confirmation: Confirmation, leaked: list[str], held: Mapping[str, str]) -> SetAside | None:
+    """Which confirmed growth only feeds a bounded cache, or None.
+
+    ``held``: leaked types (name: the cache) whose newest objects all hang off
+    a cache that declares its bound (found on the why-alive chains).  Without
+    one, the older objects freed as the new ones were kept in the measuring
+    rerun (``confirmation.replaced``) are the one sign of a full cache, and
+    then all of the growth is set aside.
+    """
+    freed = (
+        f"in rerun {confirmation.attempts} the test kept {confirmation.kept} new object(s) while "
+        f"{confirmation.replaced} object(s) older than the test were freed"
+        if confirmation.replaced
+        else ""
+    )
+    if held:
+        caches = ", ".join(sorted(set(held.values())))
+        kind = " replacing its entries" if freed else ""
+        reason = f"held only by a bounded cache{kind} ({caches}), which stops growing at its bound"
+        notes = (f"{freed}; the types not held by {caches} are reported",) if freed else ()
+        return SetAside(frozenset(held), reason, notes)
+    if freed:
+        reason = f"{freed}, so it replaces what was there (a bounded cache at capacity, say) rather than adding to it"
+        return SetAside(frozenset(leaked), reason)
+    return None

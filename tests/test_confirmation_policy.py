@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from pytest_gcguard._policy import LARGE_GROWTH, Confirmation, Rerun
+from pytest_gcguard._policy import LARGE_GROWTH, Confirmation, Rerun, set_aside
 
 
 @dataclass
@@ -170,3 +170,42 @@ def test_cycles_keep_the_confirmation_going_while_they_repeat() -> None:
     confirmation.record({}, cyclic=0)
     assert not confirmation.cycles_repeat()
     assert confirmation.next_rerun() is None
+
+
+def _measured(replaced: int, kept: int, attempts: int = 2) -> Confirmation:
+    confirmation = Confirmation({"Entry": kept}, 2, lambda name: 0)
+    confirmation.replaced, confirmation.kept, confirmation.attempts = replaced, kept, attempts
+    return confirmation
+
+
+def test_growth_is_set_aside_only_for_a_bounded_cache() -> None:
+    # No declared bound and nothing older freed: reported.
+    assert set_aside(_measured(0, 4), ["Entry", "dict"], {}) is None
+    # Older objects freed as new ones were kept: all of the growth replaces, none adds.
+    decision = set_aside(_measured(4, 4), ["Entry", "dict"], {})
+    assert decision is not None
+    assert decision.types == {"Entry", "dict"}
+    assert decision.reason == (
+        "in rerun 2 the test kept 4 new object(s) while 4 object(s) older than the test were freed, "
+        "so it replaces what was there (a bounded cache at capacity, say) rather than adding to it"
+    )
+    assert decision.notes == ()
+
+
+def test_a_declared_bound_sets_aside_only_the_types_it_holds() -> None:
+    held = {"Entry": "functools.lru_cache(maxsize=128)"}
+    decision = set_aside(_measured(0, 4), ["Entry", "Other"], held)
+    assert decision is not None
+    assert decision.types == {"Entry"}
+    assert decision.reason == (
+        "held only by a bounded cache (functools.lru_cache(maxsize=128)), which stops growing at its bound"
+    )
+    # With older objects freed too, the report says so and reports what the cache does not hold.
+    decision = set_aside(_measured(4, 4), ["Entry", "Other"], held)
+    assert decision is not None
+    assert decision.types == {"Entry"}
+    assert "replacing its entries" in decision.reason
+    assert decision.notes == (
+        "in rerun 2 the test kept 4 new object(s) while 4 object(s) older than the test were freed; "
+        "the types not held by functools.lru_cache(maxsize=128) are reported",
+    )
