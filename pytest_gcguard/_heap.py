@@ -19,6 +19,7 @@ from __future__ import annotations
 import functools
 import gc
 import sys
+import sysconfig
 import time
 import types
 import weakref
@@ -29,12 +30,17 @@ from dataclasses import dataclass, field
 from itertools import compress
 from operator import is_ as _is
 from operator import not_
+from typing import Any
 
 # The real functions, taken at import: tests may replace the module attributes,
 # and the guard below does so on purpose during a window.
 _freeze = gc.freeze
 _unfreeze = gc.unfreeze
 _collect = gc.collect
+#: Where installed packages and the standard library live (see ``_library_code``).
+_LIBRARY_PATHS = tuple(
+    {path for name in ("purelib", "platlib", "stdlib", "platstdlib") if (path := sysconfig.get_paths().get(name))}
+)
 _get_objects = gc.get_objects
 _get_referents = gc.get_referents
 _get_referrers = gc.get_referrers
@@ -689,6 +695,34 @@ def find_cycle(start: object, members: list[object], limit: int = 50) -> list[ob
     return [start]
 
 
+def _library_code(callback: object) -> bool:
+    """``callback`` is code of an installed package or of the standard library (or written in C)."""
+    function = getattr(callback, "__func__", callback)
+    code = getattr(function, "__code__", None)
+    if type(code) is not types.CodeType:
+        return True
+    return code.co_filename.startswith(_LIBRARY_PATHS)
+
+
+def _restore_callbacks(before: tuple[object, ...], notes: list[str]) -> None:
+    """Undo what a test did to ``gc.callbacks``, except what a library registered for good.
+
+    Callbacks the test removed are put back; callbacks added by the test's own
+    code (a conftest, the test module) are removed.  One added by an installed
+    package stays: Hypothesis, for one, registers its gc timing once per
+    process, on first use, and would never register it again.
+    """
+    now = list(gc.callbacks)
+    if len(now) == len(before) and all(a is b for a, b in zip(now, before, strict=True)):
+        return  # the usual case
+    added = [cb for cb in now if not any(cb is b for b in before)]
+    kept = [cb for cb in added if _library_code(cb)]
+    if len(kept) < len(added) or any(not any(b is cb for cb in now) for b in before):
+        notes.append("the test left gc.callbacks changed; gcguard restored them")
+    restored: list[Any] = [*before, *kept]
+    gc.callbacks[:] = restored
+
+
 def close_window(window: Window, describe_cycle: Callable[[list[object]], str] | None = None) -> Closed:
     """Collect the window's garbage and restore the gc state the window changed.
 
@@ -724,9 +758,7 @@ def close_window(window: Window, describe_cycle: Callable[[list[object]], str] |
                 counts[tp] -= 1
             del obj
         closed.cyclic_types = {name: n for name, n in _named(counts).items() if n > 0}
-    if tuple(gc.callbacks) != window.callbacks0:
-        closed.notes.append("the test left gc.callbacks changed; gcguard restored them")
-        gc.callbacks[:] = window.callbacks0  # type: ignore[assignment]
+    _restore_callbacks(window.callbacks0, closed.notes)
     if gc.get_threshold() != window.threshold0:
         closed.notes.append(
             f"the test changed gc thresholds to {gc.get_threshold()}; gcguard restored {window.threshold0}"

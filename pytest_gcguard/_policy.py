@@ -28,6 +28,12 @@ UNEVEN_RERUNS = 2
 #: cannot turn such growth into a bounded cache's replacement that the first
 #: rerun did not show.
 LARGE_GROWTH = 10_000
+#: A fresh rerun's counts are all growth only if few older objects died in it:
+#: an object the rerun replaced (a reassigned attribute) is frozen, dies and
+#: shows as +1 of its type.  Freed objects up to this share of what the rerun
+#: kept are taken as such noise (the fixture request, the runner's); more, and
+#: the confirmation goes on with ordinary reruns, which cancel replacements out.
+FRESH_FREED_SHARE = 0.01
 
 
 @dataclass(frozen=True)
@@ -116,6 +122,12 @@ class Confirmation:
     def _judge_replacement(self, freed: int) -> None:
         kept = self.kept = sum(max(0, n) for n in self.growth[-1].values())
         self.replaced = freed = max(0, freed)
+        if self.large and freed >= max(STRONG_REPLACEMENT, kept * FRESH_FREED_SHARE):
+            # Replacements hide in a fresh rerun's counts: confirm as for small growth.
+            self.large = False
+            self.replaced = 0
+            self._planned = self.attempts + max(self.reruns, REPLACEMENT_RERUN)
+            return
         if freed < max(1, kept / 2):
             self.replaced = 0  # too few to balance what was kept: growth
         elif freed < STRONG_REPLACEMENT and not self._weak:

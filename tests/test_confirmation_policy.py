@@ -129,12 +129,28 @@ CASES = {
         asked=[Rerun(measure=True, fresh=True)],
         confirmed={},
     ),
-    "a large replaced global frees as much as it keeps": Case(
+    "a large replaced global goes on with ordinary reruns, which cancel it out": Case(
         first={"Row": LARGE_GROWTH},
-        measured=[({"Row": LARGE_GROWTH}, LARGE_GROWTH)],
-        asked=[Rerun(measure=True, fresh=True)],
+        measured=[({"Row": LARGE_GROWTH}, LARGE_GROWTH), ({"Row": LARGE_GROWTH}, 0)],
+        asked=[Rerun(measure=True, fresh=True), PLAIN],
+        confirmed={},
+    ),
+    "a large leak beside a replaced object is confirmed by ordinary reruns, type by type": Case(
+        first={"Row": LARGE_GROWTH, "set": 1},
+        # The fresh rerun shows the replaced set as +1; the ordinary reruns do not.
+        measured=[
+            ({"Row": LARGE_GROWTH, "set": 1}, LARGE_GROWTH // 10),
+            ({"Row": 2 * LARGE_GROWTH, "set": 1}, 0),
+            ({"Row": 3 * LARGE_GROWTH, "set": 1}, 0),
+        ],
+        asked=[Rerun(measure=True, fresh=True), PLAIN, MEASURED],
         confirmed={"Row": LARGE_GROWTH},
-        replaced=LARGE_GROWTH,
+    ),
+    "a few older objects freed (the runner's) keep a large growth's one rerun": Case(
+        first={"Row": LARGE_GROWTH, "dict": 3},
+        measured=[({"Row": LARGE_GROWTH, "dict": 3}, 40)],
+        asked=[Rerun(measure=True, fresh=True)],
+        confirmed={"Row": LARGE_GROWTH, "dict": 3},
     ),
 }
 

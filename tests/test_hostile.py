@@ -411,3 +411,32 @@ def test_an_unwritable_graph_directory_under_filterwarnings_error_keeps_the_repo
     assert outcome["exit"] == pytest.ExitCode.TESTS_FAILED
     assert_canaries(canary_records(tester))
     result.stdout.fnmatch_lines(["*CanaryLeak x1*", "*why alive*", "*graphs*"])
+
+
+def test_gc_callbacks_a_library_registers_stay_and_the_tests_own_are_removed(tester: pytest.Pytester) -> None:
+    # Hypothesis registers its gc timing callback once per process, on first use:
+    # removing it would change Hypothesis for the rest of the session.
+    tester.makepyfile(
+        """
+        import gc
+        import logging
+
+        def test_a_library_registers():
+            gc.callbacks.append(logging.debug)  # standard-library code: a library's
+
+        def test_it_is_still_there():
+            assert logging.debug in gc.callbacks
+
+        def test_leaves_its_own():
+            gc.callbacks.append(lambda phase, info: None)
+
+        def test_its_own_is_gone():
+            assert [cb for cb in gc.callbacks if getattr(cb, "__name__", "") == "<lambda>"] == []
+        """
+    )
+    result = tester.runpytest_subprocess("--gcguard", "--gcguard-json=out.json", "-p", "no:randomly")
+    result.assert_outcomes(passed=4)
+    records = {r["nodeid"].rpartition("::")[2]: r for r in json.loads((tester.path / "out.json").read_text())["tests"]}
+    assert {name: r["verdict"] for name, r in records.items()} == dict.fromkeys(records, "clean")
+    assert records["test_a_library_registers"]["notes"] == []
+    assert records["test_leaves_its_own"]["notes"] == ["the test left gc.callbacks changed; gcguard restored them"]
