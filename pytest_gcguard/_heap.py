@@ -276,7 +276,6 @@ class Window:
     """State of one test's measurement window (small values only)."""
 
     __slots__ = (
-        "absorbed",
         "callbacks0",
         "count_frozen",
         "cycles",
@@ -309,7 +308,7 @@ class Window:
         self.freeze_first = False
         self.stats0 = self.garbage0 = self.debug0 = self.cyclic_offset = self.modules0 = 0
         self.enabled0 = self.passed = True
-        self.absorbed = self.opened = False
+        self.opened = False
         #: Count the frozen objects that die while test code runs (a rerun's,
         #: see GcGuard._confirm): O(heap) readings at each phase boundary.
         self.count_frozen = False
@@ -482,7 +481,6 @@ def absorbed(window: Window) -> Iterator[None]:
     Used around the setup of broader-scoped fixtures that a test triggers: their
     objects belong to the module/session, not to the test.
     """
-    window.absorbed = True
     _collect()  # the test's garbage so far stays counted (and saved in cycles mode)
     cycles = window.cycles
     before = stats_total() if cycles else 0

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from pytest_gcguard import _records
+from pytest_gcguard import _records, _settings
 from pytest_gcguard._records import BaselineError, Entry
 from pytest_gcguard._settings import Settings, TypeFilter, _apply, parse_allow
 
@@ -184,3 +185,58 @@ def test_allow_values_are_whole_numbers_and_the_filter_uses_them() -> None:
     assert filt.allowed("G") == 0
     assert not filt.keep("skip.Thing")
     assert filt.keep("W")
+
+
+# -- settings: ini < command line, resolved from a real pytest.Config -----------------
+
+
+@pytest.mark.parametrize(
+    ("ini", "args", "expected"),
+    [
+        ("", [], Settings()),
+        ("gcguard = true\ngcguard_reruns = 4", [], Settings(enabled=True, reruns=4)),
+        ("gcguard_reruns = 4", ["--gcguard", "--gcguard-reruns=1"], Settings(enabled=True, reruns=1)),
+        ("gcguard_cycles = true", [], Settings(cycles=True)),
+        ("gcguard_ignore = a.*\n    b.*", ["--gcguard-ignore=c.*"], Settings(ignore=("c.*",))),
+        ("gcguard_ignore = a.*\n    b.*", [], Settings(ignore=("a.*", "b.*"))),
+        ("gcguard_allow = W=2", [], Settings(allow=(("W", 2),))),
+        ("gcguard_allow = W=2", ["--gcguard-allow=G=1,W=5"], Settings(allow=(("G", 1), ("W", 5)))),
+        ("gcguard_diagnosis = false", [], Settings(diagnosis=False)),
+        ("", ["--gcguard-no-diagnosis"], Settings(diagnosis=False)),
+    ],
+    ids=[
+        "defaults",
+        "ini",
+        "cli-over-ini",
+        "ini-cycles",
+        "cli-ignore-replaces-ini",
+        "ini-ignore-lines",
+        "ini-allow",
+        "cli-allow-replaces-ini",
+        "ini-no-diagnosis",
+        "cli-no-diagnosis",
+    ],
+)
+def test_project_settings_resolve_ini_then_command_line(
+    pytester: pytest.Pytester, ini: str, args: list[str], expected: Settings
+) -> None:
+    pytester.makeini(f"[pytest]\n{ini}\n")
+    config = pytester.parseconfig(*args)
+    assert _settings.from_config(config) == expected
+
+
+@pytest.mark.parametrize(
+    ("ini", "args", "message"),
+    [
+        ("gcguard_reruns = many", [], "ini option gcguard_reruns"),
+        ("gcguard_allow = W", [], "ini option gcguard_allow: 'W' is not TYPE=N"),
+        ("", ["--gcguard-allow=W=x"], "--gcguard-allow: allowed count for 'W' must be a whole number"),
+    ],
+)
+def test_bad_project_settings_are_usage_errors_naming_the_option(
+    pytester: pytest.Pytester, ini: str, args: list[str], message: str
+) -> None:
+    pytester.makeini(f"[pytest]\n{ini}\n")
+    config = pytester.parseconfig(*args)
+    with pytest.raises(pytest.UsageError, match=re.escape(message)):
+        _settings.from_config(config)
