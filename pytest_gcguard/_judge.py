@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gc
 import sys
+import time
 import types
 from itertools import compress
 from typing import Protocol
@@ -252,7 +253,9 @@ class Judge:
         survivors.clear()
         del survivors
         if settings.reruns:
+            started = time.perf_counter()
             self._confirm(item, window, filt, confirmation, samples)
+            verdict.rerun_seconds = time.perf_counter() - started
             verdict.reruns = confirmation.attempts
             if confirmation.failure:
                 verdict.notes.append(f"suspected leak not confirmed: {confirmation.failure}")
@@ -313,7 +316,9 @@ class Judge:
         samples = [members.get(name, [])[: _settings.MAX_SAMPLES] for name, _ in ordered]
         members.clear()  # the samples are copies: nothing of ours may look like a referrer
         if settings.diagnosis:
+            started = time.perf_counter()
             held = explain(verdict, samples, settings, item.nodeid, latest)
+            verdict.diagnosis_seconds = time.perf_counter() - started
         else:
             held = {}
             verdict.notes.append(

@@ -27,6 +27,8 @@ VERDICTS = ("clean", "leaked", "uncollectable", "cycles", "skipped")
 OUTCOMES = ("passed", "failed", "warned", "expected", "baselined", "recorded", "skipped")
 
 BASELINE_KEY = "gcguard_baseline"
+#: What a record's ``seconds`` field times (report only: no verdict reads it).
+SECONDS = ("reruns", "diagnosis")
 
 
 def make_record(nodeid: str, verdict: Verdict | None, reruns: int = 0) -> dict[str, Any]:
@@ -41,6 +43,7 @@ def make_record(nodeid: str, verdict: Verdict | None, reruns: int = 0) -> dict[s
         "cycles": None,
         "memory": None,
         "reruns": reruns,
+        "seconds": dict.fromkeys(SECONDS, 0.0),
         "notes": [],
         "graphs": [],
         "set_aside": None,
@@ -74,6 +77,7 @@ def make_record(nodeid: str, verdict: Verdict | None, reruns: int = 0) -> dict[s
             "blocks_per_run": verdict.blocks_leaked,
             "references_per_run": verdict.references_leaked,
         }
+    record["seconds"] = {"reruns": round(verdict.rerun_seconds, 3), "diagnosis": round(verdict.diagnosis_seconds, 3)}
     record["notes"] = list(verdict.notes)
     record["graphs"] = list(verdict.graphs)
     return record
@@ -380,8 +384,17 @@ def count_line(records: Mapping[str, Mapping[str, Any]]) -> str:
     leaking = sum(1 for r in judged if r["verdict"] != "clean")
     bounded = sum(1 for r in judged if r["verdict"] == "clean" and r.get("set_aside"))
     not_judged = len(records) - len(judged)
-    line = f"gcguard: checked {len(judged)} test(s); {suspected} suspected and rerun ({reruns} rerun(s))"
+    rerun_seconds, diagnosis_seconds = (sum(seconds(r, key) for r in records.values()) for key in SECONDS)
+    line = f"gcguard: checked {len(judged)} test(s); {suspected} suspected and rerun ({reruns} rerun(s)"
+    line += f" in {rerun_seconds:.2f}s)" if reruns else ")"
     if bounded:
         line += f"; {bounded} growing only a bounded cache (not reported)"
     line += f"; {leaking} leaking"
+    if diagnosis_seconds:
+        line += f"; diagnosis took {diagnosis_seconds:.2f}s"
     return line + (f"; {not_judged} not judged" if not_judged else "")
+
+
+def seconds(record: Mapping[str, Any], key: str) -> float:
+    """Seconds a test's reruns or diagnosis took (0 for a test with neither)."""
+    return float((record.get("seconds") or {}).get(key, 0.0))

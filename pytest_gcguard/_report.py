@@ -318,6 +318,9 @@ class Verdict:
     references: list[int] = field(default_factory=list)
     graphs: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    #: What the reruns and the diagnosis took (for the report only: no verdict reads them).
+    rerun_seconds: float = 0.0
+    diagnosis_seconds: float = 0.0
 
     @property
     def blocks_leaked(self) -> int:

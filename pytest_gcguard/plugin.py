@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 import tracemalloc
 import types
 from collections.abc import Generator, Mapping
@@ -201,7 +202,9 @@ class GcGuardSession:
         verbosity = self.config.get_verbosity()
         records = self.records
         lines = _records.summary_lines(records, self.stale, verbosity, self.options.baseline)
-        if verbosity < -1 or not (lines or self.notes or (verbosity > 0 and records)):
+        # The count line alone is worth a section when tests were rerun: what suspicion cost.
+        suspected = any(record["reruns"] for record in records.values())
+        if verbosity < -1 or not (lines or self.notes or suspected or (verbosity > 0 and records)):
             return
         terminalreporter.write_sep("=", "gcguard summary")
         for line in lines:
@@ -490,6 +493,7 @@ class GcGuard:
         gc_state = saved_gc_state()
         stop_test_timer(item)
         self.probing = True
+        started = time.perf_counter()
         try:
             for index in range(-1, runs):  # -1: the warm-up
                 try:
@@ -521,6 +525,7 @@ class GcGuard:
         verdict.blocks = blocks
         verdict.references = references if COUNTS_REFERENCES else []
         verdict.reruns += runs + 1
+        verdict.rerun_seconds += time.perf_counter() - started
         return verdict, ""
 
     def rerun_once(self, item: pytest.Item, window: Window, rerun_window: Window | None) -> str:

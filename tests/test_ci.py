@@ -49,6 +49,7 @@ RECORD_KEYS = {
     "cycles",
     "memory",
     "reruns",
+    "seconds",
     "notes",
     "graphs",
 }
@@ -96,6 +97,10 @@ def check_schema(document: dict[str, Any]) -> dict[str, dict[str, Any]]:
         assert record["outcome"] in document["totals"]["outcomes"]
         assert isinstance(record["reason"], str)
         assert isinstance(record["reruns"], int)
+        assert set(record["seconds"]) == {"reruns", "diagnosis"}
+        assert all(isinstance(s, float) and s >= 0 for s in record["seconds"].values())
+        if not record["reruns"]:
+            assert record["seconds"]["reruns"] == 0
         assert isinstance(record["notes"], list)
         assert isinstance(record["graphs"], list)
         for leak in record["leaked"]:

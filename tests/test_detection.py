@@ -223,7 +223,7 @@ def test_growth_must_repeat_to_be_reported(tester: pytest.Pytester) -> None:
     result = tester.runpytest_subprocess("--gcguard", "-v")
     result.assert_outcomes(passed=1)
     # The first rerun shows no growth: that ends the confirmation.
-    result.stdout.fnmatch_lines(["*gcguard: checked 1 test(s); 1 suspected and rerun (1 rerun(s)); 0 leaking*"])
+    result.stdout.fnmatch_lines(["*gcguard: checked 1 test(s); 1 suspected and rerun (1 rerun(s) in *s); 0 leaking*"])
 
 
 def test_reruns_zero_trusts_a_single_run(tester: pytest.Pytester) -> None:
