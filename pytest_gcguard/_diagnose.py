@@ -50,32 +50,31 @@ def _is_root(obj: object) -> bool:
     return issubclass(type(obj), (types.ModuleType, type))
 
 
-def backref_chain(
-    target: object, predicate: Callable[[object], bool], max_depth: int, ignore: set[int]
-) -> list[object]:
-    """A shortest chain of references from an object matching ``predicate`` to ``target``.
+class _Search:
+    """One target's breadth-first search up its referrers (see ``backref_chains``)."""
 
-    objgraph's ``find_backref_chain`` finds the same chain, but runs a full
-    collection and one ``gc.get_referrers`` call (a pass over the whole heap)
-    per object it visits: minutes per test on a large heap.  This asks for the
-    referrers of a whole level at once: one pass per level (``max_depth`` at
-    most), with the level cut to ``MAX_FRONTIER`` objects.  Returns
-    ``[target]`` when nothing matches within ``max_depth`` levels.
-    """
-    parent: dict[int, object] = {id(target): None}
-    frontier: list[object] = [target]
-    ours = {id(parent), id(frontier), id(sys._getframe())}  # 3.10: a frame is a referrer
-    for _ in range(max_depth):
-        ours.add(id(frontier))
-        level = tuple(frontier)
-        ours.add(id(level))  # 3.13 counts the argument tuple among the referrers
-        referrers = _get_referrers(*level)
-        ours.add(id(referrers))
-        by_id = {id(obj): obj for obj in frontier}
-        ours.add(id(by_id))
+    __slots__ = ("chain", "frontier", "parent", "target")
+
+    def __init__(self, target: object) -> None:
+        self.target = target
+        self.parent: dict[int, object] = {id(target): None}
+        self.frontier: list[object] = [target]
+        self.chain: list[object] | None = None
+
+    def step(
+        self, referrers: list[object], predicate: Callable[[object], bool], ignore: set[int], ours: set[int]
+    ) -> None:
+        """Take one level: the referrers of this level's frontier, from one pass over the heap.
+
+        ``referrers`` may hold referrers of other searches' frontiers too: only
+        those that refer to this search's frontier count, in heap order, so the
+        result is the one this search would find alone.
+        """
+        parent = self.parent
+        by_id = {id(obj): obj for obj in self.frontier}
         following: list[object] = []
         matches: list[object] = []
-        ours.update((id(following), id(matches)))
+        ours.update((id(by_id), id(following), id(matches)))
         for ref in referrers:
             key = id(ref)
             if key in parent or key in ignore or key in ours:
@@ -88,7 +87,7 @@ def backref_chain(
                 matches.append(ref)
             elif len(following) < MAX_FRONTIER:
                 following.append(ref)
-        del referrers, by_id, level
+        by_id.clear()
         found = _best_match(matches, parent)
         matches.clear()
         if found is not None:
@@ -98,13 +97,57 @@ def backref_chain(
                 chain.append(node)
                 node = parent[id(node)]
             del found, node
-            parent.clear()
-            return chain
-        frontier = following
-        if not frontier:
+            ours.add(id(chain))
+            self.chain = chain
+            following.clear()
+        ours.add(id(following))
+        self.frontier = following
+
+    def result(self) -> list[object]:
+        self.parent.clear()
+        self.frontier = []
+        return self.chain if self.chain is not None else [self.target]
+
+
+def backref_chains(
+    targets: Sequence[object], predicate: Callable[[object], bool], max_depth: int, ignore: set[int]
+) -> list[list[object]]:
+    """For each target, a shortest chain of references from an object matching ``predicate``.
+
+    objgraph's ``find_backref_chain`` finds the same chain, but runs a full
+    collection and one ``gc.get_referrers`` call (a pass over the whole heap)
+    per object it visits: minutes per test on a large heap.  This asks for the
+    referrers of a whole level at once, and of every target's level in the
+    same pass: one pass per level (``max_depth`` at most), however many
+    targets, with each target's level cut to ``MAX_FRONTIER`` objects.  A
+    target that nothing matches within ``max_depth`` levels gets ``[target]``.
+    """
+    searches = [_Search(target) for target in targets]
+    ours = {id(sys._getframe()), id(searches), id(targets)}  # 3.10: a frame is a referrer
+    for search in searches:
+        ours.update((id(search), id(search.parent), id(search.frontier)))
+    for _ in range(max_depth):
+        active = [search for search in searches if search.chain is None and search.frontier]
+        if not active:
             break
-    parent.clear()
-    return [target]
+        level = tuple(obj for search in active for obj in search.frontier)
+        ours.update((id(active), id(level)))  # 3.13 counts the argument tuple among the referrers
+        referrers = _get_referrers(*level)
+        ours.add(id(referrers))
+        for search in active:
+            search.step(referrers, predicate, ignore, ours)
+        del referrers, level, active
+    chains = [search.result() for search in searches]
+    searches.clear()
+    return chains
+
+
+def backref_chain(
+    target: object, predicate: Callable[[object], bool], max_depth: int, ignore: set[int]
+) -> list[object]:
+    """A shortest chain of references from an object matching ``predicate`` to ``target``."""
+    (chain,) = backref_chains([target], predicate, max_depth, ignore)
+    return chain
 
 
 #: Attribute names by which a container declares how many entries it keeps at most.
@@ -279,45 +322,55 @@ def _best_match(matches: list[object], parent: dict[int, object]) -> object:
     return matches[0] if matches else None
 
 
-def _find_chain(
-    leak: Leak, target: object, pre_existing: Callable[[object], bool], ignore: set[int], chains: list[list[object]]
+def _find_chains(
+    wanted: list[tuple[Leak, object]],
+    pre_existing: Callable[[object], bool],
+    ignore: set[int],
+    chains: list[list[object]],
 ) -> None:
-    """Set ``leak.chain``: how ``target`` is reached from a module or class (or why nothing reaches it)."""
+    """Set ``leak.chain`` for each (leak, sample): how it is reached from a module or class.
+
+    The searches share their passes over the heap (``backref_chains``); each
+    finds what it would alone.  A sample nothing old reaches gets a note why.
+    """
     here = id(sys._getframe())  # 3.10: a frame is a referrer of its locals
-    ignore.add(here)
-    chain = backref_chain(target, pre_existing, CHAIN_DEPTH, ignore)
-    if len(chain) == 1:
-        ignore.add(id(chain))
-        referrers = [r for r in _get_referrers(target) if id(r) not in ignore]
-        ignore.discard(id(chain))
-        has_referrer = any(type(r) is not types.FrameType for r in referrers)
-        del referrers
-        owner = None if has_referrer else subclass_registry_of(target)
-        if owner is not None:
-            leak.chain = (
-                f"the registry of subclasses of {type_name(owner)} (type.__subclasses__(), "
-                "not shown to the gc): that class keeps it, and lives as long as it"
-            )
-        elif has_referrer:
-            leak.chain = (
-                f"no pre-existing object reaches it within {CHAIN_DEPTH} steps (it is kept by other new objects)"
-            )
+    ignore.update((here, id(wanted)))
+    ignore.update(id(pair) for pair in wanted)  # each (leak, sample) refers to its sample
+    found = backref_chains([target for _, target in wanted], pre_existing, CHAIN_DEPTH, ignore)
+    ignore.add(id(found))
+    # Chains that stop at an old object that is not a module or class go on up to one.
+    climbing = [chain for chain in found if len(chain) > 1 and not _is_root(chain[0])]
+    ignore.add(id(climbing))
+    ignore.update(id(chain) for chain in found)
+    upward = backref_chains([chain[0] for chain in climbing], _is_root, 8, ignore)
+    for chain, up in zip(climbing, upward, strict=True):
+        if len(up) > 1:
+            chain[:0] = up[:-1]
+    del upward, climbing
+    for (leak, target), chain in zip(wanted, found, strict=True):
+        if len(chain) > 1:
+            leak.chain = format_chain(chain)
+            chains.append(chain)
         else:
-            leak.chain = unreferenced_note()
-        del owner
-    else:
-        if not _is_root(chain[0]):
-            ignore.add(id(chain))
-            upward = backref_chain(chain[0], _is_root, 8, ignore)
-            ignore.discard(id(chain))
-            if len(upward) > 1:
-                chain = upward[:-1] + chain
-            del upward
-        leak.chain = format_chain(chain)
-        ignore.add(id(chain))
-        chains.append(chain)
-    del chain
+            leak.chain = _unreached(target, ignore)
+    found.clear()
     ignore.discard(here)
+
+
+def _unreached(target: object, ignore: set[int]) -> str:
+    """Why nothing old reaches ``target`` within the chain search's depth."""
+    referrers = [r for r in _get_referrers(target) if id(r) not in ignore]
+    has_referrer = any(type(r) is not types.FrameType for r in referrers)
+    del referrers
+    owner = None if has_referrer else subclass_registry_of(target)
+    if owner is not None:
+        return (
+            f"the registry of subclasses of {type_name(owner)} (type.__subclasses__(), "
+            "not shown to the gc): that class keeps it, and lives as long as it"
+        )
+    if has_referrer:
+        return f"no pre-existing object reaches it within {CHAIN_DEPTH} steps (it is kept by other new objects)"
+    return unreferenced_note()
 
 
 def explain(
@@ -355,23 +408,31 @@ def explain(
     held: dict[str, str] = {}
     _unfreeze()
     try:
+        first: list[tuple[Leak, object]] = []
+        ignore.add(id(first))
         for index, (leak, objs_of_type) in enumerate(zip(verdict.leaks, samples, strict=False)):
             leak.samples = [safe_repr(o) for o in objs_of_type]
             if settings.trace and objs_of_type:
                 leak.allocated = allocation_site(objs_of_type[0])
             if objs_of_type and index < MAX_CHAINS:
-                _find_chain(leak, objs_of_type[0], pre_existing, ignore, chains)
+                first.append((leak, objs_of_type[0]))
+        _find_chains(first, pre_existing, ignore, chains)
+        first.clear()
         held = _bounded_holders(chains, verdict, latest or [], young) if chains else {}
         # The chains went to the most numerous types; when some of those turn out
         # to be a bounded cache's, the types still reported get the spare searches.
         reported = [leak for leak in verdict.leaks if leak.name not in held]
         wanted = MAX_CHAINS - sum(1 for leak in reported if leak.chain)
+        spare: list[tuple[Leak, object]] = []
+        ignore.add(id(spare))
         for leak, objs_of_type in zip(verdict.leaks, samples, strict=False):
-            if wanted <= 0:
+            if len(spare) >= wanted:
                 break
             if leak.name not in held and not leak.chain and objs_of_type:
-                _find_chain(leak, objs_of_type[0], pre_existing, ignore, chains)
-                wanted -= 1
+                spare.append((leak, objs_of_type[0]))
+        if spare:
+            _find_chains(spare, pre_existing, ignore, chains)
+        spare.clear()
         del reported
         if settings.graph_dir:
             flat = [o for objs_of_type in samples for o in objs_of_type[:1]]
