@@ -142,14 +142,6 @@ def backref_chains(
     return chains
 
 
-def backref_chain(
-    target: object, predicate: Callable[[object], bool], max_depth: int, ignore: set[int]
-) -> list[object]:
-    """A shortest chain of references from an object matching ``predicate`` to ``target``."""
-    (chain,) = backref_chains([target], predicate, max_depth, ignore)
-    return chain
-
-
 #: Attribute names by which a container declares how many entries it keeps at most.
 _CAPACITY_NAMES = ("maxsize", "max_size", "maxlen", "capacity")
 #: A declared bound above this is no bound for a test run (``lru_cache(maxsize=10**9)``):

@@ -710,9 +710,10 @@ def _restore_callbacks(before: tuple[object, ...], notes: list[str]) -> None:
     package stays: Hypothesis, for one, registers its gc timing once per
     process, on first use, and would never register it again.
     """
-    now = list(gc.callbacks)
-    if len(now) == len(before) and all(a is b for a, b in zip(now, before, strict=True)):
-        return  # the usual case
+    callbacks = gc.callbacks
+    if len(callbacks) == len(before) and all(map(_is, callbacks, before)):
+        return  # the usual case, at no allocation
+    now = list(callbacks)
     added = [cb for cb in now if not any(cb is b for b in before)]
     kept = [cb for cb in added if _library_code(cb)]
     if len(kept) < len(added) or any(not any(b is cb for cb in now) for b in before):

@@ -179,7 +179,8 @@ class Judge:
         """Our objects, made after the window closed: excluded by identity."""
         return (self,)
 
-    def _classify(self, item: pytest.Item, window: Window, own: tuple[object, ...] = ()) -> Survivors:
+    def _classify(self, own: tuple[object, ...]) -> Survivors:
+        item, window = self.item, self.window
         # Cheapest exclusions first; stop as soon as nothing is left (the usual
         # case for a clean test), so a check costs what the test allocated.
         release_runner(window)
@@ -231,10 +232,10 @@ class Judge:
         return kept
 
     def find_leaks(self, closed: Closed) -> Verdict | None:
-        item, window, settings = self.item, self.window, self.settings
+        item, settings = self.item, self.settings
         # Nothing made here before the objects are listed may count: only
         # ``closed`` exists, and it is excluded by identity.
-        survivors = self._classify(item, window, (*own_objects(closed), *self.own()))
+        survivors = self._classify((*own_objects(closed), *self.own()))
         if not survivors.remaining and not closed.cyclic and not closed.uncollectable and not closed.notes:
             survivors.clear()
             return None  # the usual case: a clean test
@@ -254,7 +255,7 @@ class Judge:
         del survivors
         if settings.reruns:
             started = time.perf_counter()
-            self._confirm(item, window, filt, confirmation, samples)
+            self._confirm(filt, confirmation, samples)
             verdict.rerun_seconds = time.perf_counter() - started
             verdict.reruns = confirmation.attempts
             if confirmation.failure:
@@ -267,17 +268,10 @@ class Judge:
                     f"{verdict.cyclic} object(s) in reference cycles on the first run only (a one-time effect)"
                 )
                 verdict.cyclic = 0
-        self._describe(item, settings, confirmation, samples, verdict)
+        self._describe(confirmation, samples, verdict)
         return verdict
 
-    def _describe(
-        self,
-        item: pytest.Item,
-        settings: Settings,
-        confirmation: Confirmation,
-        samples_of: _Samples,
-        verdict: Verdict,
-    ) -> None:
+    def _describe(self, confirmation: Confirmation, samples_of: _Samples, verdict: Verdict) -> None:
         """Turn confirmed growth into the report (runs after all measurements).
 
         Growth that only feeds a bounded cache is set aside, type by type when
@@ -288,6 +282,7 @@ class Judge:
         confirmed = confirmation.confirmed()
         if not confirmed:
             return
+        settings = self.settings
         verdict.confirmed_by = len(confirmation.growth)
         # Members: objects that outlived a later run of the test (accumulating);
         # the first few of each type are the report's samples.  Latest: what
@@ -317,7 +312,7 @@ class Judge:
         members.clear()  # the samples are copies: nothing of ours may look like a referrer
         if settings.diagnosis:
             started = time.perf_counter()
-            held = explain(verdict, samples, settings, item.nodeid, latest)
+            held = explain(verdict, samples, settings, self.item.nodeid, latest)
             verdict.diagnosis_seconds = time.perf_counter() - started
         else:
             held = {}
@@ -340,14 +335,7 @@ class Judge:
             verdict.notes.append(verdict.set_aside_reason)
             verdict.graphs.clear()
 
-    def _confirm(
-        self,
-        item: pytest.Item,
-        window: Window,
-        filt: TypeFilter,
-        confirmation: Confirmation,
-        samples: _Samples,
-    ) -> None:
+    def _confirm(self, filt: TypeFilter, confirmation: Confirmation, samples: _Samples) -> None:
         """Run the test's protocol again, as the confirmation policy asks (``_policy``).
 
         Nothing is frozen between runs (except before the one rerun of a large
@@ -360,6 +348,7 @@ class Judge:
         not in the runner's code between them, so that other threads (xdist's
         I/O thread) rarely add to it.
         """
+        item, window = self.item, self.window
         if confirmation.large:
             samples.forget()  # the first run's objects are frozen by the rerun
         stop_test_timer(item)
@@ -367,7 +356,7 @@ class Judge:
             rerun_window = Window(window.cycles, rerun=True)
             rerun_window.count_frozen = rerun.measure
             rerun_window.freeze_first = rerun.fresh
-            failed = self.rerunner.rerun_once(self.item, window, rerun_window)
+            failed = self.rerunner.rerun_once(item, window, rerun_window)
             cyclic = 0
             if rerun_window.opened:
                 list_runner(rerun_window)  # what the outer teardown wrappers made
@@ -380,7 +369,7 @@ class Judge:
             if failed:
                 confirmation.fail(f"rerun {confirmation.attempts + 1} {failed}")
                 return
-            survivors = self._classify(item, window, (*samples.own(confirmation), *self.own()))
+            survivors = self._classify((*samples.own(confirmation), *self.own()))
             confirmation.record(self._count(survivors, filt), freed=freed, cyclic=cyclic)
             samples.record(survivors.suspect_ids(), fresh=rerun.fresh)
             survivors.clear()

@@ -60,6 +60,25 @@ def _memory(record: Mapping[str, Any], key: str) -> int:
     return int(memory.get(key) or 0)
 
 
+def _per_run(key: str, noun: str, label: str) -> Kind:
+    """A refs-mode kind: ``noun`` lost in every measured run (``Verdict.<key>_leaked``)."""
+
+    def amount(verdict: Verdict) -> int:
+        return int(getattr(verdict, f"{key}_leaked"))
+
+    return Kind(
+        key=key,
+        verdict="leaked",
+        amount=amount,
+        headline=lambda n: f"{n} {noun} per run",
+        summary=lambda v: f"{label} +{amount(v)}/run",
+        counts=lambda r: _memory(r, f"{key}_per_run"),
+        rows=lambda c: [(f"{label} per run", _number(c))] if _number(c) else [],
+        beyond=lambda _, n, before: f"{n} {noun} per run (baseline {before})",
+        junit=lambda r: [],
+    )
+
+
 KINDS: tuple[Kind, ...] = (
     Kind(
         key="leaked",
@@ -101,28 +120,8 @@ KINDS: tuple[Kind, ...] = (
         beyond=lambda _, n, before: f"{n} object(s) in reference cycles (baseline {before})",
         junit=lambda r: [("gcguard_cycles", r["cycles"]["count"])] if r.get("cycles") else [],
     ),
-    Kind(
-        key="blocks",
-        verdict="leaked",
-        amount=lambda v: v.blocks_leaked,
-        headline=lambda n: f"{n} memory block(s) per run",
-        summary=lambda v: f"memory blocks +{v.blocks_leaked}/run",
-        counts=lambda r: _memory(r, "blocks_per_run"),
-        rows=lambda c: [("memory blocks per run", _number(c))] if _number(c) else [],
-        beyond=lambda _, n, before: f"{n} memory block(s) per run (baseline {before})",
-        junit=lambda r: [],
-    ),
-    Kind(
-        key="references",
-        verdict="leaked",
-        amount=lambda v: v.references_leaked,
-        headline=lambda n: f"{n} reference(s) per run",
-        summary=lambda v: f"references +{v.references_leaked}/run",
-        counts=lambda r: _memory(r, "references_per_run"),
-        rows=lambda c: [("references per run", _number(c))] if _number(c) else [],
-        beyond=lambda _, n, before: f"{n} reference(s) per run (baseline {before})",
-        junit=lambda r: [],
-    ),
+    _per_run("blocks", "memory block(s)", "memory blocks"),
+    _per_run("references", "reference(s)", "references"),
 )
 
 #: Which verdict a test with several kinds of finding gets: the first that applies.

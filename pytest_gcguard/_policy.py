@@ -56,14 +56,13 @@ class Confirmation:
             confirmation.record(counts, freed=..., cyclic=...)   # or .fail(reason)
     """
 
-    def __init__(self, first: dict[str, int], reruns: int, allowed: Callable[[str], int], cyclic: int = 0) -> None:
+    def __init__(self, first: dict[str, int], reruns: int, allowed: Callable[[str], int]) -> None:
         #: Suspects by type name after each run (the first run's, then each rerun's).
         self.counts: list[dict[str, int]] = [first]
         #: Growth of each rerun over the run before.
         self.growth: list[dict[str, int]] = []
         #: Objects in real cycles in each rerun (strict mode).
         self.cyclic: list[int] = []
-        self.first_cyclic = cyclic
         self.reruns = reruns
         self.allowed = allowed
         self.failure = ""

@@ -15,7 +15,7 @@ import weakref
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from itertools import compress, count, repeat
+from itertools import compress, count, islice, repeat
 from operator import is_
 from typing import Any
 
@@ -157,12 +157,20 @@ def _position(values: Iterator[object], child: object) -> int:
     return next(compress(count(), map(is_, values, repeat(child))), -1)
 
 
+_MISSING = object()
+
+
+def _key_of(mapping: dict[Any, object], child: object) -> object:
+    """The key under which ``mapping`` holds ``child`` (by identity), or ``_MISSING``."""
+    index = _position(iter(dict.values(mapping)), child)
+    return _MISSING if index < 0 else next(islice(dict.keys(mapping), index, None))
+
+
 def _dict_edge(node: Any, child: object) -> str:
-    keys = list(dict.keys(node))
-    index = _position(iter(dict.values(node)), child)
-    if index >= 0:
-        return f"[{_reprs.repr(keys[index])}]"
-    return " (a key)" if _position(iter(keys), child) >= 0 else ""
+    key = _key_of(node, child)
+    if key is not _MISSING:
+        return f"[{_reprs.repr(key)}]"
+    return " (a key)" if _position(iter(dict.keys(node)), child) >= 0 else ""
 
 
 def _sequence_edge(node: Any, child: object) -> str:
@@ -184,18 +192,16 @@ def _function_edge(node: Any, child: object) -> str:
 
 
 def _module_edge(node: Any, child: object) -> str:
-    namespace = _module_dict(node)
-    keys = list(dict.keys(namespace))
-    index = _position(iter(dict.values(namespace)), child)
-    return f".{keys[index]}" if index >= 0 else ""
+    key = _key_of(_module_dict(node), child)
+    return "" if key is _MISSING else f".{key}"
 
 
 def _attribute_edge(node: Any, child: object) -> str:
     attrs = _instance_dict(node)
     if attrs is not None:
-        for key, value in dict.items(attrs):
-            if value is child:
-                return f".{key}"
+        key = _key_of(attrs, child)
+        if key is not _MISSING:
+            return f".{key}"
         if attrs is child:
             return ".__dict__"
     for slot in _slots(type(node)):

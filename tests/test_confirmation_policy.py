@@ -178,7 +178,7 @@ def test_confirmation_policy(case: Case) -> None:
 
 
 def test_cycles_keep_the_confirmation_going_while_they_repeat() -> None:
-    confirmation = Confirmation({}, 2, lambda name: 0, cyclic=3)
+    confirmation = Confirmation({}, 2, lambda name: 0)  # the first run left cycles only
     assert confirmation.next_rerun() == PLAIN
     confirmation.record({}, cyclic=3)
     assert confirmation.cycles_repeat()
