@@ -12,6 +12,20 @@ from typing import Any
 
 import pytest
 
+#: pytest < 9 has no built-in ``subtests`` fixture: a stand-in that runs each subtest inline.
+SUBTESTS_STAND_IN = """
+        if not hasattr(pytest, "Subtests"):
+            import contextlib
+
+            @pytest.fixture
+            def subtests():
+                class Stand:
+                    def test(self, **kwargs):
+                        return contextlib.nullcontext()
+                return Stand()
+
+"""
+
 #: Tests that use pytest's built-in fixtures and machinery the way real suites do.
 MACHINERY = {
     "conftest.py": """
@@ -19,7 +33,7 @@ MACHINERY = {
 
         pytest_plugins = ["pytester"]
     """,
-    "test_machinery.py": '''
+    "test_machinery.py": """
         import gc
         import logging
         import os
@@ -96,17 +110,9 @@ MACHINERY = {
             state = {"rows": [[1], [2]]}
             request.addfinalizer(state.clear)
 
-        if not hasattr(pytest, "Subtests"):  # pytest < 9 has no built-in subtests
-            import contextlib
-
-            @pytest.fixture
-            def subtests():
-                class Stand:
-                    def test(self, **kwargs):
-                        return contextlib.nullcontext()
-                return Stand()
-
-        def test_subtests(subtests):
+"""
+    + SUBTESTS_STAND_IN
+    + '''        def test_subtests(subtests):
             for n in range(3):
                 with subtests.test(n=n):
                     assert [n] * 2
@@ -202,17 +208,9 @@ def test_reruns_leave_no_trace_in_pytest_output(tester: pytest.Pytester) -> None
 
         KEPT = []
 
-        if not hasattr(pytest, "Subtests"):  # pytest < 9 has no built-in subtests
-            import contextlib
-
-            @pytest.fixture
-            def subtests():
-                class Stand:
-                    def test(self, **kwargs):
-                        return contextlib.nullcontext()
-                return Stand()
-
-        def test_leaks_with_output(subtests):
+"""
+        + SUBTESTS_STAND_IN
+        + """        def test_leaks_with_output(subtests):
             print("printed once")
             logging.getLogger("trap").warning("logged once")
             warnings.warn("warned once", DeprecationWarning)
