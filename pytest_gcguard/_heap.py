@@ -309,8 +309,9 @@ class Window:
         self.stats0 = self.garbage0 = self.debug0 = self.cyclic_offset = self.modules0 = 0
         self.enabled0 = self.passed = True
         self.opened = False
-        #: Count the frozen objects that die while test code runs (a rerun's,
-        #: see GcGuard._confirm): O(heap) readings at each phase boundary.
+        #: Count the frozen objects that die from the window's opening to the
+        #: end of teardown's test code (a rerun's, see ``Judge._confirm``): two
+        #: O(frozen) readings of the frozen count.
         self.count_frozen = False
         self.frozen_at = -1
         self.frozen_freed = 0
@@ -328,14 +329,15 @@ class Window:
         self.warnings_log: list[object] | None = None
 
 
-def phase_done(window: Window) -> None:
+def phase_done(window: Window, last: bool = False) -> None:
     """A phase of test code ended: age its objects, so the runner's are next.
 
     Collecting generation 1 moves the two young generations to the oldest; it
-    only looks at what was made since the last boundary.
+    only looks at what was made since the last boundary.  ``last``: the end of
+    teardown's test code, where a measuring rerun reads the frozen count again.
     """
     _collect(1)
-    if window.frozen_at >= 0:
+    if last and window.frozen_at >= 0:
         window.frozen_freed += window.frozen_at - gc.get_freeze_count()
         window.frozen_at = -1
 
@@ -403,10 +405,8 @@ def release_runner(window: Window) -> None:
 
 
 def phase_starts(window: Window) -> None:
-    """Test code is about to run (``list_runner``, and the frozen count if asked)."""
+    """Test code is about to run: what the runner made since the last phase is listed."""
     list_runner(window)
-    if window.count_frozen:
-        window.frozen_at = gc.get_freeze_count()
 
 
 def open_window(window: Window) -> Window:

@@ -344,9 +344,14 @@ class Judge:
         the same objects again on every run (CPython's ``-R`` rule).  A measuring
         rerun also counts the frozen objects that die while test code runs: a
         leak keeps new objects and frees nothing older, a full bounded cache
-        frees an old entry for each new one.  Counted in the test's phases only,
-        not in the runner's code between them, so that other threads (xdist's
-        I/O thread) rarely add to it.
+        frees an old entry for each new one.  Counted from the window's opening
+        to the end of teardown's test code, with two readings (each walks the
+        frozen heap: 20 ms on a million objects).  The runner's code between
+        the phases is counted too: by the measuring rerun, what the runner
+        replaces on every run (its per-phase records, the fixture request) was
+        made by the rerun before, not frozen; and the policy asks a rerun that
+        frees only one or two older objects (another thread's frame) to show
+        it again before it counts (``_policy.STRONG_REPLACEMENT``).
         """
         item, window = self.item, self.window
         if confirmation.large:

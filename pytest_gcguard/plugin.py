@@ -296,7 +296,7 @@ class _TeardownCodeEnd:
     def pytest_runtest_teardown(self) -> None:
         window = self.checker.window
         if window is not None and window.opened:
-            phase_done(window)
+            phase_done(window, last=True)
 
 
 class _LastTeardownImpl:
