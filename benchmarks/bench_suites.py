@@ -10,7 +10,11 @@ per suite:
   their ratios; peak RSS and its ratio;
 * from gcguard's JSON report: tests checked, suspected (rerun at least once) as a
   share of them, reruns, the seconds the reruns and the diagnosis took, and the
-  tests reported.
+  tests reported;
+* why tests were suspected: per cause (how the suspicion ended: growth not
+  repeated on a rerun, a declared-bound cache, a cache replacing its entries, a
+  leak), the tests, reruns and rerun seconds, and the types most common among
+  the first runs' suspects.
 
 Target (issue 12): each clean suite within 1.15x of its plain wall time, median
 at most 1.10x; peak memory within 1.10x.
@@ -31,8 +35,10 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -99,6 +105,28 @@ def gcguard_figures(report: dict[str, object]) -> dict[str, float]:
     }
 
 
+def causes(report: dict[str, object]) -> list[tuple[str, int, int, float, str]]:
+    """Suspected tests per cause (``suspicion.cause`` in the JSON report), most first.
+
+    Per cause: tests, reruns, the seconds those reruns took, and the types most
+    often among the first runs' suspects (in how many tests each appeared).
+    """
+    tests = report["tests"]
+    assert isinstance(tests, list)
+    rows: dict[str, list[dict[str, Any]]] = {}
+    for test in tests:
+        if test.get("suspicion"):
+            rows.setdefault(test["suspicion"]["cause"], []).append(test)
+    table = []
+    for cause, group in sorted(rows.items(), key=lambda kv: -len(kv[1])):
+        types = Counter(name for test in group for name in test["suspicion"]["first_run"])
+        common = ", ".join(f"{name} ({n})" for name, n in types.most_common(4))
+        reruns = sum(test["reruns"] for test in group)
+        seconds = sum(test["seconds"]["reruns"] for test in group)
+        table.append((cause, len(group), reruns, seconds, common))
+    return table
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--suites", default="attrs,jinja2,cachetools,pandas")
@@ -139,6 +167,12 @@ def main() -> None:
             f"{figures['reported']:>10.0f}"
         )
     print(f"median wall ratio over {len(ratios)} suite(s): {statistics.median(ratios):.2f}")
+    print()
+    print("why tests were suspected (last --gcguard run of each suite; first-run types: in how many tests)")
+    print(f"{'suite':12}{'cause':16}{'tests':>7}{'reruns':>8}{'rerun s':>9}  first run's most common suspect types")
+    for suite in suites:
+        for cause, tests, reruns, seconds, common in causes(suite.reports[-1]):
+            print(f"{suite.name:12}{cause:16}{tests:>7}{reruns:>8}{seconds:>9.1f}  {common}")
 
 
 if __name__ == "__main__":

@@ -35,7 +35,7 @@ from ._heap import (
 )
 from ._policy import Confirmation, set_aside
 from ._pytest_internals import setup_state, stop_test_timer
-from ._report import Leak, Verdict, cycle_text
+from ._report import FIRST_RUN_TYPES, Leak, Verdict, cycle_text
 from ._settings import Settings, TypeFilter
 from ._warnings import GcGuardWarning
 
@@ -59,6 +59,25 @@ def _first_of_each(objs: list[object], name_of: dict[type, str], count: int) -> 
             if full == len(name_of):
                 break  # enough of every type
     return found
+
+
+def _most_numerous(counts: dict[str, int], limit: int) -> dict[str, int]:
+    return dict(sorted(counts.items(), key=_by_count)[:limit])
+
+
+def _by_count(item: tuple[str, int]) -> tuple[int, str]:
+    return -item[1], item[0]
+
+
+def _cause(verdict: Verdict, grew: bool) -> str:
+    """How a suspected test's confirmation ended (``_report.SUSPICION_CAUSES``)."""
+    if verdict.leaks:
+        return "leak"
+    if verdict.suspicion:  # set aside: a bounded cache's growth
+        return verdict.suspicion
+    if verdict.cyclic or not grew:
+        return "cycles"
+    return "first use"
 
 
 class _Samples:
@@ -269,6 +288,9 @@ class Judge:
                 )
                 verdict.cyclic = 0
         self._describe(confirmation, samples, verdict)
+        if verdict.reruns:
+            verdict.first_run = _most_numerous(confirmation.counts[0], FIRST_RUN_TYPES)
+            verdict.suspicion = _cause(verdict, bool(confirmation.counts[0]))
         return verdict
 
     def _describe(self, confirmation: Confirmation, samples_of: _Samples, verdict: Verdict) -> None:
@@ -325,6 +347,7 @@ class Judge:
         decision = set_aside(confirmation, [leak.name for leak in verdict.leaks], held)
         if decision is None:
             return
+        verdict.suspicion = "bounded cache" if held else "replacing"
         verdict.notes.extend(decision.notes)
         verdict.set_aside = {leak.name: leak.count for leak in verdict.leaks if leak.name in decision.types}
         verdict.leaks = [leak for leak in verdict.leaks if leak.name not in decision.types]

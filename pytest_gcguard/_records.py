@@ -47,9 +47,12 @@ def make_record(nodeid: str, verdict: Verdict | None, reruns: int = 0) -> dict[s
         "notes": [],
         "graphs": [],
         "set_aside": None,
+        "suspicion": None,
     }
     if verdict is None:
         return record
+    if verdict.suspicion:
+        record["suspicion"] = {"cause": verdict.suspicion, "first_run": dict(verdict.first_run)}
     if verdict.set_aside_reason:
         record["set_aside"] = {"reason": verdict.set_aside_reason, "types": dict(sorted(verdict.set_aside.items()))}
     record["leaked"] = [

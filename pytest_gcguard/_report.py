@@ -302,6 +302,18 @@ class Leak:
     allocated: list[str] = field(default_factory=list)
 
 
+#: How a suspected test's confirmation ended (the record's ``suspicion.cause``).
+SUSPICION_CAUSES = {
+    "first use": "the growth was not repeated by a rerun (a cache or table filled once)",
+    "bounded cache": "repeated growth held only by a cache that declares its bound",
+    "replacing": "repeated growth while as many older objects were freed (a cache at capacity)",
+    "leak": "repeated growth, reported",
+    "cycles": "reference cycles made in the first run only, or repeated and reported",
+}
+#: The first run's suspects kept in a record, most numerous first.
+FIRST_RUN_TYPES = 5
+
+
 @dataclass
 class Verdict:
     """Everything gcguard found for one test, as text and numbers."""
@@ -327,6 +339,10 @@ class Verdict:
     #: What the reruns and the diagnosis took (for the report only: no verdict reads them).
     rerun_seconds: float = 0.0
     diagnosis_seconds: float = 0.0
+    #: Why the test was suspected and how the suspicion ended (``SUSPICION_CAUSES``),
+    #: and the first run's most numerous suspects: what suspicion costs, per cause.
+    suspicion: str = ""
+    first_run: dict[str, int] = field(default_factory=dict)
 
     @property
     def blocks_leaked(self) -> int:

@@ -40,6 +40,7 @@ def test_opted_out():
 
 RECORD_KEYS = {
     "set_aside",
+    "suspicion",
     "nodeid",
     "verdict",
     "outcome",
@@ -113,6 +114,11 @@ def check_schema(document: dict[str, Any]) -> dict[str, dict[str, Any]]:
         if record["set_aside"] is not None:
             assert set(record["set_aside"]) == {"reason", "types"}
             assert all(isinstance(n, int) for n in record["set_aside"]["types"].values())
+        if record["suspicion"] is not None:
+            assert record["reruns"] > 0
+            assert set(record["suspicion"]) == {"cause", "first_run"}
+            assert record["suspicion"]["cause"] in {"first use", "bounded cache", "replacing", "leak", "cycles"}
+            assert all(isinstance(n, int) and n > 0 for n in record["suspicion"]["first_run"].values())
         if record["memory"] is not None:
             assert set(record["memory"]) == {"blocks", "references", "blocks_per_run", "references_per_run"}
         by_name[record["nodeid"].rpartition("::")[2]] = record
@@ -147,6 +153,68 @@ def test_json_report_covers_every_checked_test(tester: pytest.Pytester) -> None:
     assert records["test_skipped"]["reason"] == "not judged: the test skipped"
     assert records["test_fails"]["reason"] == "not judged: the test failed"
     assert records["test_opted_out"]["reason"] == "disabled by @pytest.mark.gcguard(enabled=False)"
+
+
+CAUSES = """
+import functools
+import itertools
+
+KEEP = []
+FIRST_USE = {}
+COUNTER = itertools.count()
+
+class Widget:
+    pass
+
+class Entry:
+    pass
+
+SLOTS = [Entry() for _ in range(64)]
+
+@functools.lru_cache(maxsize=32)
+def lookup(key):
+    return [key]
+
+def test_clean():
+    assert [1, 2, 3]
+
+def test_first_use():
+    if not FIRST_USE:
+        FIRST_USE.update((n, [n]) for n in range(20))
+
+def test_leak():
+    KEEP.append(Widget())
+
+def test_bounded_cache():
+    for _ in range(3):
+        lookup(next(COUNTER))
+
+def test_replacing():
+    # A ring buffer at capacity: every run's entries replace older ones.
+    for _ in range(4):
+        SLOTS[next(COUNTER) % len(SLOTS)] = Entry()
+"""
+
+
+def test_json_record_says_why_a_test_was_suspected(tester: pytest.Pytester) -> None:
+    """Each suspected test's record names how its suspicion ended and its first run's suspects."""
+    tester.makepyfile(test_causes=CAUSES)
+    result = tester.runpytest_subprocess("--gcguard", "--gcguard-json=out.json", "-p", "no:randomly")
+    result.assert_outcomes(passed=5, errors=1)
+    records = check_schema(json.loads((tester.path / "out.json").read_text()))
+    causes = {name: (r["suspicion"] or {}).get("cause") for name, r in records.items()}
+    assert causes == {
+        "test_clean": None,
+        "test_first_use": "first use",
+        "test_leak": "leak",
+        "test_bounded_cache": "bounded cache",
+        "test_replacing": "replacing",
+    }
+    assert records["test_clean"]["verdict"] == "clean"
+    assert records["test_first_use"]["suspicion"]["first_run"] == {"list": 20, "dict": 1}
+    assert records["test_leak"]["suspicion"]["first_run"] == {"test_causes.Widget": 1}
+    assert records["test_replacing"]["verdict"] == "clean"
+    assert records["test_replacing"]["set_aside"]["types"] == {"test_causes.Entry": 4}
 
 
 def test_json_report_lists_uncollectable_cycles_and_graphs(tester: pytest.Pytester) -> None:
