@@ -209,6 +209,16 @@ class FreezeGuard:
             self._saved = None
 
 
+#: The sessions whose ``Heap`` keeps the heap frozen (a checked block then
+#: lists what exists instead of freezing: ``_block``).
+_SESSION_FREEZES: list[Heap] = []
+
+
+def frozen_by_a_session() -> bool:
+    """A gcguard session keeps the heap frozen now (no O(heap) reading needed)."""
+    return bool(_SESSION_FREEZES)
+
+
 class Heap:
     """Session-wide owner of the frozen baseline.
 
@@ -237,6 +247,7 @@ class Heap:
         # get_freeze_count() is O(frozen): fine once per session, never per test.
         self.frozen_before = gc.get_freeze_count() > 0
         self.started = True
+        _SESSION_FREEZES.append(self)
         self.full_pass()
 
     def full_pass(self) -> None:
@@ -264,6 +275,8 @@ class Heap:
         if not self.started:
             return
         self.started = False
+        if self in _SESSION_FREEZES:
+            _SESSION_FREEZES.remove(self)
         # No collection: the frozen garbage is the automatic collector's again
         # (pytest collects at unconfigure too); one pass of a big heap is
         # seconds at the end of a data-science suite.

@@ -343,6 +343,11 @@ class Verdict:
     #: and the first run's most numerous suspects: what suspicion costs, per cause.
     suspicion: str = ""
     first_run: dict[str, int] = field(default_factory=dict)
+    #: Wording for a checked block (``_block``) instead of a test: what it
+    #: outlived, and what repeated it.
+    after: str = "teardown"
+    repeats: str = "rerun(s) of the test"
+    growth_label: str = "reruns"
 
     @property
     def blocks_leaked(self) -> int:
@@ -367,13 +372,13 @@ class Verdict:
         if self.leaks:
             if self.confirmed_by:
                 lines.append(
-                    f"  leaked (still alive after teardown and a full collection; the same growth "
-                    f"repeated in {self.confirmed_by} rerun(s) of the test):"
+                    f"  leaked (still alive after {self.after} and a full collection; the same growth "
+                    f"repeated in {self.confirmed_by} {self.repeats}):"
                 )
             else:
-                lines.append("  leaked (still alive after teardown and a full collection; not rerun):")
+                lines.append(f"  leaked (still alive after {self.after} and a full collection; not repeated):")
             for leak in self.leaks:
-                growth = f"  (reruns: {', '.join(f'+{g}' for g in leak.growth)})" if leak.growth else ""
+                growth = f"  ({self.growth_label}: {', '.join(f'+{g}' for g in leak.growth)})" if leak.growth else ""
                 lines.append(f"    {leak.name} x{leak.count}{growth}")
                 for sample in leak.samples:
                     lines.append(f"        {sample}")
