@@ -383,6 +383,17 @@ def _is_iterator_type(tp: type) -> bool:
     return bool(_TYPE_NAME.__get__(tp).endswith("iterator"))
 
 
+#: The node types of ``contextvars``' immutable maps (``Python/hamt.c``).
+_CONTEXT_MAP_TYPES = frozenset({"hamt", "hamt_bitmap_node", "hamt_array_node", "hamt_collision_node"})
+
+
+_HEAPTYPE = 1 << 9  # Py_TPFLAGS_HEAPTYPE: a class made by a class statement
+
+
+def _is_context_map_type(tp: type) -> bool:
+    return not _TYPE_FLAGS.__get__(tp) & _HEAPTYPE and _TYPE_NAME.__get__(tp) in _CONTEXT_MAP_TYPES
+
+
 def _is_weakref_type(tp: type) -> bool:
     return tp is weakref.ReferenceType
 
@@ -1111,6 +1122,16 @@ class Survivors:
                 ids.discard(id(obj))
             del target
 
+    def exclude_context_maps(self) -> None:
+        """Exclude the nodes of ``contextvars``' maps (exactly: not what they map to).
+
+        Setting a context variable gives the thread's context a new immutable
+        map (a HAMT) and drops the old one: new nodes, held by the context,
+        that the next setting replaces.  The values stay candidates, and so
+        does any new ``Context`` that holds a map: growth of maps needs one.
+        """
+        self.exclude_exact(self.of_types(_is_context_map_type))
+
     def exclude_new_modules(self, modules_before: int) -> None:
         """Exclude modules first imported in the window and what they made at import.
 
@@ -1170,7 +1191,24 @@ def import_cache_roots() -> list[object]:
     re_module = sys.modules.get("re")
     roots.append(getattr(re_module, "_cache", None))
     roots.append(getattr(re_module, "_cache2", None))
+    # linecache's source lines: code generated at run time registers its text
+    # there under a name of its own (attrs, for every class it makes), so a
+    # rerun replaces it; regrtest empties it too.  It holds only strings,
+    # lists and tuples of them.
+    roots.append(getattr(sys.modules.get("linecache"), "cache", None))
+    for module_name, attr in (("_strptime", "_regex_cache"), ("filecmp", "_cache")):
+        roots.append(getattr(sys.modules.get(module_name), attr, None))
+    # The lru_caches of modules whose caches regrtest empties (urllib.parse's
+    # urlsplit, fnmatch's compiled patterns): bounded, fed strings.
+    for module_name in ("urllib.parse", "fnmatch"):
+        module = sys.modules.get(module_name)
+        namespace = _instance_dict(module) if module is not None else None
+        if type(namespace) is dict:
+            roots.extend(value for value in namespace.values() if type(value) is _LRU_WRAPPER)
     return [root for root in roots if root is not None]
+
+
+_LRU_WRAPPER = type(functools.lru_cache(maxsize=1)(len))
 
 
 def coverage_tracer_roots() -> list[object]:

@@ -210,6 +210,7 @@ class Judge:
             return survivors
         survivors.exclude_internal()
         survivors.exclude_spent_iterators()
+        survivors.exclude_context_maps()
         if not survivors.remaining:
             return survivors
         survivors.exclude_owned_by(item, _ITEM_CONTAINERS)

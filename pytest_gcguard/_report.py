@@ -376,7 +376,8 @@ class Verdict:
                     f"repeated in {self.confirmed_by} {self.repeats}):"
                 )
             else:
-                lines.append(f"  leaked (still alive after {self.after} and a full collection; not repeated):")
+                once = "not rerun" if self.growth_label == "reruns" else "run once"
+                lines.append(f"  leaked (still alive after {self.after} and a full collection; {once}):")
             for leak in self.leaks:
                 growth = f"  ({self.growth_label}: {', '.join(f'+{g}' for g in leak.growth)})" if leak.growth else ""
                 lines.append(f"    {leak.name} x{leak.count}{growth}")
