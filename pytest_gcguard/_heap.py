@@ -538,6 +538,10 @@ def listed_as_runner(window: Window) -> Iterator[None]:
         yield
     finally:
         _collect()
+        # Not the listing itself (nor its set of ids): the runner would then
+        # hold every object alive before the block, and the exclusions would
+        # take what it holds for the runner's (the earlier runs' survivors).
+        known.update((id(before), id(known)))
         young = _get_objects()
         window.runner.extend(compress(young, map(not_, map(known.__contains__, map(id, young)))))
         del young, before, known

@@ -468,3 +468,34 @@ def test_a_large_growth_is_judged_by_one_rerun(tester: pytest.Pytester) -> None:
     replaced = records["test_large_replaced_global"]
     assert replaced["verdict"] == "clean", replaced
     assert replaced["outcome"] == "passed"
+
+
+def test_leak_in_the_last_test_using_a_session_fixture(tester: pytest.Pytester) -> None:
+    """The last test tears the session fixture down and its reruns set it up again (what that
+    makes is listed as the runner's): the earlier runs' survivors still count as growth."""
+    tester.makeconftest(
+        """
+        import pytest
+
+        @pytest.fixture(scope="session")
+        def resource():
+            return {"opened": [1, 2, 3]}
+        """
+    )
+    tester.makepyfile(
+        """
+        KEEP = []
+
+        class Widget:
+            pass
+
+        def test_first(resource):
+            assert resource
+
+        def test_last(resource):
+            KEEP.append(Widget())
+        """
+    )
+    result = tester.runpytest_subprocess("--gcguard", "-p", "no:randomly")
+    result.assert_outcomes(passed=2, errors=1)
+    result.stdout.fnmatch_lines(["*test_last: 1 leaked object(s)*", "*Widget x1  (reruns: +1, +1)*"])
