@@ -1,10 +1,21 @@
-"""pytest-gcguard: find memory leaks and reference cycles test by test."""
+"""pytest-gcguard: find memory leaks and reference cycles test by test.
+
+Besides the plugin (``pytest --gcguard``), two checks for one piece of code,
+usable in any test, unittest case or script:
+
+* ``assert_no_leaks(func, *args, **kwargs)`` calls ``func`` (again when it
+  leaves objects alive) and raises ``LeakError`` when what it keeps alive grows
+  on every call;
+* ``with check():`` fails when its block leaves objects alive (or, with
+  ``cycles=True``, makes reference cycles).
+"""
 
 from __future__ import annotations
 
+from ._block import Checks, LeakError, assert_no_leaks, check
 from ._warnings import GcGuardWarning
 
-__all__ = ["GcGuardWarning", "__version__"]
+__all__ = ["Checks", "GcGuardWarning", "LeakError", "__version__", "assert_no_leaks", "check"]
 
 
 def __getattr__(name: str) -> str:

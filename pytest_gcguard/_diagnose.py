@@ -371,18 +371,22 @@ def explain(
     settings: Settings,
     nodeid: str,
     latest: list[object] | None = None,
+    young: set[int] | None = None,
 ) -> dict[str, str]:
     """Fill in samples, why-alive chains and graph paths for ``verdict.leaks``.
 
     Returns the leaked types (name: the cache) whose new objects, ``latest``
     (what the last run kept), all hang off a bounded cache that a chain passes through: a cache that
-    stops growing at its bound.  The work is bounded by counts (chains, levels,
-    referrers per level), never by the clock, so the verdict is the same on
-    any machine and at any point of a run.
+    stops growing at its bound.  ``young``: the ids of the new objects, when
+    the unfrozen objects are not all new (a block check nested in another).
+    The work is bounded by counts (chains, levels, referrers per level),
+    never by the clock, so the verdict is the same on any machine and at any
+    point of a run.
     """
-    objs = _get_objects()
-    young = set(map(id, objs))
-    del objs
+    if young is None:  # the heap is frozen: what is not is new
+        objs = _get_objects()
+        young = set(map(id, objs))
+        del objs
     ignore: set[int] = {id(samples), id(young)}
     ignore.update(id(s) for s in samples)
     frame: types.FrameType | None = sys._getframe()

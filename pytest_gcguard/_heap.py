@@ -202,11 +202,29 @@ class FreezeGuard:
         if self._saved is None:
             self._saved = gc.freeze, gc.unfreeze
             gc.freeze, gc.unfreeze = self.freeze, self.unfreeze
+            _GUARDS.append(self)
 
     def uninstall(self) -> None:
         if self._saved is not None:
             gc.freeze, gc.unfreeze = self._saved  # type: ignore[assignment]
             self._saved = None
+            if self in _GUARDS:
+                _GUARDS.remove(self)
+
+
+#: The installed guards (one per checking session).
+_GUARDS: list[FreezeGuard] = []
+
+
+def heap_refrozen(what: str) -> None:
+    """Something of ours froze the whole heap while a test's window is open.
+
+    A block check's leak diagnosis does (``_block``): the test's objects are
+    then frozen and hidden from its own check, which is skipped and says why.
+    """
+    for guard in _GUARDS:
+        if guard.window is not None:
+            guard.window.guard_calls.append(what)
 
 
 #: The sessions whose ``Heap`` keeps the heap frozen (a checked block then

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from . import _records, _settings
+from ._block import Checks
 from ._heap import (
     COUNTS_REFERENCES,
     FreezeGuard,
@@ -87,6 +88,16 @@ def pytest_configure(config: pytest.Config) -> None:
                 raise pytest.UsageError(f"--gcguard-baseline: {exc}") from None
             baseline = {}
     config.pluginmanager.register(GcGuardSession(config, settings, options, baseline), "gcguard-session")
+
+
+@pytest.fixture
+def gcguard() -> Checks:
+    """Leak checks for a call or a block inside a test: ``gcguard.assert_no_leaks(func)``, ``with gcguard.check():``.
+
+    Works with or without ``--gcguard``; with it, the test is still judged as a
+    whole around the block checks.
+    """
+    return Checks()
 
 
 def _is_xdist_worker(config: pytest.Config) -> bool:

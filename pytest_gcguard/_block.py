@@ -1,0 +1,709 @@
+"""Leak checks for one call or one block: ``assert_no_leaks(func)`` and ``with check():``.
+
+The engine is the per-test check's: the heap that exists is frozen (or, when
+something froze it already - a ``--gcguard`` session, an enclosing check - the
+young objects are listed and held), the code runs, a full collection follows,
+and what survived is classified by ``_heap.Survivors``' rules.
+``assert_no_leaks`` repeats the call as the per-test check reruns a test
+(``_policy.Confirmation``): a clean call costs one call, a cache filled on
+first use two, a leak three.  ``check`` cannot repeat its block, so it reports
+what the block left alive and says that one run cannot tell a cache fill from
+a leak.  Failures raise ``LeakError`` with the per-test report's text and its
+why-alive chains.
+
+Nothing here needs a pytest session: a script or a unittest case can use both.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import inspect
+import os
+import sys
+import threading
+import types
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping
+from itertools import compress
+from operator import not_
+from typing import Any, TypeVar
+
+from . import _settings
+from ._diagnose import explain
+from ._heap import (
+    Survivors,
+    _collect,
+    _freeze,
+    _get_objects,
+    _named,
+    _real_cycles,
+    _unfreeze,
+    coverage_tracer_roots,
+    find_cycle,
+    frozen_by_a_session,
+    heap_refrozen,
+    import_cache_roots,
+    instance_dicts,
+    type_name,
+)
+from ._policy import Confirmation, set_aside
+from ._report import Leak, Verdict, cycle_text, short_repr
+from ._settings import Settings, TypeFilter
+
+T = TypeVar("T")
+
+#: The checks running now, innermost last: an inner one lists instead of freezing.
+_ACTIVE: list[_Scope] = []
+
+ONE_RUN_NOTE = (
+    "one run of a block cannot tell a cache filled on first use from a leak; "
+    "put the code in a function and call pytest_gcguard.assert_no_leaks(func), which repeats it"
+)
+
+
+class LeakError(AssertionError):
+    """A checked call or block leaked; the message is gcguard's report.
+
+    ``leaked``: confirmed growth by type name; ``uncollectable``: new
+    ``gc.garbage`` entries by type name; ``cycles``: objects only the cyclic
+    GC freed (``cycles=True``).
+    """
+
+    def __init__(self, report: str, leaked: dict[str, int], uncollectable: dict[str, int], cycles: int) -> None:
+        super().__init__(report)
+        self.report = report
+        self.leaked = leaked
+        self.uncollectable = uncollectable
+        self.cycles = cycles
+
+
+def settings_for(
+    cycles: object,
+    ignore: object,
+    allow: object,
+    repeat: object = 2,
+    graph_dir: object = None,
+    diagnosis: object = True,
+) -> Settings:
+    """Checked arguments as ``Settings``: ``TypeError`` for a wrong type, ``ValueError`` for a wrong value."""
+    if type(repeat) is not int:
+        raise TypeError(f"repeat must be a whole number, got {repeat!r}")
+    if repeat < 1:
+        raise ValueError(f"repeat must be 1 or more, got {repeat}")
+    for name, flag in (("cycles", cycles), ("diagnosis", diagnosis)):
+        if type(flag) is not bool:
+            raise TypeError(f"{name} must be True or False, got {flag!r}")
+    patterns = _patterns(ignore)
+    if allow is not None and not isinstance(allow, (str, Mapping)) and not _strings(allow):
+        raise TypeError(f"allow must be a mapping of type names to counts, or 'TYPE=N' strings, got {allow!r}")
+    allowed = _settings.parse_allow(allow, "allow")  # type: ignore[arg-type]
+    if graph_dir is not None and not isinstance(graph_dir, (str, os.PathLike)):
+        raise TypeError(f"graph_dir must be a path, got {graph_dir!r}")
+    return Settings(
+        enabled=True,
+        cycles=bool(cycles),
+        ignore=patterns,
+        allow=tuple(allowed.items()),
+        reruns=repeat,
+        graph_dir=os.fspath(graph_dir) if graph_dir is not None else None,
+        diagnosis=bool(diagnosis),
+    )
+
+
+def _strings(value: object) -> bool:
+    return isinstance(value, Iterable) and all(isinstance(item, str) for item in value)
+
+
+def _patterns(ignore: object) -> tuple[str, ...]:
+    if ignore is None:
+        return ()
+    if isinstance(ignore, str):
+        return _settings._split(ignore)
+    if isinstance(ignore, Iterable):
+        items = list(ignore)
+        if all(isinstance(item, str) for item in items):
+            return _settings._split(items)
+    raise TypeError(f"ignore must be a type name pattern or a list of them, got {ignore!r}")
+
+
+_WARM: list[bool] = []
+
+
+def _warm_up() -> None:
+    """Run the checks' own code once, so that its first-use effects happen outside any check.
+
+    Counting by type in C fills the ABCs' negative caches on first use (a
+    ``map`` is not a ``Mapping``), and the first repr of a container gives the
+    thread its ``Py_Repr`` list: new objects that the first check, or an
+    enclosing one, would otherwise count as its block's.
+    """
+    short_repr([[]])  # per thread: cheap enough to do every time
+    if _WARM:
+        return
+    _WARM.append(True)
+    kept: list[object] = []
+    with contextlib.suppress(LeakError):
+        assert_no_leaks(_keep_one, kept, diagnosis=False)  # a leak: every path but the diagnosis
+    with contextlib.suppress(LeakError), check(cycles=True, diagnosis=False):
+        _keep_one({}, cycle=True)
+    kept.clear()
+
+
+def _keep_one(kept: Any, cycle: bool = False) -> None:
+    entry: dict[str, object] = {}
+    if cycle:
+        entry["self"] = entry
+    else:
+        kept.append(entry)
+
+
+class _Scope:
+    """One check's hold on the heap: what existed before it, and the gc state it changes.
+
+    Freezes what exists when nothing is frozen (O(1), and the young objects
+    are then exactly the check's); otherwise lists and holds the objects that
+    are not frozen (inside a ``--gcguard`` test, only what the test made so
+    far), so that none of them can die and give its address to a new object.
+    Changes only the debug flags (``DEBUG_SAVEALL`` in cycles mode, while the
+    checked code runs) and the freeze, and gives both back.
+    """
+
+    __slots__ = (
+        "before",
+        "cycle_example",
+        "cycles",
+        "cyclic",
+        "debug0",
+        "foreign_saveall",
+        "froze",
+        "garbage0",
+        "garbage_start",
+        "modules0",
+        "thaw",
+        "uncollectable",
+    )
+
+    def __init__(self, cycles: bool) -> None:
+        self.cycles = cycles
+        #: The young objects are the check's (it froze what existed).
+        self.froze = False
+        #: The heap was not frozen when the check began: unfreeze it at the end.
+        self.thaw = False
+        self.before: list[object] = []
+        self.debug0 = gc.get_debug()
+        #: Someone else saves all garbage (the per-test check in cycles mode): its entries stay theirs.
+        self.foreign_saveall = bool(self.debug0 & gc.DEBUG_SAVEALL)
+        self.garbage0 = self.garbage_start = self.modules0 = 0
+        #: Cyclic garbage of the last run, by type name, and one cycle of it.
+        self.cyclic: dict[str, int] = {}
+        self.cycle_example = ""
+        #: New ``gc.garbage`` entries over all runs, by type name.
+        self.uncollectable: dict[str, int] = {}
+
+    def open(self) -> None:
+        _warm_up()
+        _collect()
+        # get_freeze_count() walks the frozen objects: read only when no
+        # session or enclosing check is known to have frozen them.
+        if not _ACTIVE and not frozen_by_a_session() and gc.get_freeze_count() == 0:
+            _freeze()
+            self.froze = self.thaw = True
+        else:
+            self.before = _get_objects()
+        _ACTIVE.append(self)
+        self.modules0 = len(sys.modules)
+        self.garbage0 = self.garbage_start = len(gc.garbage)
+
+    def rebase(self) -> None:
+        """What earlier runs kept becomes 'before' too (a large growth's fresh run)."""
+        _collect()
+        if self.froze:
+            _freeze()
+        else:
+            self.before = _get_objects()
+
+    def code_starts(self) -> None:
+        if self.cycles and not self.foreign_saveall:
+            gc.set_debug(gc.get_debug() | gc.DEBUG_SAVEALL)
+
+    def code_done(self) -> None:
+        """Collect what the checked code left; name its cyclic garbage and what is uncollectable."""
+        _collect()
+        self.cyclic = {}
+        self.cycle_example = ""
+        if self.cycles and not self.foreign_saveall:
+            gc.set_debug(gc.get_debug() & ~gc.DEBUG_SAVEALL)
+            garbage = gc.garbage[self.garbage0 :]
+            counts, first = _real_cycles(garbage, frozenset())
+            if first is not None:
+                self.cycle_example = cycle_text(find_cycle(first, garbage))
+            del first
+            garbage.clear()
+            del gc.garbage[self.garbage0 :]
+            _collect()  # really frees it; what comes back is uncollectable
+            for obj in gc.garbage[self.garbage0 :]:
+                if counts.get(type(obj)):
+                    counts[type(obj)] -= 1
+                del obj
+            self.cyclic = {name: n for name, n in _named(counts).items() if n > 0}
+        elif self.foreign_saveall:
+            # Freed and uncollectable alike are kept in gc.garbage for its owner,
+            # which tells them apart; here they count as cyclic garbage only.
+            if self.cycles:
+                self.cyclic = _named(Counter(map(type, gc.garbage[self.garbage0 :])))
+            self.garbage0 = len(gc.garbage)
+            return
+        new = Counter(map(type, gc.garbage[self.garbage0 :]))
+        for name, n in _named(dict(new)).items():
+            self.uncollectable[name] = self.uncollectable.get(name, 0) + n
+        self.garbage0 = len(gc.garbage)
+
+    def survivors(self, own: tuple[object, ...], in_flight: object = None) -> Survivors:
+        """The objects the checked code left alive, classified like a test's.
+
+        ``own``: our bookkeeping, excluded with what it holds; ``in_flight``:
+        the call's result, which the caller holds.  Our own frames' variables
+        are never read through ``f_locals``: up to 3.12 that leaves a snapshot
+        dict on the frame, which would keep a replaced result alive into the
+        next call's count.
+        """
+        survivors = Survivors()
+        survivors.exclude_known(self.before, own)
+        survivors.exclude_reachable((self, *own))
+        survivors.exclude_reachable((in_flight,))
+        garbage = gc.garbage[self.garbage_start :]
+        survivors.exclude_exact(garbage)
+        if survivors.remaining:
+            survivors.exclude_internal()
+            survivors.exclude_spent_iterators()
+            survivors.exclude_context_maps()
+            survivors.exclude_reachable(garbage)
+            survivors.exclude_reachable(instance_dicts(garbage))
+            survivors.exclude_new_modules(self.modules0)
+            survivors.exclude_reachable(import_cache_roots())
+            survivors.exclude_reachable(coverage_tracer_roots())
+            survivors.exclude_weakrefs_to_others()
+            survivors.exclude_spent_iterators()
+        garbage.clear()
+        return survivors
+
+    def close(self) -> None:
+        if self.cycles and not self.foreign_saveall:
+            gc.set_debug(gc.get_debug() & ~gc.DEBUG_SAVEALL | (self.debug0 & gc.DEBUG_SAVEALL))
+        if self in _ACTIVE:
+            _ACTIVE.remove(self)
+        self.before = []
+        self.froze = False
+        if self.thaw:
+            self.thaw = False
+            _unfreeze()
+
+
+def _count(survivors: Survivors, filt: TypeFilter) -> dict[str, int]:
+    by_name: dict[str, int] = {}
+    for tp, n in survivors.count_suspects().items():
+        name = type_name(tp)
+        by_name[name] = by_name.get(name, 0) + n
+    kept: dict[str, int] = {}
+    for name, n in by_name.items():
+        if filt.keep(name) and n > filt.allowed(name):
+            kept[name] = n
+    return kept
+
+
+def _select(objs: list[object], names: Mapping[str, object]) -> dict[str, list[object]]:
+    """Up to ``MAX_SAMPLES`` objects of each named type (a function: no loop variable of the caller's holds one)."""
+    wanted = {tp for tp in set(map(type, objs)) if type_name(tp) in names}
+    found: dict[str, list[object]] = {}
+    for obj in compress(objs, map(wanted.__contains__, map(type, objs))):
+        group = found.setdefault(type_name(type(obj)), [])
+        if len(group) < _settings.MAX_SAMPLES:
+            group.append(obj)
+    return found
+
+
+def _other_threads_frames() -> list[types.FrameType]:
+    """The frames of the other threads that run a function."""
+    me = threading.get_ident()
+    frames = []
+    for ident, top in sys._current_frames().items():
+        if ident != me:
+            frames.extend(_function_frames(top))
+    return frames
+
+
+class _Run:
+    """Bookkeeping of one check, excluded from its own counts (its slots are walked, not its dict)."""
+
+    __slots__ = ("confirmation", "counts", "cyclic_types", "filt", "label", "previous_ids", "scope", "settings")
+
+    def __init__(self, settings: Settings, label: str) -> None:
+        self.settings = settings
+        self.label = label
+        self.filt = TypeFilter(settings)
+        self.scope = _Scope(settings.cycles)
+        self.confirmation: Confirmation | None = None
+        #: Ids of the suspects after the call before the last one.
+        self.previous_ids: set[int] = set()
+        #: The last count of suspects, and the first call's cyclic garbage by type.
+        self.counts: dict[str, int] = {}
+        self.cyclic_types: dict[str, int] = {}
+
+    def own(self) -> tuple[object, ...]:
+        return (self, self.scope, self.filt, self.previous_ids, self.counts, self.cyclic_types, self.scope.before)
+
+    def _explain(self, verdict: Verdict, samples: list[list[object]], latest: list[object]) -> dict[str, str]:
+        """``explain``, which unfreezes the heap to search it and freezes all of it after."""
+        scope = self.scope
+        if scope.froze and len(_ACTIVE) == 1:
+            return explain(verdict, samples, self.settings, self.label, latest)
+        unfrozen = _unfrozen_ids()
+        young = None
+        if not scope.froze:  # the unfrozen objects that existed before are not new
+            young = unfrozen.difference(map(id, scope.before))
+        try:
+            return explain(verdict, samples, self.settings, self.label, latest, young)
+        finally:
+            _give_back_views(unfrozen, scope)
+            unfrozen.clear()
+
+    def describe(self, verdict: Verdict, survivors: Survivors, confirmed: dict[str, int]) -> None:
+        """Samples, why-alive chains and the bounded-cache set-aside for ``confirmed`` growth."""
+        ordered = sorted(confirmed.items(), key=lambda kv: (-kv[1], kv[0]))
+        confirmation = self.confirmation
+        for name, n in ordered:
+            growth = [g.get(name, 0) for g in confirmation.growth] if confirmation is not None else []
+            verdict.leaks.append(Leak(name, n, growth=growth))
+        candidates = survivors.candidates()
+        # Samples from what outlived a later run (proven to stay), else from the last run's.
+        previous = self.previous_ids
+        stayed = list(compress(candidates, map(previous.__contains__, map(id, candidates))))
+        latest = [obj for obj in candidates if id(obj) not in previous] if previous else list(candidates)
+        survivors.clear()
+        del candidates
+        members = _select(stayed, confirmed)
+        for name, objs in _select(latest, confirmed).items():
+            if not members.get(name):
+                members[name] = objs
+        stayed.clear()
+        samples = [members.get(name, []) for name, _ in ordered]
+        members.clear()
+        latest = [obj for obj in latest if type_name(type(obj)) in confirmed]
+        held: dict[str, str] = {}
+        if self.settings.diagnosis:
+            held = self._explain(verdict, samples, latest)
+        samples.clear()
+        latest.clear()
+        if confirmation is None:
+            confirmation = Confirmation({}, 0, self.filt.allowed)
+        decision = set_aside(confirmation, [leak.name for leak in verdict.leaks], held)
+        if decision is not None:
+            verdict.set_aside = {leak.name: leak.count for leak in verdict.leaks if leak.name in decision.types}
+            verdict.leaks = [leak for leak in verdict.leaks if leak.name not in decision.types]
+            verdict.notes.append(f"growth set aside: {decision.reason}: " + ", ".join(sorted(verdict.set_aside)))
+
+
+def _unfrozen_ids() -> set[int]:
+    objs = _get_objects()
+    try:
+        return set(map(id, objs))
+    finally:
+        objs.clear()
+
+
+def _give_back_views(unfrozen: set[int], current: _Scope) -> None:
+    """``explain`` froze the whole heap: give the enclosing checks their view back.
+
+    Each enclosing check lists what it did not make (what was frozen before
+    the diagnosis, and what it listed when it began) and holds it, as a
+    nested check does; the heap is left unfrozen (the outermost check, or the
+    next test's window, freezes or thaws it as it found it).  A test
+    that ``--gcguard`` checks cannot be given its view back: it is not
+    judged, and says why.  O(heap), and only after a leak was found inside
+    another check.
+    """
+    outer = [scope for scope in _ACTIVE if scope is not current]
+    if not current.froze:
+        heap_refrozen("a gcguard block check that diagnosed a leak (its diagnosis froze the heap)")
+    if not outer:
+        return
+    _unfreeze()
+    everything = _get_objects()
+    try:
+        for scope in outer:
+            # Its own objects: unfrozen before the diagnosis, and not listed when it began.
+            # (Selected in C: a comprehension would hold the sets in cells, which
+            # ``everything`` lists as old objects holding new ones.)
+            its_own = unfrozen.difference(map(id, scope.before))
+            scope.before = list(compress(everything, map(not_, map(its_own.__contains__, map(id, everything)))))
+            scope.froze = False
+            its_own.clear()
+    finally:
+        everything.clear()
+
+
+def _raise_if_failed(verdict: Verdict) -> None:
+    """Raise ``LeakError`` from a frame that holds no leaked object.
+
+    A caught ``LeakError`` keeps its traceback's frames; they must not keep
+    the leak alive (nor the result of the last call, which may be leaked).
+    """
+    if verdict.failed:
+        leaked = {leak.name: leak.count for leak in verdict.leaks}
+        raise LeakError(verdict.message(), leaked, dict(verdict.uncollectable), verdict.cyclic)
+
+
+def assert_no_leaks(
+    func: Callable[..., T],
+    *args: Any,
+    repeat: int = 2,
+    cycles: bool = False,
+    ignore: str | Iterable[str] | None = None,
+    allow: Mapping[str, int] | str | Iterable[str] | None = None,
+    graph_dir: str | os.PathLike[str] | None = None,
+    diagnosis: bool = True,
+    **kwargs: Any,
+) -> T:
+    """Call ``func(*args, **kwargs)`` and fail if what it keeps alive grows on every call.
+
+    The first call runs with everything that existed frozen; what it leaves
+    alive after a full collection is suspected.  Nothing left: done, after one
+    call.  Otherwise ``func`` is called again (``repeat`` times, at least
+    twice), and only growth that repeats in every call is a leak, as in
+    CPython's ``regrtest -R`` and the per-test check: a cache filled on the
+    first call is not reported, nor a cache whose declared bound (an
+    ``lru_cache(maxsize=...)``) holds the growth, nor growth that frees as
+    many older objects as it keeps.
+
+    ``cycles=True`` also fails when every call makes reference cycles only the
+    cyclic GC can free.  ``ignore``: type names or globs not to report;
+    ``allow``: ``{"TYPE": N}`` (or ``"TYPE=N"``) new objects a call may keep.
+    ``graph_dir``: write a graph of the leaked objects and their holders there.
+    ``diagnosis=False`` skips sample reprs and why-alive chains.
+
+    Raises ``LeakError`` (an ``AssertionError``) with gcguard's report; returns
+    the last call's result.  An exception from ``func`` propagates unchanged.
+    """
+    if not callable(func):
+        raise TypeError(f"assert_no_leaks() needs a callable, got {func!r}")
+    if inspect.iscoroutinefunction(func):
+        raise TypeError(
+            "assert_no_leaks() calls func synchronously and cannot run a coroutine function; "
+            "pass a function that runs it, e.g. lambda: asyncio.run(func())"
+        )
+    settings = settings_for(cycles, ignore, allow, repeat, graph_dir, diagnosis)
+    label = f"assert_no_leaks({getattr(func, '__qualname__', None) or type(func).__name__})"
+    outcome = _check_calls(func, args, kwargs, settings, label)
+    if outcome.failed:
+        _raise_if_failed(outcome.pop())
+    result: T = outcome.pop_result()
+    return result
+
+
+class _Outcome:
+    """The verdict and the last result, handed over without a frame holding both."""
+
+    __slots__ = ("result", "verdict")
+
+    def __init__(self, verdict: Verdict, result: object) -> None:
+        self.verdict: Verdict | None = verdict
+        self.result = result
+
+    @property
+    def failed(self) -> bool:
+        return self.verdict is not None and self.verdict.failed
+
+    def pop(self) -> Verdict:
+        verdict, self.verdict, self.result = self.verdict, None, None
+        assert verdict is not None
+        return verdict
+
+    def pop_result(self) -> Any:
+        result, self.result = self.result, None
+        return result
+
+
+def _check_calls(
+    func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], settings: Settings, label: str
+) -> _Outcome:
+    run = _Run(settings, label)
+    scope = run.scope
+    # What the caller passed existed before: excluded by identity, never
+    # walked (a list passed in and filled by every call holds the leak).
+    own = (*run.own(), func, args, kwargs)
+    result: Any = None
+    verdict = Verdict(label, after="the call", repeats="later call(s)", growth_label="calls")
+    scope.open()
+    try:
+        scope.code_starts()
+        try:
+            result = func(*args, **kwargs)
+        finally:
+            scope.code_done()
+        first_cyclic = sum(run.filt.kept(scope.cyclic).values())
+        run.cyclic_types = scope.cyclic
+        cycle_example = scope.cycle_example
+        survivors = scope.survivors(own, result)
+        run.counts = _count(survivors, run.filt)
+        run.confirmation = confirmation = Confirmation(run.counts, settings.reruns, run.filt.allowed)
+        if run.counts or first_cyclic:
+            while (rerun := confirmation.next_rerun()) is not None:
+                run.previous_ids = survivors.suspect_ids()
+                survivors.clear()
+                if rerun.fresh:
+                    scope.rebase()
+                frozen_at = gc.get_freeze_count() if rerun.measure else 0
+                result = None  # the previous result goes, as the next call replaces it
+                scope.code_starts()
+                try:
+                    result = func(*args, **kwargs)
+                finally:
+                    scope.code_done()
+                freed = frozen_at - gc.get_freeze_count() if rerun.measure else 0
+                survivors = scope.survivors((*own, run.previous_ids), result)
+                run.counts = _count(survivors, run.filt)
+                cyclic = sum(run.filt.kept(scope.cyclic).values())
+                confirmation.record(run.counts, freed=freed, cyclic=cyclic)
+            # ``survivors`` are the last call's: the samples come from them.
+            confirmed = confirmation.confirmed()
+            verdict.confirmed_by = len(confirmation.growth)
+            if settings.cycles and first_cyclic and confirmation.cycles_repeat():
+                verdict.cyclic = min(first_cyclic, *confirmation.cyclic)
+                verdict.cyclic_types = run.filt.kept(run.cyclic_types)
+                verdict.cycle_chain = cycle_example
+            if confirmed:
+                run.describe(verdict, survivors, confirmed)
+        survivors.clear()
+        verdict.uncollectable = run.filt.kept(scope.uncollectable)
+    finally:
+        scope.close()
+    return _Outcome(verdict, result)
+
+
+class check:  # lower case: used as a statement, ``with check():``
+    """A context manager that fails when its block leaves objects alive.
+
+    The block runs once with everything that existed frozen; after it, a full
+    collection, and what the block made that is still alive (and not held by
+    a local variable of a running function: a result the code goes on to use)
+    is reported, with why-alive chains, by a ``LeakError``.  One run cannot
+    tell a cache filled on first use from a leak: the message says so, and
+    growth held by a cache with a declared bound is set aside.
+    ``cycles=True`` also reports the reference cycles the block made that only
+    the cyclic GC could free (numpy's ``assert_no_gc_cycles``).  ``ignore``
+    and ``allow`` as for ``assert_no_leaks``.  Nesting works: an inner check
+    sees only its own block, an outer one everything.  An exception from the
+    block propagates unchecked.
+    """
+
+    def __init__(
+        self,
+        cycles: bool = False,
+        ignore: str | Iterable[str] | None = None,
+        allow: Mapping[str, int] | str | Iterable[str] | None = None,
+        graph_dir: str | os.PathLike[str] | None = None,
+        diagnosis: bool = True,
+        *,
+        _stacklevel: int = 1,
+    ) -> None:
+        self.settings = settings_for(cycles, ignore, allow, 1, graph_dir, diagnosis)
+        caller = sys._getframe(_stacklevel)
+        self.label = f"check() at {os.path.basename(caller.f_code.co_filename)}:{caller.f_lineno}"
+        del caller
+        self._run: _Run | None = None
+        #: After the block: whether it was judged (not if it raised), and what
+        #: was found (``LeakError`` has the same).
+        self.judged = False
+        self.leaked: dict[str, int] = {}
+        self.cycles = 0
+        self.uncollectable: dict[str, int] = {}
+
+    def __enter__(self) -> check:
+        if self._run is not None:
+            raise RuntimeError("this check() is already running; make a new one for each block")
+        run = self._run = _Run(self.settings, self.label)
+        run.scope.open()
+        run.scope.code_starts()
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
+        run = self._run
+        if run is None:
+            return
+        self._run = None
+        scope = run.scope
+        try:
+            scope.code_done()
+            if exc_type is not None:
+                return  # the block's own exception goes on, unchecked
+            verdict = self._judge(run)
+        finally:
+            scope.close()
+        self.judged = True
+        self.leaked = {leak.name: leak.count for leak in verdict.leaks}
+        self.cycles = verdict.cyclic
+        self.uncollectable = dict(verdict.uncollectable)
+        _raise_if_failed(verdict)
+
+    def _judge(self, run: _Run) -> Verdict:
+        scope = run.scope
+        verdict = Verdict(self.label, after="the block", repeats="", growth_label="")
+        if run.settings.cycles and scope.cyclic:
+            verdict.cyclic_types = run.filt.kept(scope.cyclic)
+            verdict.cyclic = sum(verdict.cyclic_types.values())
+            verdict.cycle_chain = scope.cycle_example
+        verdict.uncollectable = run.filt.kept(scope.uncollectable)
+        survivors = scope.survivors(run.own())
+        # What running functions hold in their variables is in flight: the
+        # caller's, up the stack, and other threads'.  Not a module's or a
+        # class body's variables: those are where leaks are kept.
+        frames = [*_function_frames(sys._getframe(2)), *_other_threads_frames()]
+        while frames and survivors.remaining:
+            top = frames.pop()
+            survivors.exclude_from_frames(top, top)
+            del top
+        frames.clear()
+        counts = _count(survivors, run.filt)
+        if counts:
+            run.describe(verdict, survivors, counts)
+            if verdict.leaks:
+                verdict.notes.append(ONE_RUN_NOTE)
+        survivors.clear()
+        return verdict
+
+
+def _function_frames(frame: types.FrameType | None) -> list[types.FrameType]:
+    """``frame`` and its callers that run a function (not a module's or a class's body)."""
+    frames = []
+    while frame is not None:
+        if frame.f_code.co_flags & inspect.CO_OPTIMIZED:
+            frames.append(frame)
+        frame = frame.f_back
+    return frames
+
+
+class Checks:
+    """What the ``gcguard`` fixture gives a test: ``assert_no_leaks`` and ``check``.
+
+    The same as the module's functions; it works with or without ``--gcguard``
+    and leaves the per-test check undisturbed when both are on (the test is
+    still judged as a whole, around the block checks).
+    """
+
+    LeakError = LeakError
+
+    def assert_no_leaks(self, func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """``pytest_gcguard.assert_no_leaks``."""
+        return assert_no_leaks(func, *args, **kwargs)
+
+    def check(
+        self,
+        cycles: bool = False,
+        ignore: str | Iterable[str] | None = None,
+        allow: Mapping[str, int] | str | Iterable[str] | None = None,
+        graph_dir: str | os.PathLike[str] | None = None,
+        diagnosis: bool = True,
+    ) -> check:
+        """``pytest_gcguard.check``."""
+        return check(cycles, ignore, allow, graph_dir, diagnosis, _stacklevel=2)
