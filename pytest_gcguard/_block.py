@@ -42,6 +42,7 @@ from ._heap import (
     coverage_tracer_roots,
     find_cycle,
     frozen_by_a_session,
+    frozen_by_someone,
     heap_refrozen,
     import_cache_roots,
     instance_dicts,
@@ -206,7 +207,7 @@ class _Scope:
         _collect()
         # get_freeze_count() walks the frozen objects: read only when no
         # session or enclosing check is known to have frozen them.
-        if not _ACTIVE and not frozen_by_a_session() and gc.get_freeze_count() == 0:
+        if not _ACTIVE and not frozen_by_a_session() and not frozen_by_someone():
             _freeze()
             self.froze = self.thaw = True
         else:
