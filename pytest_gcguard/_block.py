@@ -31,6 +31,7 @@ from typing import Any, TypeVar
 
 from . import _settings
 from ._diagnose import explain
+from ._graph import remove_graphs
 from ._heap import (
     Survivors,
     _collect,
@@ -71,12 +72,22 @@ class LeakError(AssertionError):
     GC freed (``cycles=True``).
     """
 
-    def __init__(self, report: str, leaked: dict[str, int], uncollectable: dict[str, int], cycles: int) -> None:
+    def __init__(
+        self,
+        report: str,
+        leaked: dict[str, int] | None = None,
+        uncollectable: dict[str, int] | None = None,
+        cycles: int = 0,
+    ) -> None:
         super().__init__(report)
         self.report = report
-        self.leaked = leaked
-        self.uncollectable = uncollectable
+        self.leaked = dict(leaked or {})
+        self.uncollectable = dict(uncollectable or {})
         self.cycles = cycles
+
+    def __reduce__(self) -> tuple[type[LeakError], tuple[str, dict[str, int], dict[str, int], int]]:
+        # Picklable (a process pool sends it back to the parent).
+        return type(self), (self.report, self.leaked, self.uncollectable, self.cycles)
 
 
 def settings_for(
@@ -96,6 +107,8 @@ def settings_for(
         if type(flag) is not bool:
             raise TypeError(f"{name} must be True or False, got {flag!r}")
     patterns = _patterns(ignore)
+    if allow is not None and not isinstance(allow, (str, Mapping)) and isinstance(allow, Iterable):
+        allow = list(allow)  # a generator is read once, here
     if allow is not None and not isinstance(allow, (str, Mapping)) and not _strings(allow):
         raise TypeError(f"allow must be a mapping of type names to counts, or 'TYPE=N' strings, got {allow!r}")
     allowed = _settings.parse_allow(allow, "allow")  # type: ignore[arg-type]
@@ -121,7 +134,7 @@ def _patterns(ignore: object) -> tuple[str, ...]:
         return ()
     if isinstance(ignore, str):
         return _settings._split(ignore)
-    if isinstance(ignore, Iterable):
+    if isinstance(ignore, Iterable) and not isinstance(ignore, Mapping):
         items = list(ignore)
         if all(isinstance(item, str) for item in items):
             return _settings._split(items)
@@ -176,6 +189,7 @@ class _Scope:
         "cycles",
         "cyclic",
         "debug0",
+        "foreign_freeze",
         "foreign_saveall",
         "froze",
         "garbage0",
@@ -191,6 +205,8 @@ class _Scope:
         self.froze = False
         #: The heap was not frozen when the check began: unfreeze it at the end.
         self.thaw = False
+        #: Objects were frozen by someone else (the application): never unfrozen.
+        self.foreign_freeze = False
         self.before: list[object] = []
         self.debug0 = gc.get_debug()
         #: Someone else saves all garbage (the per-test check in cycles mode): its entries stay theirs.
@@ -211,6 +227,7 @@ class _Scope:
             _freeze()
             self.froze = self.thaw = True
         else:
+            self.foreign_freeze = not _ACTIVE and not frozen_by_a_session()
             self.before = _get_objects()
         _ACTIVE.append(self)
         self.modules0 = len(sys.modules)
@@ -252,7 +269,13 @@ class _Scope:
             # Freed and uncollectable alike are kept in gc.garbage for its owner,
             # which tells them apart; here they count as cyclic garbage only.
             if self.cycles:
-                self.cyclic = _named(Counter(map(type, gc.garbage[self.garbage0 :])))
+                garbage = gc.garbage[self.garbage0 :]
+                counts, first = _real_cycles(garbage, frozenset())
+                if first is not None:
+                    self.cycle_example = cycle_text(find_cycle(first, garbage))
+                del first
+                garbage.clear()
+                self.cyclic = {name: n for name, n in _named(counts).items() if n > 0}
             self.garbage0 = len(gc.garbage)
             return
         new = Counter(map(type, gc.garbage[self.garbage0 :]))
@@ -260,19 +283,21 @@ class _Scope:
             self.uncollectable[name] = self.uncollectable.get(name, 0) + n
         self.garbage0 = len(gc.garbage)
 
-    def survivors(self, own: tuple[object, ...], in_flight: object = None) -> Survivors:
+    def survivors(self, own: tuple[object, ...], passed: tuple[object, ...] = ()) -> Survivors:
         """The objects the checked code left alive, classified like a test's.
 
-        ``own``: our bookkeeping, excluded with what it holds; ``in_flight``:
-        the call's result, which the caller holds.  Our own frames' variables
-        are never read through ``f_locals``: up to 3.12 that leaves a snapshot
-        dict on the frame, which would keep a replaced result alive into the
-        next call's count.
+        ``own``: our bookkeeping, excluded with what it holds; ``passed``: what
+        the caller passed in (the callable, its arguments), excluded by identity
+        only: a list passed in and filled by every call holds the leak.  The
+        call's result is not excluded: a registry that keeps what it returns
+        leaks, and a clean result is freed when the next call replaces it.
+        Our own frames' variables are never read through ``f_locals``: up to
+        3.12 that leaves a snapshot dict on the frame.
         """
         survivors = Survivors()
         survivors.exclude_known(self.before, own)
+        survivors.exclude_exact((*passed, passed))
         survivors.exclude_reachable((self, *own))
-        survivors.exclude_reachable((in_flight,))
         garbage = gc.garbage[self.garbage_start :]
         survivors.exclude_exact(garbage)
         if survivors.remaining:
@@ -289,6 +314,10 @@ class _Scope:
         garbage.clear()
         return survivors
 
+    def overlapped(self) -> bool:
+        """A check that began inside this one is still running (another thread, another asyncio task)."""
+        return bool(_ACTIVE) and _ACTIVE[-1] is not self and self in _ACTIVE
+
     def close(self) -> None:
         if self.cycles and not self.foreign_saveall:
             gc.set_debug(gc.get_debug() & ~gc.DEBUG_SAVEALL | (self.debug0 & gc.DEBUG_SAVEALL))
@@ -298,7 +327,10 @@ class _Scope:
         self.froze = False
         if self.thaw:
             self.thaw = False
-            _unfreeze()
+            if _ACTIVE:  # a check that began inside this one still runs: the last one out thaws
+                _ACTIVE[0].thaw = True
+            else:
+                _unfreeze()
 
 
 def _count(survivors: Survivors, filt: TypeFilter) -> dict[str, int]:
@@ -359,8 +391,17 @@ class _Run:
         scope = self.scope
         if scope.froze and len(_ACTIVE) == 1:
             return explain(verdict, samples, self.settings, self.label, latest)
+        if scope.foreign_freeze:
+            # The application froze objects: unfreezing them for the search could
+            # not be undone exactly, so the search sees only what is not frozen.
+            verdict.notes.append(
+                "objects were frozen (gc.freeze) before the check: the why-alive search cannot see them, "
+                "so a chain may stop short of its module"
+            )
+            visible = _unfrozen_ids().difference(map(id, scope.before))
+            return explain(verdict, samples, self.settings, self.label, latest, visible, thaw=False)
         unfrozen = _unfrozen_ids()
-        young = None
+        young: set[int] | None = None
         if not scope.froze:  # the unfrozen objects that existed before are not new
             young = unfrozen.difference(map(id, scope.before))
         try:
@@ -403,6 +444,17 @@ class _Run:
             verdict.set_aside = {leak.name: leak.count for leak in verdict.leaks if leak.name in decision.types}
             verdict.leaks = [leak for leak in verdict.leaks if leak.name not in decision.types]
             verdict.notes.append(f"growth set aside: {decision.reason}: " + ", ".join(sorted(verdict.set_aside)))
+            if not verdict.leaks:
+                remove_graphs(verdict.graphs)
+
+
+def _refuse_overlap(scope: _Scope) -> None:
+    if scope.overlapped():
+        raise RuntimeError(
+            "gcguard block checks overlapped: a check that began inside this one (in another thread or "
+            "asyncio task) is still running, so neither can tell its objects from the other's; "
+            "run the checks one at a time"
+        )
 
 
 def _unfrozen_ids() -> set[int]:
@@ -530,9 +582,7 @@ def _check_calls(
 ) -> _Outcome:
     run = _Run(settings, label)
     scope = run.scope
-    # What the caller passed existed before: excluded by identity, never
-    # walked (a list passed in and filled by every call holds the leak).
-    own = (*run.own(), func, args, kwargs)
+    passed = (func, args, kwargs)
     result: Any = None
     verdict = Verdict(label, after="the call", repeats="later call(s)", growth_label="calls")
     scope.open()
@@ -542,10 +592,12 @@ def _check_calls(
             result = func(*args, **kwargs)
         finally:
             scope.code_done()
+        _refuse_overlap(scope)
         first_cyclic = sum(run.filt.kept(scope.cyclic).values())
         run.cyclic_types = scope.cyclic
         cycle_example = scope.cycle_example
-        survivors = scope.survivors(own, result)
+        survivors = scope.survivors(run.own(), passed)
+        _exclude_in_flight(survivors, _other_threads_frames())
         run.counts = _count(survivors, run.filt)
         run.confirmation = confirmation = Confirmation(run.counts, settings.reruns, run.filt.allowed)
         if run.counts or first_cyclic:
@@ -561,8 +613,10 @@ def _check_calls(
                     result = func(*args, **kwargs)
                 finally:
                     scope.code_done()
+                _refuse_overlap(scope)
                 freed = frozen_at - gc.get_freeze_count() if rerun.measure else 0
-                survivors = scope.survivors((*own, run.previous_ids), result)
+                survivors = scope.survivors((*run.own(), run.previous_ids), passed)
+                _exclude_in_flight(survivors, _other_threads_frames())
                 run.counts = _count(survivors, run.filt)
                 cyclic = sum(run.filt.kept(scope.cyclic).values())
                 confirmation.record(run.counts, freed=freed, cyclic=cyclic)
@@ -638,6 +692,7 @@ class check:  # lower case: used as a statement, ``with check():``
             scope.code_done()
             if exc_type is not None:
                 return  # the block's own exception goes on, unchecked
+            _refuse_overlap(scope)
             verdict = self._judge(run)
         finally:
             scope.close()
@@ -660,10 +715,7 @@ class check:  # lower case: used as a statement, ``with check():``
         # caller's, up the stack, and other threads'.  Not a module's or a
         # class body's variables: those are where leaks are kept.
         frames = [*_function_frames(sys._getframe(2)), *_other_threads_frames()]
-        while frames and survivors.remaining:
-            top = frames.pop()
-            survivors.exclude_from_frames(top, top)
-            del top
+        _exclude_in_flight(survivors, frames)
         frames.clear()
         counts = _count(survivors, run.filt)
         if counts:
@@ -672,6 +724,39 @@ class check:  # lower case: used as a statement, ``with check():``
                 verdict.notes.append(ONE_RUN_NOTE)
         survivors.clear()
         return verdict
+
+
+#: Old containers a function's variable may name whose new entries are in flight.
+_PLAIN = (list, dict, set, tuple, frozenset)
+
+
+def _exclude_in_flight(survivors: Survivors, frames: list[types.FrameType]) -> None:
+    """Exclude what running functions hold in their variables, and what that reaches.
+
+    A new object in a variable, and the new entries of a plain container in
+    one (``results.append(x)``), are in flight: the function goes on to use
+    them.  An old object's attributes are not (``self.conn = Connection()``
+    in a method keeps the connection for as long as ``self`` lives), nor are
+    a module's or a class body's variables.
+    """
+    ids = survivors.ids
+    starts: list[object] = []
+    snapshots: list[object] = []
+    for frame in frames:
+        f_locals = frame.f_locals
+        # Up to 3.12, a dict the frame keeps (made by the first reading, maybe
+        # by an inner check): the frame's, not the block's.
+        snapshots.append(f_locals)
+        for value in f_locals.values():
+            if id(value) in ids:
+                starts.append(value)
+            elif type(value) in _PLAIN:
+                starts.extend(ref for ref in gc.get_referents(value) if id(ref) in ids)
+        del f_locals
+    survivors.exclude_exact(snapshots)
+    survivors.exclude_reachable(starts)
+    starts.clear()
+    snapshots.clear()
 
 
 def _function_frames(frame: types.FrameType | None) -> list[types.FrameType]:

@@ -33,6 +33,7 @@ from ._report import (
     _module_dict,
     allocation_site,
     format_chain,
+    root_text,
     safe_repr,
     subclass_registry_of,
     unreferenced_note,
@@ -295,7 +296,8 @@ def _best_match(matches: list[object], parent: dict[int, object]) -> object:
     """Of several equally short chains, the one that starts at the child's own module.
 
     A function imported elsewhere is held by both modules; the one that defines
-    it (its ``__module__``) is where a reader looks.
+    it (its ``__module__``) is where a reader looks.  For an instance, the
+    module that defines its class.
     """
     for match in matches:
         child = parent[id(match)]
@@ -305,6 +307,10 @@ def _best_match(matches: list[object], parent: dict[int, object]) -> object:
         home = getattr(child, "__module__", None) if issubclass(type(child), (types.FunctionType, type)) else None
         if home is None and type(child) is _LRU_WRAPPER:
             home = getattr(child, "__module__", None)  # an lru_cache wrapper carries its function's
+        if home is None:
+            # An instance: the module that defines its class (a package's __init__
+            # re-exports ``default_bus``; ``taskhub.events`` made it).
+            home = type_module(type(child))
         if (
             issubclass(type(match), types.ModuleType)
             and home is not None
@@ -312,6 +318,11 @@ def _best_match(matches: list[object], parent: dict[int, object]) -> object:
         ):
             return match
     return matches[0] if matches else None
+
+
+def _builtin_first_last(pair: tuple[Leak, object]) -> bool:
+    """Sort key: a builtin type's leak (``list``, ``dict``: no dot in its name) after the others."""
+    return "." not in pair[0].name
 
 
 def _find_chains(
@@ -342,6 +353,8 @@ def _find_chains(
     for (leak, target), chain in zip(wanted, found, strict=True):
         if len(chain) > 1:
             leak.chain = format_chain(chain)
+            holder = max(i for i, node in enumerate(chain) if i == 0 or pre_existing(node))
+            leak.root = root_text(chain, holder)
             chains.append(chain)
         else:
             leak.chain = _unreached(target, ignore)
@@ -365,6 +378,27 @@ def _unreached(target: object, ignore: set[int]) -> str:
     return unreferenced_note()
 
 
+def _draw(
+    verdict: Verdict,
+    samples: Sequence[list[object]],
+    graph_dir: str,
+    nodeid: str,
+    chains: list[list[object]],
+    ignore: set[int],
+) -> None:
+    """Write the graph of the samples and their chains; note its paths and any problem."""
+    flat = [o for objs_of_type in samples for o in objs_of_type[:1]]
+    ignore.add(id(flat))
+    paths, note = _graph.write_graph(flat, chains, graph_dir, nodeid, ignore)
+    flat.clear()
+    verdict.graphs.extend(paths)
+    hint = _graph.render_hint(paths)
+    if hint:
+        verdict.notes.append(hint)
+    if note:
+        verdict.warnings.append(note)
+
+
 def explain(
     verdict: Verdict,
     samples: Sequence[list[object]],
@@ -372,6 +406,7 @@ def explain(
     nodeid: str,
     latest: list[object] | None = None,
     young: set[int] | None = None,
+    thaw: bool = True,
 ) -> dict[str, str]:
     """Fill in samples, why-alive chains and graph paths for ``verdict.leaks``.
 
@@ -379,6 +414,8 @@ def explain(
     (what the last run kept), all hang off a bounded cache that a chain passes through: a cache that
     stops growing at its bound.  ``young``: the ids of the new objects, when
     the unfrozen objects are not all new (a block check nested in another).
+    ``thaw=False``: search without unfreezing the heap (objects the
+    application froze stay frozen, and unseen).
     The work is bounded by counts (chains, levels, referrers per level),
     never by the clock, so the verdict is the same on any machine and at any
     point of a run.
@@ -402,16 +439,21 @@ def explain(
     ignore.add(id(chains))
     ignore.add(id(latest))
     held: dict[str, str] = {}
-    _unfreeze()
+    if thaw:
+        _unfreeze()
     try:
         first: list[tuple[Leak, object]] = []
         ignore.add(id(first))
-        for index, (leak, objs_of_type) in enumerate(zip(verdict.leaks, samples, strict=False)):
+        for leak, objs_of_type in zip(verdict.leaks, samples, strict=False):
             leak.samples = [safe_repr(o) for o in objs_of_type]
             if settings.trace and objs_of_type:
                 leak.allocated = allocation_site(objs_of_type[0])
-            if objs_of_type and index < MAX_CHAINS:
+            if objs_of_type:
                 first.append((leak, objs_of_type[0]))
+        # The code's own classes first, then the most numerous: an asyncio Task
+        # leaks with dozens of lists, sets and weakrefs, and its chain names the holder.
+        first.sort(key=_builtin_first_last)
+        del first[MAX_CHAINS:]
         _find_chains(first, pre_existing, ignore, chains)
         first.clear()
         held = _bounded_holders(chains, verdict, latest or [], young) if chains else {}
@@ -431,18 +473,10 @@ def explain(
         spare.clear()
         del reported
         if settings.graph_dir:
-            flat = [o for objs_of_type in samples for o in objs_of_type[:1]]
-            ignore.add(id(flat))
-            paths, note = _graph.write_graph(flat, chains, settings.graph_dir, nodeid, ignore)
-            del flat
-            verdict.graphs.extend(paths)
-            hint = _graph.render_hint(paths)
-            if hint:
-                verdict.notes.append(hint)
-            if note:
-                verdict.warnings.append(note)
+            _draw(verdict, samples, settings.graph_dir, nodeid, chains, ignore)
     finally:
         chains.clear()
         del pre_existing
-        _freeze()
+        if thaw:
+            _freeze()
     return held

@@ -1,9 +1,10 @@
-"""objgraph back-reference graphs for leaking tests: ``.dot`` always, ``.png`` with Graphviz."""
+"""objgraph back-reference graphs for leaking tests: ``.dot`` always, ``.png`` and ``.svg`` with Graphviz."""
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import itertools
 import os
 import re
 import shutil
@@ -115,6 +116,8 @@ def write_graph(
                     filename=dot_path,
                     shortnames=False,
                 )
+        if chains:
+            _connect_chains(dot_path, chains)
     except OSError as exc:
         return [], f"gcguard could not write a graph to {directory!r}: {exc}"
     except Exception as exc:  # objgraph calls reprs; a hostile object must not break the run
@@ -123,13 +126,50 @@ def write_graph(
     dot = shutil.which("dot")
     if dot is None:
         return paths, ""
-    png_path = stem + ".png"
-    try:
-        subprocess.run([dot, "-Tpng", dot_path, "-o", png_path], check=True, capture_output=True, timeout=60)
-    except (OSError, subprocess.SubprocessError) as exc:
-        return paths, f"gcguard could not render {dot_path} with Graphviz: {exc}"
-    paths.append(png_path)
+    for image in ("png", "svg"):  # svg: opens in a browser, and the HTML report shows it inline
+        image_path = f"{stem}.{image}"
+        try:
+            subprocess.run([dot, f"-T{image}", dot_path, "-o", image_path], check=True, capture_output=True, timeout=60)
+        except (OSError, subprocess.SubprocessError) as exc:
+            return paths, f"gcguard could not render {dot_path} with Graphviz: {exc}"
+        paths.append(image_path)
     return paths, ""
+
+
+def _connect_chains(dot_path: str, chains: list[list[object]]) -> None:
+    """Draw the chains' steps that objgraph could not see (dashed).
+
+    objgraph draws an edge where ``gc.get_referrers`` shows one; an instance
+    does not show its own ``__dict__`` as a referent on 3.11+ (it keeps its
+    attributes inline), so a leaked dict would float with no edge from its
+    owner.  The chain search knows the step: it is added to the graph.
+    """
+    from ._report import _edge
+
+    with open(dot_path, encoding="utf-8") as handle:
+        text = handle.read()
+    drawn = set(re.findall(r"(o\d+) -> (o\d+)", text))
+    extra = []
+    for chain in chains:
+        for holder, held in itertools.pairwise(chain):
+            pair = (f"o{id(holder)}", f"o{id(held)}")
+            if pair in drawn or f"{pair[0]}[" not in text or f"{pair[1]}[" not in text:
+                continue
+            drawn.add(pair)
+            label = _edge(holder, held).strip(".").replace("\\", "\\\\").replace('"', '\\"')
+            extra.append(f'  {pair[0]} -> {pair[1]} [label="{label}", style=dashed];\n')
+    if extra:
+        end = text.rstrip().rfind("}")
+        with open(dot_path, "w", encoding="utf-8") as handle:
+            handle.write(text[:end] + "".join(extra) + text[end:])
+
+
+def remove_graphs(paths: list[str]) -> None:
+    """Delete graph files written for growth that was then set aside (no leak: no graph)."""
+    for path in paths:
+        with contextlib.suppress(OSError):
+            os.remove(path)
+    paths.clear()
 
 
 def render_hint(paths: list[str]) -> str:

@@ -241,6 +241,9 @@ def interpreter_frozen() -> int:
     """
     if not _INTERPRETER_FROZEN:
         count = 0
+        if not sys.executable or getattr(sys, "frozen", False):
+            _INTERPRETER_FROZEN.append(0)  # no interpreter to ask (an embedded or frozen application)
+            return 0
         try:
             out = subprocess.run(
                 [sys.executable, "-I", "-S", "-c", "import gc; print(gc.get_freeze_count())"],
@@ -250,7 +253,7 @@ def interpreter_frozen() -> int:
                 check=True,
             )
             count = int(out.stdout.strip())
-        except (OSError, ValueError, subprocess.SubprocessError):
+        except (OSError, ValueError, TypeError, subprocess.SubprocessError):
             count = 0
         _INTERPRETER_FROZEN.append(count)
     return _INTERPRETER_FROZEN[0]

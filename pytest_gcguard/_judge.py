@@ -18,6 +18,7 @@ import pytest
 
 from . import _settings
 from ._diagnose import explain
+from ._graph import remove_graphs
 from ._heap import (
     Closed,
     Survivors,
@@ -357,7 +358,8 @@ class Judge:
             verdict.notes.append(f"{verdict.set_aside_reason}: " + ", ".join(sorted(verdict.set_aside)))
         else:
             verdict.notes.append(verdict.set_aside_reason)
-            verdict.graphs.clear()
+            remove_graphs(verdict.graphs)  # nothing reported: no graph
+            verdict.notes[:] = [note for note in verdict.notes if not note.startswith("Graphviz 'dot' not found")]
 
     def _confirm(self, filt: TypeFilter, confirmation: Confirmation, samples: _Samples) -> None:
         """Run the test's protocol again, as the confirmation policy asks (``_policy``).

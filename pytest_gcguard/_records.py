@@ -62,6 +62,7 @@ def make_record(nodeid: str, verdict: Verdict | None, reruns: int = 0) -> dict[s
             "growth": list(leak.growth),
             "samples": list(leak.samples),
             "why_alive": leak.chain,
+            "root": leak.root,
             "allocated_at": list(leak.allocated),
         }
         for leak in verdict.leaks
@@ -334,6 +335,7 @@ def summary_lines(
             continue
         lines.append(f"{len(group)} {heading}{where}:")
         lines.extend(_table(group, verbosity))
+    lines.extend(root_lines(records, verbosity))
     if stale:
         lines.append(
             f"{len(stale)} stale baseline entr{'y' if len(stale) == 1 else 'ies'} "
@@ -364,6 +366,44 @@ def summary_lines(
     if unexpected:
         lines.append(f"{len(unexpected)} expected leak(s) that did not happen (strict: the tests fail):")
         lines.extend(f"  {r['nodeid']}: {r['reason']}" for r in unexpected)
+    return lines
+
+
+def shared_roots(records: Mapping[str, Mapping[str, Any]]) -> list[tuple[str, list[str], dict[str, int]]]:
+    """Where the leaking tests' objects are held: (root, tests, leaked types), most tests first.
+
+    A test counts under each root its reported types are held via (the
+    ``root`` of a leaked type's why-alive chain).
+    """
+    by_root: dict[str, tuple[list[str], dict[str, int]]] = {}
+    for nodeid, record in records.items():
+        if record["verdict"] == "clean":
+            continue
+        for leak in record.get("leaked") or ():
+            root = leak.get("root")
+            if not root:
+                continue
+            tests, kinds = by_root.setdefault(root, ([], {}))
+            if not tests or tests[-1] != nodeid:
+                tests.append(nodeid)
+            kinds[leak["type"]] = kinds.get(leak["type"], 0) + int(leak["count"])
+    return sorted(
+        ((root, tests, kinds) for root, (tests, kinds) in by_root.items()), key=lambda row: (-len(row[1]), row[0])
+    )
+
+
+def root_lines(records: Mapping[str, Mapping[str, Any]], verbosity: int) -> list[str]:
+    """The summary's roots section, when leaking tests share where their leaks are held."""
+    roots = shared_roots(records)
+    if not roots or len(roots[0][1]) < 2:
+        return []
+    shown = roots if verbosity > 0 else roots[:MAX_TESTS]
+    lines = ["leaks by where they are held (the why-alive chains' old part):"]
+    for root, tests, kinds in shown:
+        types_ = ", ".join(f"{name} x{n}" for name, n in sorted(kinds.items(), key=lambda kv: -kv[1])[:3])
+        lines.append(f"  {len(tests)} test(s): held via {root} ({types_})")
+    if len(roots) > len(shown):
+        lines.append(f"  ... {len(roots) - len(shown)} more (-v shows all)")
     return lines
 
 

@@ -300,6 +300,31 @@ class Leak:
     samples: list[str] = field(default_factory=list)
     chain: str = ""
     allocated: list[str] = field(default_factory=list)
+    #: Where the chain's old part ends: from a module or class to the last object
+    #: that existed before the test (the holder), e.g. ``module app -> REGISTRY (list)``.
+    root: str = ""
+
+
+def root_text(chain: Sequence[object], holder: int) -> str:
+    """The chain from its module or class to ``chain[holder]``, the last pre-existing object.
+
+    A namespace dict at the end is folded into its owner: a new attribute of
+    a module is held via ``module m``, not via its ``__dict__``.
+    """
+    end = holder + 1
+    last = chain[end - 1]
+    if end >= 2 and type(last) is dict and type(chain[end - 2]) is not dict and _is_namespace_of(last, chain[end - 2]):
+        end -= 1
+    return format_chain(chain[:end])
+
+
+def roots_of(leaks: Sequence[Leak]) -> list[tuple[str, list[Leak]]]:
+    """The leaks grouped by where they are held, the root holding most objects first."""
+    groups: dict[str, list[Leak]] = {}
+    for leak in leaks:
+        if leak.root:
+            groups.setdefault(leak.root, []).append(leak)
+    return sorted(groups.items(), key=lambda kv: -sum(leak.count for leak in kv[1]))
 
 
 #: How a suspected test's confirmation ended (the record's ``suspicion.cause``).
@@ -367,27 +392,35 @@ class Verdict:
         parts = [kind.headline(n) for kind, n in _kinds.found(self)]
         return f"{PREFIX} {self.nodeid}: " + ", ".join(parts)
 
+    def _leak_lines(self) -> list[str]:
+        """The leaked part of the message: where the leaks are held, then each type."""
+        if self.confirmed_by:
+            lines = [
+                f"  leaked (still alive after {self.after} and a full collection; the same growth "
+                f"repeated in {self.confirmed_by} {self.repeats}):"
+            ]
+        else:
+            once = "not rerun" if self.growth_label == "reruns" else "run once"
+            lines = [f"  leaked (still alive after {self.after} and a full collection; {once}):"]
+        for root, held in roots_of(self.leaks):
+            total = sum(leak.count for leak in held)
+            kinds = ", ".join(f"{leak.name} x{leak.count}" for leak in held)
+            lines.append(f"    {total} object(s) held via {root}: {kinds}")
+        for leak in self.leaks:
+            growth = f"  ({self.growth_label}: {', '.join(f'+{g}' for g in leak.growth)})" if leak.growth else ""
+            lines.append(f"    {leak.name} x{leak.count}{growth}")
+            lines.extend(f"        {sample}" for sample in leak.samples)
+            if leak.chain:
+                lines.append(f"        why alive: {leak.chain}")
+            if leak.allocated:
+                lines.append(f"        allocated at: {leak.allocated[0]}")
+                lines.extend(f"            from {frame}" for frame in leak.allocated[1:])
+        return lines
+
     def message(self) -> str:
         lines = [self.headline()]
         if self.leaks:
-            if self.confirmed_by:
-                lines.append(
-                    f"  leaked (still alive after {self.after} and a full collection; the same growth "
-                    f"repeated in {self.confirmed_by} {self.repeats}):"
-                )
-            else:
-                once = "not rerun" if self.growth_label == "reruns" else "run once"
-                lines.append(f"  leaked (still alive after {self.after} and a full collection; {once}):")
-            for leak in self.leaks:
-                growth = f"  ({self.growth_label}: {', '.join(f'+{g}' for g in leak.growth)})" if leak.growth else ""
-                lines.append(f"    {leak.name} x{leak.count}{growth}")
-                for sample in leak.samples:
-                    lines.append(f"        {sample}")
-                if leak.chain:
-                    lines.append(f"        why alive: {leak.chain}")
-                if leak.allocated:
-                    lines.append(f"        allocated at: {leak.allocated[0]}")
-                    lines.extend(f"            from {frame}" for frame in leak.allocated[1:])
+            lines.extend(self._leak_lines())
         if self.uncollectable:
             lines.append("  uncollectable (new entries in gc.garbage):")
             lines.extend(f"    {name} x{count}" for name, count in sorted(self.uncollectable.items()))

@@ -30,6 +30,7 @@ TRACE_HELP = "Trace allocations (tracemalloc) so leak reports show where each sa
 GRAPH_DIR_HELP = "Directory for objgraph back-reference graphs of leaking tests (.dot, plus .png with Graphviz)"
 WARN_HELP = "Report leaks as GcGuardWarning warnings instead of failing the tests"
 JSON_HELP = "Write a JSON report of every checked test to this path"
+HTML_HELP = "Write a self-contained HTML report (leaking tests, where their leaks are held, graphs) to this path"
 BASELINE_HELP = "Baseline file of known leaks: only leaks beyond it fail"
 UPDATE_BASELINE_HELP = "Record this run's leaks into the --gcguard-baseline file (leaking tests pass)"
 FAIL_STALE_HELP = "Fail the run when baseline entries over-state leaks (fixed or shrunk since recorded)"
@@ -147,6 +148,7 @@ class RunOptions:
     """Settings of the whole run (reports and baseline), not tunable per test."""
 
     json: Path | None = None
+    html: Path | None = None
     baseline: Path | None = None
     update_baseline: bool = False
     fail_stale: bool = False
@@ -168,6 +170,7 @@ def addoption(parser: pytest.Parser) -> None:
         "--gcguard-no-diagnosis", dest="gcguard_diagnosis", action="store_false", default=None, help=DIAGNOSIS_HELP
     )
     group.addoption("--gcguard-json", default=None, metavar="PATH", help=JSON_HELP)
+    group.addoption("--gcguard-html", default=None, metavar="PATH", help=HTML_HELP)
     group.addoption("--gcguard-baseline", default=None, metavar="PATH", help=BASELINE_HELP)
     group.addoption("--gcguard-update-baseline", action="store_true", default=False, help=UPDATE_BASELINE_HELP)
     group.addoption("--gcguard-fail-stale", action="store_true", default=None, help=FAIL_STALE_HELP)
@@ -183,6 +186,7 @@ def addoption(parser: pytest.Parser) -> None:
     parser.addini("gcguard_warn", WARN_HELP, type="bool", default=False)
     parser.addini("gcguard_diagnosis", DIAGNOSIS_HELP, type="bool", default=True)
     parser.addini("gcguard_json", JSON_HELP, type="string", default="")
+    parser.addini("gcguard_html", HTML_HELP, type="string", default="")
     parser.addini("gcguard_baseline", BASELINE_HELP, type="string", default="")
     parser.addini("gcguard_fail_stale", FAIL_STALE_HELP, type="bool", default=False)
 
@@ -212,13 +216,18 @@ def run_options(config: pytest.Config) -> RunOptions:
     """Run-wide options; usage errors name the option."""
     options = RunOptions(
         json=_path(config, "gcguard_json"),
+        html=_path(config, "gcguard_html"),
         baseline=_path(config, "gcguard_baseline"),
         update_baseline=bool(config.getoption("gcguard_update_baseline")),
         fail_stale=bool(_pick(config, "gcguard_fail_stale")),
     )
     if options.update_baseline and options.baseline is None:
         raise pytest.UsageError("--gcguard-update-baseline needs --gcguard-baseline=PATH (or ini gcguard_baseline)")
-    for option, path in (("--gcguard-json", options.json), ("--gcguard-baseline", options.baseline)):
+    for option, path in (
+        ("--gcguard-json", options.json),
+        ("--gcguard-html", options.html),
+        ("--gcguard-baseline", options.baseline),
+    ):
         if path is not None and path.is_dir():
             raise pytest.UsageError(f"{option}: {path} is a directory, not a file")
     return options

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from . import _records, _settings
+from . import _html, _records, _settings
 from ._block import Checks
 from ._heap import (
     COUNTS_REFERENCES,
@@ -179,16 +179,22 @@ class GcGuardSession:
                 if self.stale and options.fail_stale and session.exitstatus == pytest.ExitCode.OK:
                     session.exitstatus = pytest.ExitCode.TESTS_FAILED
                     self.notes.append("failing the run: stale baseline entries (--gcguard-fail-stale)")
-        if options.json is not None:
-            from . import __version__
+        if options.json is None and options.html is None:
+            return
+        from . import __version__
 
-            settings = self.settings.to_json()
-            settings["baseline"] = str(options.baseline) if options.baseline else None
-            document = _records.json_report(self.records, settings, __version__)
-            document["stale_baseline_entries"] = self.stale
+        settings = self.settings.to_json()
+        settings["baseline"] = str(options.baseline) if options.baseline else None
+        document = _records.json_report(self.records, settings, __version__)
+        document["stale_baseline_entries"] = self.stale
+        if options.json is not None:
             text = json.dumps(document, indent=2) + "\n"
             if self._write(session, options.json, text, "--gcguard-json"):
                 self.notes.append(f"JSON report: {options.json}")
+        if options.html is not None:
+            page = _html.render(document, self.config.invocation_params.dir)
+            if self._write(session, options.html, page, "--gcguard-html"):
+                self.notes.append(f"HTML report: {options.html}")
 
     def _write(self, session: pytest.Session, path: Path, text: str, option: str) -> bool:
         """Write an output file; on failure, say so in the summary and fail the run as a usage error.

@@ -54,7 +54,7 @@ RECORD_KEYS = {
     "notes",
     "graphs",
 }
-LEAK_KEYS = {"type", "count", "growth", "samples", "why_alive", "allocated_at"}
+LEAK_KEYS = {"type", "count", "growth", "samples", "why_alive", "root", "allocated_at"}
 
 
 def check_schema(document: dict[str, Any]) -> dict[str, dict[str, Any]]:

@@ -174,7 +174,11 @@ def test_graphs_are_written_for_leaking_tests(tester: pytest.Pytester) -> None:
     result.stdout.fnmatch_lines([f"  graph: graphs/{name}"])
     if shutil.which("dot"):
         assert dots[0].with_suffix(".png").exists()
-        result.stdout.fnmatch_lines([f"  graph: graphs/{name[:-4]}.png"])
+        svg = dots[0].with_suffix(".svg").read_text()
+        assert svg.lstrip().startswith("<?xml")
+        assert "<svg" in svg
+        assert "Widget" in svg
+        result.stdout.fnmatch_lines([f"  graph: graphs/{name[:-4]}.png", f"  graph: graphs/{name[:-4]}.svg"])
     else:  # pragma: no cover - CI installs Graphviz
         result.stdout.fnmatch_lines(["*render later with: dot -Tpng*"])
 
@@ -342,3 +346,86 @@ def test_graphs_of_hostile_objects_use_time_limited_labels(tester: pytest.Pytest
     text = dot.read_text()
     assert "<test_h.Slow object at 0x" in text
     assert "never" not in text
+
+
+def test_no_graph_for_growth_that_was_set_aside(tester: pytest.Pytester) -> None:
+    tester.makepyfile(
+        """
+        import functools, itertools
+
+        FRESH = itertools.count()
+
+        class Entry:
+            pass
+
+        @functools.lru_cache(maxsize=64)
+        def lookup(key):
+            return Entry()
+
+        def test_fills_a_bounded_cache():
+            lookup(next(FRESH))
+        """
+    )
+    result = tester.runpytest_subprocess("--gcguard", "--gcguard-graph-dir=graphs", "--gcguard-json=out.json")
+    result.assert_outcomes(passed=1)
+    (record,) = json.loads((tester.path / "out.json").read_text())["tests"]
+    assert record["verdict"] == "clean"
+    assert record["set_aside"]["types"] == {"test_no_graph_for_growth_that_was_set_aside.Entry": 1}
+    assert record["graphs"] == []
+    assert not list((tester.path / "graphs").glob("*")) if (tester.path / "graphs").exists() else True
+
+
+ROOTS = """
+REGISTRY = []
+BUS = {"seed": []}  # tracked from the start (an empty dict is not)
+
+class Subscriber:
+    def __init__(self):
+        self.inbox = [[], []]
+
+class Handler:
+    pass
+
+def test_registers_a_subscriber():
+    REGISTRY.append(Subscriber())
+
+def test_registers_another():
+    REGISTRY.append(Subscriber())
+
+def test_two_roots():
+    REGISTRY.append(Subscriber())
+    BUS[object()] = Handler()
+"""
+
+
+def test_leaks_are_grouped_by_where_they_are_held(tester: pytest.Pytester) -> None:
+    """Each report starts with "N object(s) held via ROOT", and the summary groups the tests that share a root."""
+    tester.makepyfile(test_roots=ROOTS)
+    result = tester.runpytest_subprocess("--gcguard", "--gcguard-json=out.json", "-p", "no:randomly")
+    result.assert_outcomes(passed=3, errors=3)
+    result.stdout.fnmatch_lines(
+        [
+            "*test_registers_a_subscriber: 4 leaked object(s)",
+            "*leaked (still alive after teardown*",
+            "    4 object(s) held via module test_roots -> REGISTRY (list): list x3, test_roots.Subscriber x1",
+        ]
+    )
+    result.stdout.fnmatch_lines(
+        [
+            "*test_two_roots: 5 leaked object(s)",
+            "*leaked (still alive after teardown*",
+            "    4 object(s) held via module test_roots -> REGISTRY (list): *",
+            "    1 object(s) held via module test_roots -> BUS (dict): test_roots.Handler x1",
+        ]
+    )
+    result.stdout.fnmatch_lines(
+        [
+            "leaks by where they are held (the why-alive chains' old part):",
+            "  3 test(s): held via module test_roots -> REGISTRY (list) (list x9, test_roots.Subscriber x3)",
+            "  1 test(s): held via module test_roots -> BUS (dict) (*)",
+        ]
+    )
+    records = {r["nodeid"].rpartition("::")[2]: r for r in json.loads((tester.path / "out.json").read_text())["tests"]}
+    roots = {leak["type"]: leak["root"] for leak in records["test_two_roots"]["leaked"]}
+    assert roots["test_roots.Subscriber"] == "module test_roots -> REGISTRY (list)"
+    assert roots["test_roots.Handler"] == "module test_roots -> BUS (dict)"
