@@ -287,7 +287,11 @@ def _is_namespace_of(d: dict[str, object], node: object) -> bool:
         return bool(_module_dict(owner) is d)
     if tp is types.FunctionType:
         return bool(owner.__globals__ is d or owner.__dict__ is d)
-    return any(ref is d for ref in _get_referents(owner))
+    if issubclass(tp, type):  # a class's namespace is a mappingproxy over its dict
+        return any(ref is d for ref in _get_referents(owner))
+    # An instance's own __dict__ (from 3.11 its referents are its attribute
+    # values, so a dict held in an attribute must not pass for its namespace).
+    return _instance_dict(owner) is d
 
 
 @dataclass
