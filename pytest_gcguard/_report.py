@@ -5,6 +5,7 @@ Nothing here keeps a reference to a reported object once the text is built.
 
 from __future__ import annotations
 
+import functools
 import re
 import reprlib
 import signal
@@ -221,6 +222,8 @@ _EDGES: tuple[tuple[type | tuple[type, ...], Callable[[Any, object], str]], ...]
     (types.MethodType, _method_edge),
     (types.FunctionType, _function_edge),
     (types.ModuleType, _module_edge),
+    # functools.lru_cache's C wrapper: its cache dict is not an attribute.
+    (type(functools.lru_cache(maxsize=1)(len)), lambda node, child: ".<cache>" if type(child) is dict else ""),
 )
 
 
