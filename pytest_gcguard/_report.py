@@ -326,12 +326,22 @@ def root_text(chain: Sequence[object], holder: int) -> str:
 
 
 def roots_of(leaks: Sequence[Leak]) -> list[tuple[str, list[Leak]]]:
-    """The leaks grouped by where they are held, the root holding most objects first."""
+    """The leaks grouped by where they are held, the root holding most objects first.
+
+    Weak references count last: they are bookkeeping about other objects (a
+    ``WeakSet`` of all tasks), not what a reader looks for.
+    """
     groups: dict[str, list[Leak]] = {}
     for leak in leaks:
         if leak.root:
             groups.setdefault(leak.root, []).append(leak)
-    return sorted(groups.items(), key=lambda kv: -sum(leak.count for leak in kv[1]))
+    return sorted(groups.items(), key=_root_weight)
+
+
+def _root_weight(item: tuple[str, list[Leak]]) -> tuple[int, int]:
+    held = item[1]
+    strong = sum(leak.count for leak in held if not leak.name.startswith("weakref."))
+    return -strong, -sum(leak.count for leak in held)
 
 
 #: How a suspected test's confirmation ended (the record's ``suspicion.cause``).

@@ -429,3 +429,36 @@ def test_leaks_are_grouped_by_where_they_are_held(tester: pytest.Pytester) -> No
     roots = {leak["type"]: leak["root"] for leak in records["test_two_roots"]["leaked"]}
     assert roots["test_roots.Subscriber"] == "module test_roots -> REGISTRY (list)"
     assert roots["test_roots.Handler"] == "module test_roots -> BUS (dict)"
+
+
+def test_an_asyncio_task_leak_is_said_to_be_held_by_its_registry(tester: pytest.Pytester) -> None:
+    """A task kept in a module-level set leaks a dozen types; the first line names the set."""
+    pytest.importorskip("pytest_asyncio")
+    tester.makepyfile(
+        test_tasks="""
+        import asyncio
+        import pytest
+
+        _TASKS = set()
+
+        async def work(n):
+            await asyncio.sleep(0)
+            return [n] * 3
+
+        @pytest.mark.asyncio
+        async def test_spawns_a_task():
+            task = asyncio.get_running_loop().create_task(work(1))
+            _TASKS.add(task)
+            await task
+        """
+    )
+    result = tester.runpytest_subprocess("--gcguard", "-p", "no:randomly")
+    result.assert_outcomes(passed=1, errors=1)
+    lines = result.stdout.lines
+    first = lines.index(next(line for line in lines if " held via " in line))
+    assert lines[first].startswith("    ")
+    assert "held via module test_tasks -> _TASKS (set): " in lines[first]
+    assert "_asyncio.Task x1" in lines[first]
+    result.stdout.fnmatch_lines(
+        ["    _asyncio.Task x1  *", "*", "        why alive: module test_tasks -> _TASKS (set) -> *"]
+    )
