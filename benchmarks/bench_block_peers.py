@@ -9,7 +9,7 @@ times it called the code, and the wall time of the check.  Tools:
 * ``yagot``: ``yagot.garbage_checked()(func)()``;
 * ``leak-hunter``: python-leak-hunter's ``assert_no_leak(func)`` (3 warm-up calls, then 2 x 20).
 
-Cases: a clean call; a table filled on first use; a leak of plain objects; a leak
+Cases: a clean call (and one that returns new objects); a table filled on first use; a leak of plain objects; a leak
 of objects in reference cycles (reachable: growth, not garbage); cyclic garbage
 only (nothing kept); a bounded ``lru_cache`` fed new keys.  A tool that is not
 installed is skipped.  Usage::
@@ -27,7 +27,8 @@ import sys
 import textwrap
 
 CASES = {
-    "clean": "a call that keeps nothing",
+    "clean": "makes 10 objects, keeps nothing, returns nothing",
+    "clean, new result": "returns 10 new objects and keeps nothing (the caller drops them)",
     "first use": "fills a module-level table on the first call only",
     "leak": "keeps one new object per call in a module-level list",
     "cyclic leak": "keeps one new 2-object cycle per call in a module-level list",
@@ -61,6 +62,9 @@ def parse(key):
 
 def case(name):
     def clean():
+        made = [Node() for _ in range(10)]
+        del made
+    def new_result():
         return [Node() for _ in range(10)]
     def first_use():
         if not TABLE:
@@ -77,8 +81,8 @@ def case(name):
             a.other, b.other = b, a
     def bounded_cache():
         parse(next(FRESH))
-    return {"clean": clean, "first use": first_use, "leak": leak, "cyclic leak": cyclic_leak,
-            "cyclic garbage": cyclic_garbage, "bounded cache": bounded_cache}[name]
+    return {"clean": clean, "clean, new result": new_result, "first use": first_use, "leak": leak,
+            "cyclic leak": cyclic_leak, "cyclic garbage": cyclic_garbage, "bounded cache": bounded_cache}[name]
 
 TOOL
 
