@@ -606,7 +606,11 @@ def _check_calls(
                 survivors.clear()
                 if rerun.fresh:
                     scope.rebase()
-                frozen_at = gc.get_freeze_count() if rerun.measure else 0
+                # Older objects freed during the call are a bounded cache's sign only
+                # when no other thread runs: one that replaces its own frozen objects
+                # meanwhile would make a leak look like a cache at capacity.
+                measure = rerun.measure and threading.active_count() == 1
+                frozen_at = gc.get_freeze_count() if measure else 0
                 result = None  # the previous result goes, as the next call replaces it
                 scope.code_starts()
                 try:
@@ -614,7 +618,7 @@ def _check_calls(
                 finally:
                     scope.code_done()
                 _refuse_overlap(scope)
-                freed = frozen_at - gc.get_freeze_count() if rerun.measure else 0
+                freed = frozen_at - gc.get_freeze_count() if measure else 0
                 survivors = scope.survivors((*run.own(), run.previous_ids), passed)
                 _exclude_in_flight(survivors, _other_threads_frames())
                 run.counts = _count(survivors, run.filt)

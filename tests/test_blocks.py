@@ -270,10 +270,14 @@ def test_other_threads_allocating_meanwhile():
             stop.wait(0.001)
     thread = threading.Thread(target=churn)
     thread.start()
+    # What the other thread holds in its variables is in flight; what it is
+    # building at the moment of a count (a dict on its value stack) cannot be
+    # seen, so its types are ignored here (README: other threads).
+    churned = ("dict", "list")
     try:
         for _ in range(5):
-            assert len(assert_no_leaks(clean)) == 10
-            with check() as checked:
+            assert len(assert_no_leaks(clean, ignore=churned)) == 10
+            with check(ignore=churned) as checked:
                 made = [Widget()]
             assert checked.judged and not checked.leaked
         with pytest.raises(LeakError, match="test_inner.Widget x1"):
