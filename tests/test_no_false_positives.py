@@ -418,6 +418,11 @@ SETTLED_WITHOUT_A_RERUN = """
 
     def test_leaks_values_kept_in_a_context_variable():
         WIDGETS.set((*WIDGETS.get(), Widget()))
+
+    def test_leaks_a_context_variable_per_instance():
+        # asgiref's Local: every instance makes its own ContextVar and sets it in this thread.
+        var = contextvars.ContextVar(f"local-{next(FRESH)}")
+        var.set(Widget())
 """
 
 
@@ -426,7 +431,7 @@ def test_context_maps_and_stdlib_caches_settle_without_a_rerun(tester: pytest.Py
     even suspected; leaks through a context variable are still found."""
     tester.makepyfile(test_settled=SETTLED_WITHOUT_A_RERUN)
     result = tester.runpytest_subprocess("--gcguard", "--gcguard-json=out.json", "-p", "no:randomly")
-    result.assert_outcomes(passed=5, errors=2)
+    result.assert_outcomes(passed=6, errors=3)
     tests = {r["nodeid"].rpartition("::")[2]: r for r in json.loads((tester.path / "out.json").read_text())["tests"]}
     for name in ("test_sets_context_variables", "test_generated_source_in_linecache", "test_parses_new_urls"):
         assert (tests[name]["verdict"], tests[name]["reruns"]) == ("clean", 0), name
@@ -434,4 +439,5 @@ def test_context_maps_and_stdlib_caches_settle_without_a_rerun(tester: pytest.Py
     assert leaked == {
         "test_leaks_through_a_context_variable": {"_contextvars.Context", "test_settled.Widget"},
         "test_leaks_values_kept_in_a_context_variable": {"test_settled.Widget"},
+        "test_leaks_a_context_variable_per_instance": {"test_settled.Widget"},
     }
