@@ -619,11 +619,13 @@ def _check_calls(
                     scope.code_done()
                 _refuse_overlap(scope)
                 freed = frozen_at - gc.get_freeze_count() if measure else 0
+                # A thread the call started may have ended in it, freeing older objects.
+                disturbed = measure and threading.active_count() != 1
                 survivors = scope.survivors((*run.own(), run.previous_ids), passed)
                 _exclude_in_flight(survivors, _other_threads_frames())
                 run.counts = _count(survivors, run.filt)
                 cyclic = sum(run.filt.kept(scope.cyclic).values())
-                confirmation.record(run.counts, freed=freed, cyclic=cyclic)
+                confirmation.record(run.counts, freed=freed, cyclic=cyclic, disturbed=disturbed)
             # ``survivors`` are the last call's: the samples come from them.
             confirmed = confirmation.confirmed()
             verdict.confirmed_by = len(confirmation.growth)

@@ -81,6 +81,12 @@ def _cause(verdict: Verdict, grew: bool) -> str:
     return "first use"
 
 
+def _thread_idents() -> int:
+    """Which threads run, as a number (a thread that ends during a measured rerun frees
+    older objects).  Not a set: a container of ours alive at the count would be counted."""
+    return hash(frozenset(sys._current_frames()))
+
+
 class _Samples:
     """Ids of the suspects kept across reruns, to pick the report's samples.
 
@@ -387,7 +393,9 @@ class Judge:
             rerun_window = Window(window.cycles, rerun=True)
             rerun_window.count_frozen = rerun.measure
             rerun_window.freeze_first = rerun.fresh
+            threads = _thread_idents() if rerun.measure else 0
             failed = self.rerunner.rerun_once(item, window, rerun_window)
+            disturbed = rerun.measure and _thread_idents() != threads
             cyclic = 0
             if rerun_window.opened:
                 list_runner(rerun_window)  # what the outer teardown wrappers made
@@ -401,7 +409,7 @@ class Judge:
                 confirmation.fail(f"rerun {confirmation.attempts + 1} {failed}")
                 return
             survivors = self._classify((*samples.own(confirmation), *self.own()))
-            confirmation.record(self._count(survivors, filt), freed=freed, cyclic=cyclic)
+            confirmation.record(self._count(survivors, filt), freed=freed, cyclic=cyclic, disturbed=disturbed)
             samples.record(survivors.suspect_ids(), fresh=rerun.fresh)
             survivors.clear()
             del survivors

@@ -74,6 +74,7 @@ class Confirmation:
         self.large = sum(first.values()) >= LARGE_GROWTH
         self._planned = 1 if self.large else max(reruns, REPLACEMENT_RERUN)
         self._weak = False  # a first, small replacement signal, which must repeat
+        self._disturbed = False  # a measured rerun during which a thread started or ended
         self._measured = False
         self._uneven = False
         self._pending: Rerun | None = None
@@ -100,8 +101,14 @@ class Confirmation:
         self.failure = reason
         self._done = True
 
-    def record(self, counts: dict[str, int], freed: int = 0, cyclic: int = 0) -> None:
-        """What the rerun asked for measured: suspects by type, older objects freed."""
+    def record(self, counts: dict[str, int], freed: int = 0, cyclic: int = 0, disturbed: bool = False) -> None:
+        """What the rerun asked for measured: suspects by type, older objects freed.
+
+        ``disturbed``: a thread started or ended during the rerun, so some of
+        the older objects freed may be its own (a thread's frame and state): the
+        freed count proves nothing, and one more rerun measures again.  Twice
+        disturbed, nothing freed is believed: the growth is taken as growth.
+        """
         rerun = self._pending or Rerun(measure=False, fresh=False)
         self._pending = None
         self.attempts += 1
@@ -109,6 +116,12 @@ class Confirmation:
         self.growth.append({name: n - previous.get(name, 0) for name, n in counts.items()})
         self.counts.append(counts)
         self.cyclic.append(cyclic)
+        if rerun.measure and disturbed:
+            if not self._disturbed:
+                self._disturbed = True
+                self._planned += 1
+                return
+            freed = 0
         if rerun.measure:
             self._judge_replacement(freed)
         if self.attempts == self._planned and not self._uneven and self.uneven():

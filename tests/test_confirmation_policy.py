@@ -225,3 +225,42 @@ def test_a_declared_bound_sets_aside_only_the_types_it_holds() -> None:
         "in rerun 2 the test kept 4 new object(s) while 4 object(s) older than the test were freed; "
         "the types not held by functools.lru_cache(maxsize=128) are reported",
     )
+
+
+def test_a_thread_that_ends_during_the_measured_rerun_gets_it_measured_again() -> None:
+    """Older objects freed while a thread started or ended may be the thread's: measure once more."""
+    confirmation = Confirmation({"Widget": 1}, 2, lambda name: 0)
+    assert confirmation.next_rerun() == PLAIN
+    confirmation.record({"Widget": 2})
+    assert confirmation.next_rerun() == MEASURED
+    confirmation.record({"Widget": 3}, freed=40, disturbed=True)  # the thread's frame and state
+    assert confirmation.next_rerun() == MEASURED
+    confirmation.record({"Widget": 4}, freed=0)
+    assert confirmation.next_rerun() is None
+    assert confirmation.confirmed() == {"Widget": 1}
+    assert confirmation.replaced == 0
+    assert set_aside(confirmation, ["Widget"], {}) is None
+
+
+def test_a_measurement_disturbed_twice_believes_no_freed_object() -> None:
+    confirmation = Confirmation({"Widget": 1}, 2, lambda name: 0)
+    confirmation.next_rerun()
+    confirmation.record({"Widget": 2})
+    confirmation.next_rerun()
+    confirmation.record({"Widget": 3}, freed=40, disturbed=True)
+    confirmation.next_rerun()
+    confirmation.record({"Widget": 4}, freed=40, disturbed=True)
+    assert confirmation.next_rerun() is None
+    assert (confirmation.confirmed(), confirmation.replaced) == ({"Widget": 1}, 0)
+
+
+def test_an_undisturbed_replacement_is_still_a_bounded_cache() -> None:
+    confirmation = Confirmation({"Entry": 4}, 2, lambda name: 0)
+    confirmation.next_rerun()
+    confirmation.record({"Entry": 8})
+    confirmation.next_rerun()
+    confirmation.record({"Entry": 12}, freed=4)
+    assert confirmation.next_rerun() is None
+    decision = set_aside(confirmation, ["Entry"], {})
+    assert decision is not None
+    assert decision.types == frozenset({"Entry"})

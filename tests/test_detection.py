@@ -499,3 +499,45 @@ def test_leak_in_the_last_test_using_a_session_fixture(tester: pytest.Pytester) 
     result = tester.runpytest_subprocess("--gcguard", "-p", "no:randomly")
     result.assert_outcomes(passed=2, errors=1)
     result.stdout.fnmatch_lines(["*test_last: 1 leaked object(s)*", "*Widget x1  (reruns: +1, +1)*"])
+
+
+def test_a_thread_ending_during_the_measured_rerun_does_not_hide_a_leak(tester: pytest.Pytester) -> None:
+    """A thread that ends frees its older objects (frame, state): not a bounded cache's replacements."""
+    tester.makepyfile(
+        """
+        import threading
+
+        KEEP = []
+        RUNS = []
+        STOP = threading.Event()
+
+        class Widget:
+            pass
+
+        def idle(depth):
+            # A thread with some state of its own, all of it frozen with the heap.
+            state = [[n] for n in range(200)]
+            STOP.wait()
+            return state
+
+        THREAD = threading.Thread(target=idle, args=(1,), daemon=True)
+
+        def test_starts_a_thread():
+            THREAD.start()
+
+        def test_leaks_while_the_thread_ends():
+            RUNS.append(1)
+            KEEP.append(Widget())
+            if len(RUNS) == 3:  # the second rerun, which measures what older objects die
+                STOP.set()
+                THREAD.join()
+        """
+    )
+    result = tester.runpytest_subprocess("--gcguard", "--gcguard-json=out.json", "-p", "no:randomly")
+    result.assert_outcomes(passed=2, errors=1)
+    records = {r["nodeid"].rpartition("::")[2]: r for r in json.loads((tester.path / "out.json").read_text())["tests"]}
+    leak = records["test_leaks_while_the_thread_ends"]
+    assert leak["verdict"] == "leaked"
+    assert leak["reruns"] == 3  # the disturbed measurement was taken again
+    [widget] = leak["leaked"]
+    assert (widget["type"].rpartition(".")[2], widget["count"]) == ("Widget", 1)
