@@ -38,15 +38,15 @@ from ._heap import (
     _freeze,
     _get_objects,
     _named,
-    _real_cycles,
     _unfreeze,
     coverage_tracer_roots,
-    find_cycle,
+    first_of_each,
     frozen_by_a_session,
     frozen_by_someone,
     heap_refrozen,
     import_cache_roots,
     instance_dicts,
+    saved_cycles,
     type_name,
 )
 from ._policy import Confirmation, set_aside
@@ -252,30 +252,12 @@ class _Scope:
         self.cycle_example = ""
         if self.cycles and not self.foreign_saveall:
             gc.set_debug(gc.get_debug() & ~gc.DEBUG_SAVEALL)
-            garbage = gc.garbage[self.garbage0 :]
-            counts, first = _real_cycles(garbage, frozenset())
-            if first is not None:
-                self.cycle_example = cycle_text(find_cycle(first, garbage))
-            del first
-            garbage.clear()
-            del gc.garbage[self.garbage0 :]
-            _collect()  # really frees it; what comes back is uncollectable
-            for obj in gc.garbage[self.garbage0 :]:
-                if counts.get(type(obj)):
-                    counts[type(obj)] -= 1
-                del obj
-            self.cyclic = {name: n for name, n in _named(counts).items() if n > 0}
+            self.cyclic, self.cycle_example = saved_cycles(self.garbage0, frozenset(), cycle_text)
         elif self.foreign_saveall:
             # Freed and uncollectable alike are kept in gc.garbage for its owner,
             # which tells them apart; here they count as cyclic garbage only.
             if self.cycles:
-                garbage = gc.garbage[self.garbage0 :]
-                counts, first = _real_cycles(garbage, frozenset())
-                if first is not None:
-                    self.cycle_example = cycle_text(find_cycle(first, garbage))
-                del first
-                garbage.clear()
-                self.cyclic = {name: n for name, n in _named(counts).items() if n > 0}
+                self.cyclic, self.cycle_example = saved_cycles(self.garbage0, frozenset(), cycle_text, free=False)
             self.garbage0 = len(gc.garbage)
             return
         new = Counter(map(type, gc.garbage[self.garbage0 :]))
@@ -331,29 +313,6 @@ class _Scope:
                 _ACTIVE[0].thaw = True
             else:
                 _unfreeze()
-
-
-def _count(survivors: Survivors, filt: TypeFilter) -> dict[str, int]:
-    by_name: dict[str, int] = {}
-    for tp, n in survivors.count_suspects().items():
-        name = type_name(tp)
-        by_name[name] = by_name.get(name, 0) + n
-    kept: dict[str, int] = {}
-    for name, n in by_name.items():
-        if filt.keep(name) and n > filt.allowed(name):
-            kept[name] = n
-    return kept
-
-
-def _select(objs: list[object], names: Mapping[str, object]) -> dict[str, list[object]]:
-    """Up to ``MAX_SAMPLES`` objects of each named type (a function: no loop variable of the caller's holds one)."""
-    wanted = {tp for tp in set(map(type, objs)) if type_name(tp) in names}
-    found: dict[str, list[object]] = {}
-    for obj in compress(objs, map(wanted.__contains__, map(type, objs))):
-        group = found.setdefault(type_name(type(obj)), [])
-        if len(group) < _settings.MAX_SAMPLES:
-            group.append(obj)
-    return found
 
 
 def _other_threads_frames() -> list[types.FrameType]:
@@ -424,10 +383,12 @@ class _Run:
         latest = [obj for obj in candidates if id(obj) not in previous] if previous else list(candidates)
         survivors.clear()
         del candidates
-        members = _select(stayed, confirmed)
-        for name, objs in _select(latest, confirmed).items():
+        name_of = {tp: type_name(tp) for tp in {*map(type, stayed), *map(type, latest)} if type_name(tp) in confirmed}
+        members = first_of_each(stayed, name_of, _settings.MAX_SAMPLES)
+        for name, objs in first_of_each(latest, name_of, _settings.MAX_SAMPLES).items():
             if not members.get(name):
                 members[name] = objs
+        name_of.clear()
         stayed.clear()
         samples = [members.get(name, []) for name, _ in ordered]
         members.clear()
@@ -598,7 +559,7 @@ def _check_calls(
         cycle_example = scope.cycle_example
         survivors = scope.survivors(run.own(), passed)
         _exclude_in_flight(survivors, _other_threads_frames())
-        run.counts = _count(survivors, run.filt)
+        run.counts = run.filt.reported(survivors.count_suspects())
         run.confirmation = confirmation = Confirmation(run.counts, settings.reruns, run.filt.allowed)
         if run.counts or first_cyclic:
             while (rerun := confirmation.next_rerun()) is not None:
@@ -623,7 +584,7 @@ def _check_calls(
                 disturbed = measure and threading.active_count() != 1
                 survivors = scope.survivors((*run.own(), run.previous_ids), passed)
                 _exclude_in_flight(survivors, _other_threads_frames())
-                run.counts = _count(survivors, run.filt)
+                run.counts = run.filt.reported(survivors.count_suspects())
                 cyclic = sum(run.filt.kept(scope.cyclic).values())
                 confirmation.record(run.counts, freed=freed, cyclic=cyclic, disturbed=disturbed)
             # ``survivors`` are the last call's: the samples come from them.
@@ -723,7 +684,7 @@ class check:  # lower case: used as a statement, ``with check():``
         frames = [*_function_frames(sys._getframe(2)), *_other_threads_frames()]
         _exclude_in_flight(survivors, frames)
         frames.clear()
-        counts = _count(survivors, run.filt)
+        counts = run.filt.reported(survivors.count_suspects())
         if counts:
             run.describe(verdict, survivors, counts)
             if verdict.leaks:

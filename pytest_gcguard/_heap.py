@@ -806,6 +806,53 @@ def _restore_callbacks(before: tuple[object, ...], notes: list[str]) -> None:
     gc.callbacks[:] = restored
 
 
+def saved_cycles(
+    garbage0: int,
+    codes: frozenset[int],
+    describe_cycle: Callable[[list[object]], str] | None,
+    free: bool = True,
+) -> tuple[dict[str, int], str]:
+    """Name what ``DEBUG_SAVEALL`` kept in ``gc.garbage[garbage0:]``: real cycles by type, and one of them.
+
+    ``free``: then drop the entries and collect again, which really frees
+    them; what comes back is uncollectable (legacy finalizers), not freed
+    cycles, and is not counted.  Without it the entries stay for whoever set
+    ``DEBUG_SAVEALL``.
+    """
+    garbage = gc.garbage[garbage0:]
+    counts, first = _real_cycles(garbage, codes)
+    example = describe_cycle(find_cycle(first, garbage)) if first is not None and describe_cycle is not None else ""
+    del first
+    garbage.clear()
+    if free:
+        del gc.garbage[garbage0:]
+        _collect()
+        for obj in gc.garbage[garbage0:]:
+            tp = type(obj)
+            if tp in counts:
+                counts[tp] -= 1
+            del obj
+    return {name: n for name, n in _named(counts).items() if n > 0}, example
+
+
+def first_of_each(objs: list[object], name_of: dict[type, str], count: int) -> dict[str, list[object]]:
+    """The first ``count`` objects of each type in ``name_of``, by type name.
+
+    A function of its own, so that no loop variable of the caller's is left
+    holding a leaked object (it would show as a referrer in the chain search).
+    """
+    found: dict[str, list[object]] = {}
+    full = 0  # types with all their samples
+    for obj in compress(objs, map(name_of.__contains__, map(type, objs))):
+        group = found.setdefault(name_of[type(obj)], [])
+        if len(group) < count:
+            group.append(obj)
+            full += len(group) == count
+            if full == len(name_of):
+                break  # enough of every type
+    return found
+
+
 def close_window(window: Window, describe_cycle: Callable[[list[object]], str] | None = None) -> Closed:
     """Collect the window's garbage and restore the gc state the window changed.
 
@@ -825,22 +872,7 @@ def close_window(window: Window, describe_cycle: Callable[[list[object]], str] |
     gc.set_debug(window.debug0)
     saved_all = window.cycles and not window.debug0 & gc.DEBUG_SAVEALL
     if saved_all:
-        # Everything the cyclic GC freed during the window is in gc.garbage:
-        # name it, drop our references, collect again (really frees it; real
-        # uncollectables are appended again and reported as such).
-        counts, first = _real_cycles(gc.garbage[window.garbage0 :], window.scaffolding)
-        if first is not None and describe_cycle is not None:
-            closed.cycle_chain = describe_cycle(find_cycle(first, gc.garbage[window.garbage0 :]))
-        del first
-        del gc.garbage[window.garbage0 :]
-        _collect()
-        # What comes back is uncollectable (legacy finalizers), not freed cycles.
-        for obj in gc.garbage[window.garbage0 :]:
-            tp = type(obj)
-            if tp in counts:
-                counts[tp] -= 1
-            del obj
-        closed.cyclic_types = {name: n for name, n in _named(counts).items() if n > 0}
+        closed.cyclic_types, closed.cycle_chain = saved_cycles(window.garbage0, window.scaffolding, describe_cycle)
     _restore_callbacks(window.callbacks0, closed.notes)
     if gc.get_threshold() != window.threshold0:
         closed.notes.append(
@@ -856,7 +888,7 @@ def close_window(window: Window, describe_cycle: Callable[[list[object]], str] |
         # Count only what is not the runner's own garbage.
         closed.cyclic = max(0, stats_total() - window.stats0 - window.cyclic_offset)
         closed.cyclic = min(closed.cyclic, sum(closed.cyclic_types.values()))
-    counts = {}
+    counts: dict[type, int] = {}
     for obj in gc.garbage[window.garbage0 :]:
         tp = type(obj)
         counts[tp] = counts.get(tp, 0) + 1

@@ -26,6 +26,7 @@ from ._heap import (
     _get_objects,
     close_window,
     coverage_tracer_roots,
+    first_of_each,
     import_cache_roots,
     instance_dicts,
     list_runner,
@@ -42,24 +43,6 @@ from ._warnings import GcGuardWarning
 
 #: What a test item holds that holds more of its bookkeeping.
 _ITEM_CONTAINERS = (pytest.Stash, pytest.FixtureRequest)
-
-
-def _first_of_each(objs: list[object], name_of: dict[type, str], count: int) -> dict[str, list[object]]:
-    """The first ``count`` objects of each type in ``name_of``, by type name.
-
-    A function of its own, so that no loop variable of the caller's is left
-    holding a leaked object (it would show as a referrer in the chain search).
-    """
-    found: dict[str, list[object]] = {}
-    full = 0  # types with all their samples
-    for obj in compress(objs, map(name_of.__contains__, map(type, objs))):
-        group = found.setdefault(name_of[type(obj)], [])
-        if len(group) < count:
-            group.append(obj)
-            full += len(group) == count
-            if full == len(name_of):
-                break  # enough of every type
-    return found
 
 
 def _most_numerous(counts: dict[str, int], limit: int) -> dict[str, int]:
@@ -245,18 +228,7 @@ class Judge:
         return survivors
 
     def _count(self, survivors: Survivors, filt: TypeFilter) -> dict[str, int]:
-        # No lambdas or comprehensions over locals here: on 3.10/3.11 they put a
-        # young cell in this frame before the objects are listed.
-        counts = survivors.count_suspects()
-        by_name: dict[str, int] = {}
-        for tp, n in counts.items():
-            name = type_name(tp)
-            by_name[name] = by_name.get(name, 0) + n
-        kept: dict[str, int] = {}
-        for name, n in by_name.items():
-            if filt.keep(name) and n > filt.allowed(name):
-                kept[name] = n
-        return kept
+        return filt.reported(survivors.count_suspects())
 
     def find_leaks(self, closed: Closed) -> Verdict | None:
         item, settings = self.item, self.settings
@@ -332,7 +304,7 @@ class Judge:
         name_of = {tp: type_name(tp) for tp in set(map(type, latest)) | set(map(type, accumulated))}
         name_of = {tp: name for tp, name in name_of.items() if name in confirmed}
         latest = list(compress(latest, map(name_of.__contains__, map(type, latest))))
-        members = _first_of_each(accumulated, name_of, _settings.MAX_SAMPLES)
+        members = first_of_each(accumulated, name_of, _settings.MAX_SAMPLES)
         accumulated.clear()
         name_of.clear()
         ordered = sorted(confirmed.items(), key=lambda kv: (-kv[1], kv[0]))
