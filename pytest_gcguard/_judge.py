@@ -25,6 +25,7 @@ from ._heap import (
     Window,
     _get_objects,
     close_window,
+    context_map_nodes,
     coverage_tracer_roots,
     first_of_each,
     import_cache_roots,
@@ -36,7 +37,7 @@ from ._heap import (
     type_name,
 )
 from ._policy import Confirmation, set_aside
-from ._pytest_internals import setup_state, stop_test_timer
+from ._pytest_internals import setup_state, spent_finalizer_objects, stop_test_timer
 from ._report import FIRST_RUN_TYPES, Leak, Verdict, cycle_text
 from ._settings import Settings, TypeFilter
 from ._warnings import GcGuardWarning
@@ -138,7 +139,9 @@ def judge(
     reported once, as itself, and not judged).  Nothing is made before the
     window is closed: the usual clean test is known from the closing alone.
     """
-    closed = close_window(window, cycle_text)
+    # What the runner made in the phases and keeps, allowed by the fast check:
+    # pytest's spent fixture finalizers and the context map's new nodes.
+    closed = close_window(window, cycle_text, (*spent_finalizer_objects(item), *context_map_nodes()))
     try:
         if not window.passed or outcome is not None:
             return None, f"not judged: the test {outcome or 'did not pass'}"

@@ -11,6 +11,7 @@ Checked against pytest 8.4.0 and 9.2.0, pluggy 1.5.0 and 1.7.0.
 from __future__ import annotations
 
 import functools
+import sys
 import types
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
@@ -151,6 +152,32 @@ def drop_spent_finalizers(item: pytest.Item) -> None:
             finalizers = getattr(fixturedef, "_finalizers", None)
             if type(finalizers) is list and finalizers:
                 finalizers[:] = [fin for fin in finalizers if not _spent_finalizer(fin, item)]
+
+
+def spent_finalizer_objects(item: pytest.Item) -> list[object]:
+    """What the finalizers this test left hold that its setup made: the runner's, kept.
+
+    The partial, its bound method and keyword dict, and the fixture request it
+    keeps (and, on 3.10, the request's attribute dict, a separate object).
+    Found without changing anything, so the run stays what plain pytest does.
+    """
+    kept: list[object] = []
+    info = getattr(item, "_fixtureinfo", None)
+    for fixturedefs in getattr(info, "name2fixturedefs", {}).values():
+        for fixturedef in fixturedefs:
+            finalizers = getattr(fixturedef, "_finalizers", None)
+            if type(finalizers) is not list:
+                continue
+            # Only the tail this test appended: a session fixture's list holds
+            # one entry per earlier test too (pytest keeps them all).
+            for fin in reversed(finalizers):
+                if not _spent_finalizer(fin, item):
+                    break
+                request = fin.keywords["request"]
+                kept += (fin, fin.func, fin.keywords, request)
+                if sys.version_info < (3, 11):
+                    kept.append(request.__dict__)
+    return kept
 
 
 def _spent_finalizer(fin: object, item: pytest.Item) -> bool:

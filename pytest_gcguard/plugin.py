@@ -460,8 +460,10 @@ class GcGuard:
 
         Their cyclic garbage is frozen and stays until a full pass; once this
         happened, the next full pass is due when the time since the last one
-        exceeds 5 times its cost (instead of 100 times), which bounds the memory
-        it holds at a cost of at most a sixth of the time since that pass.
+        exceeds 20 times its cost (instead of 100 times), which bounds the memory
+        it holds at a cost of at most a 21st of the time since that pass.  (5
+        times made a suite of small unittest classes, each a class-scoped
+        fixture, spend a sixth of its time in full passes: cachetools.)
         """
         if fixturedef.scope != "function":
             self.heap.released = True

@@ -565,3 +565,88 @@ def test_a_module_fixture_set_up_again_by_a_rerun_is_not_the_tests(tester: pytes
     result.stdout.fnmatch_lines(["*why alive: module test_a -> CONNECTIONS (list) -> * list"])
     _, alone = run_with_report(tester, "test_a.py::test_uses_db", "test_b.py")
     assert_clean(alone)
+
+
+#: Tests that leave behind only what the runner or the interpreter keeps for a while.
+SETTLED_AT_ONCE = {
+    "conftest.py": """
+        import pytest
+        from pytest_gcguard import _judge
+
+        FAST = {}
+        _close_window = _judge.close_window
+
+        # Same signature, so calling it makes no argument tuple after the runner's listing.
+        def close_window(window, describe_cycle=None, kept=()):
+            closed = _close_window(window, describe_cycle, kept)
+            FAST[len(FAST)] = closed.runner_only
+            return closed
+
+        _judge.close_window = close_window
+
+        @pytest.hookimpl(trylast=True)
+        def pytest_runtest_logreport(report):
+            if report.when == "teardown":  # a rerun's reports are never logged
+                with open("fast.txt", "a") as out:
+                    out.write(f"{report.nodeid.partition('::')[2]} {FAST.get(len(FAST) - 1)}\\n")
+    """,
+    "test_settled.py": """
+        import contextvars
+        import warnings
+
+        import pytest
+
+        VAR = contextvars.ContextVar("VAR")
+        SAVED = []
+
+        @pytest.fixture(scope="session")
+        def shared():
+            return {"rows": [[1], [2]]}
+
+        @pytest.fixture
+        def per_test(shared):  # pytest keeps a finalizer of this on `shared` per test
+            return len(shared["rows"])
+
+        def test_warm_up(per_test):
+            warnings.warn("first", DeprecationWarning)
+            VAR.set(0)
+
+        @pytest.mark.parametrize("n", range(3))
+        def test_uses_a_session_fixture(per_test, n):
+            assert per_test == 2
+
+        def test_catch_warnings_block():
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", DeprecationWarning)
+                warnings.warn("hidden", DeprecationWarning)
+
+        def test_pytest_warns(per_test):
+            with pytest.warns(UserWarning):
+                warnings.warn("expected", UserWarning)
+
+        def test_sets_a_context_variable():
+            VAR.set(VAR.get() + 1)
+
+        def test_keeps_the_filters():
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", DeprecationWarning)
+                SAVED.append(warnings.filters[:])  # a real leak of a filter list
+    """,
+}
+
+
+def test_what_the_runner_keeps_is_settled_without_a_rerun(tester: pytest.Pytester) -> None:
+    """pytest's spent fixture finalizers, the context map's nodes and the interpreter's
+    copy of the warning filters are known at once: such a test is neither suspected
+    (no rerun) nor sent down the slow path (the first check finds only the runner's)."""
+    tester.makepyfile(**SETTLED_AT_ONCE)
+    result, records = run_with_report(tester, "-p", "no:randomly")
+    result.assert_outcomes(passed=8, errors=1)
+    assert records["test_keeps_the_filters"]["verdict"] == "leaked"
+    assert "list" in {leak["type"] for leak in records["test_keeps_the_filters"]["leaked"]}
+    clean = [name for name in records if name not in ("test_warm_up", "test_keeps_the_filters")]
+    assert len(clean) == 6
+    assert_clean(records, clean)
+    assert {name: records[name]["reruns"] for name in clean} == dict.fromkeys(clean, 0)
+    fast = dict(line.split() for line in (tester.path / "fast.txt").read_text().splitlines())
+    assert {name: fast[name] for name in clean} == dict.fromkeys(clean, "True")
