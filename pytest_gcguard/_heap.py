@@ -28,7 +28,7 @@ import types
 import weakref
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from itertools import compress
 from operator import is_ as _is
@@ -348,6 +348,7 @@ class Window:
 
     __slots__ = (
         "callbacks0",
+        "context_map0",
         "count_frozen",
         "cycles",
         "cyclic_offset",
@@ -392,6 +393,8 @@ class Window:
         self.runner: list[object] = []
         self.threshold0: tuple[int, ...] = ()
         self.callbacks0: tuple[object, ...] = ()
+        #: The context map's root when the window opened (``context_map_nodes``).
+        self.context_map0: object = None
         #: Cycles mode: ids of the code objects of the test function and its
         #: fixtures, whose frames' cycles are the test's scaffolding.
         self.scaffolding: frozenset[int] = frozenset()
@@ -452,16 +455,28 @@ def _is_context_map_type(tp: type) -> bool:
     return not _TYPE_FLAGS.__get__(tp) & _HEAPTYPE and _TYPE_NAME.__get__(tp) in _CONTEXT_MAP_TYPES
 
 
-def context_map_nodes() -> list[object]:
-    """The nodes of the current ``contextvars`` map (not what it maps to).
+def context_map() -> object:
+    """The current ``contextvars`` map's root (None if the context has none)."""
+    for ref in _get_referents(contextvars.copy_context()):
+        if _is_context_map_type(type(ref)):
+            return ref
+    return None
+
+
+def context_map_nodes(before: object) -> list[object]:
+    """The nodes of the current ``contextvars`` map (not what it maps to), unless
+    the map is still ``before`` (its root when the window opened: nothing was set).
 
     Setting a context variable (pytest's own, a library's per-call state)
     replaces the thread's map with new nodes: made during the test, kept by
     the context until the next setting.  A handful of objects, found by walking
-    down from the context through nodes only.
+    down from the root through nodes only.
     """
+    root = context_map()
+    if root is before or root is None:
+        return []
     nodes: list[object] = []
-    stack = [ref for ref in _get_referents(contextvars.copy_context()) if _is_context_map_type(type(ref))]
+    stack = [root]
     while stack:
         node = stack.pop()
         nodes.append(node)
@@ -520,6 +535,7 @@ def open_window(window: Window) -> Window:
     window.threshold0 = gc.get_threshold()
     window.callbacks0 = tuple(gc.callbacks)  # usually the empty tuple: nothing is allocated
     window.modules0 = len(sys.modules)
+    window.context_map0 = context_map()
     if window.rerun and not window.freeze_first:
         _collect()
         if window.count_frozen:
@@ -882,8 +898,8 @@ def first_of_each(objs: list[object], name_of: dict[type, str], count: int) -> d
     return found
 
 
-def _not_a_warning_class(text: str) -> Warning:
-    return UserWarning(text)
+#: Makes a warning, but is not a class (called in C: no frame).
+_NOT_A_WARNING_CLASS = functools.partial(UserWarning)
 
 
 def drop_stale_warning_filters() -> None:
@@ -902,8 +918,11 @@ def drop_stale_warning_filters() -> None:
     if type(filters) is not list or not filters:
         return
     del filters
-    with suppress(Exception):  # the C function itself: a wrapper on warnings' could do more
-        _warnings.warn_explicit("", _not_a_warning_class, "", 0, registry=None)  # type: ignore[call-overload]
+    try:  # noqa: SIM105 (no context manager object on a path every test takes)
+        # The C function itself: a wrapper on warnings' could do more.
+        _warnings.warn_explicit("", _NOT_A_WARNING_CLASS, "", 0, registry=None)  # type: ignore[call-overload]
+    except Exception:
+        pass
 
 
 def close_window(
