@@ -22,7 +22,7 @@ at most 1.10x; peak memory within 1.10x.
 Usage::
 
     python benchmarks/bench_suites.py [--suites attrs,jinja2,cachetools,pandas] [--pairs 3]
-        [--workdir /tmp/gcguard-suites] [--python python3.11] [--recipes ../shared/suites]
+        [--workdir /tmp/gcguard-suites] [--python python3.11] [--recipes ../shared/suites] [--cycles]
 """
 
 from __future__ import annotations
@@ -134,16 +134,24 @@ def main() -> None:
     parser.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "gcguard-suites")
     parser.add_argument("--python", default="python3.11")
     parser.add_argument("--recipes", type=Path, default=ROOT.parent / "shared" / "suites")
+    parser.add_argument(
+        "--cycles",
+        action="store_true",
+        help="checked runs in cycles mode (--gcguard-cycles): its cost, not its reports",
+    )
     args = parser.parse_args()
+    mode = ["--gcguard-cycles"] if args.cycles else []
     suites = [set_up(name, args.recipes, args.workdir, args.python) for name in args.suites.split(",")]
     for suite in suites:
         for index in range(args.pairs):
             suite.plain.append(run(suite.command, ["-p", "no:gcguard"]))
             report = args.workdir / f"{suite.name}-{index}.json"
-            suite.checked.append(run(suite.command, ["--gcguard", f"--gcguard-json={report}"]))
+            suite.checked.append(run(suite.command, ["--gcguard", *mode, f"--gcguard-json={report}"]))
             suite.reports.append(json.loads(report.read_text()))
             print(f"{suite.name}: pair {index + 1} done", file=sys.stderr)
-    print(f"{args.pairs} pair(s) per suite, {args.python}; medians; ratio = --gcguard / plain")
+    print(
+        f"{args.pairs} pair(s) per suite, {args.python}; medians; ratio = --gcguard{' --gcguard-cycles' if args.cycles else ''} / plain"
+    )
     header = (
         f"{'suite':12}{'wall':>16}{'ratio':>7}{'cpu':>16}{'ratio':>7}{'peak MB':>16}{'ratio':>7}"
         f"{'checked':>9}{'suspected':>11}{'reruns':>8}{'rerun s':>9}{'diag s':>8}{'reported':>10}"
