@@ -149,9 +149,8 @@ def main() -> None:
             suite.checked.append(run(suite.command, ["--gcguard", *mode, f"--gcguard-json={report}"]))
             suite.reports.append(json.loads(report.read_text()))
             print(f"{suite.name}: pair {index + 1} done", file=sys.stderr)
-    print(
-        f"{args.pairs} pair(s) per suite, {args.python}; medians; ratio = --gcguard{' --gcguard-cycles' if args.cycles else ''} / plain"
-    )
+    checked = " ".join(["--gcguard", *mode])
+    print(f"{args.pairs} pair(s) per suite, {args.python}; medians; ratio = {checked} / plain")
     header = (
         f"{'suite':12}{'wall':>16}{'ratio':>7}{'cpu':>16}{'ratio':>7}{'peak MB':>16}{'ratio':>7}"
         f"{'checked':>9}{'suspected':>11}{'reruns':>8}{'rerun s':>9}{'diag s':>8}{'reported':>10}"
