@@ -12,8 +12,13 @@ usable in any test, unittest case or script:
 
 from __future__ import annotations
 
-from ._block import Checks, LeakError, assert_no_leaks, check
-from ._warnings import GcGuardWarning
+from ._pytest_internals import load_unrewritten
+
+# First: the modules below load as plain modules even under pytest's rewriting hook.
+load_unrewritten(__name__)
+
+from ._block import Checks, LeakError, assert_no_leaks, check  # noqa: E402
+from ._warnings import GcGuardWarning  # noqa: E402
 
 __all__ = ["Checks", "GcGuardWarning", "LeakError", "__version__", "assert_no_leaks", "check"]
 

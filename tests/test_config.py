@@ -39,6 +39,30 @@ def test_off_by_default_and_inert(tester: pytest.Pytester) -> None:
     result.stdout.no_fnmatch_line("gcguard:*")
 
 
+def test_the_plugin_loads_without_assertion_rewriting(tester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    """pytest would rewrite every module of the plugin's package, from source at each start
+    when bytecode cannot be written (PYTHONDONTWRITEBYTECODE=1); they load as plain modules."""
+    tester.makepyfile(
+        """
+        import sys
+
+        def test_loaders():
+            names = [name for name in sys.modules if name.startswith("pytest_gcguard.")]
+            assert len(names) > 5
+            rewritten = [
+                name for name in names
+                if type(sys.modules[name].__loader__).__name__ == "AssertionRewritingHook"
+            ]
+            # Only the module that tells pytest's hook to leave the others alone.
+            assert rewritten == ["pytest_gcguard._pytest_internals"]
+        """
+    )
+    monkeypatch.setenv("PYTHONDONTWRITEBYTECODE", "1")
+    result = tester.runpytest_subprocess("--gcguard", "-v")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*gcguard: checked 1 test(s)*"])
+
+
 def test_plugin_can_be_disabled_with_dash_p(tester: pytest.Pytester) -> None:
     tester.makepyfile(LEAK)
     result = tester.runpytest_subprocess("-p", "no:gcguard")
