@@ -1292,6 +1292,28 @@ class Survivors:
                 ids.discard(id(obj))
             del target
 
+    def exclude_abc_caches(self) -> None:
+        """Exclude the entries of the ``abc`` module's caches (exactly: not the classes).
+
+        ``isinstance(obj, SomeABC)`` for a class not seen before records the
+        answer in the ABC's positive or negative cache: a set (made on first
+        use) of weak references to classes, each with a ``_destroy`` callback
+        bound to a weak reference to that set (``Modules/_abc.c``).  A class
+        stays a candidate; regrtest ``-R`` empties these caches between runs.
+        """
+        ids = self.ids
+        for ref in self.of_types(_is_weakref_type):
+            callback = ref.__callback__  # type: ignore[attr-defined]
+            if type(callback) is types.BuiltinFunctionType and callback.__name__ == "_destroy":
+                to_set = callback.__self__
+                if type(to_set) is weakref.ReferenceType:
+                    weak_set = to_set()
+                    if type(weak_set) is set:
+                        ids.difference_update((id(ref), id(callback), id(to_set), id(weak_set)))
+                    del weak_set
+                del to_set
+            del callback
+
     def exclude_context_maps(self) -> None:
         """Exclude the nodes of ``contextvars``' maps (exactly: not what they map to).
 

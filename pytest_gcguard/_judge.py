@@ -207,6 +207,7 @@ class Judge:
         survivors.exclude_internal()
         survivors.exclude_spent_iterators()
         survivors.exclude_context_maps()
+        survivors.exclude_abc_caches()
         if not survivors.remaining:
             return survivors
         survivors.exclude_owned_by(item, _ITEM_CONTAINERS)
