@@ -12,7 +12,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from ._kinds import KEYS, KINDS, verdict_name
 from ._report import Verdict
@@ -112,22 +112,44 @@ def findings(record: Mapping[str, Any]) -> list[tuple[str, int]]:
     return [row for kind in KINDS for row in kind.rows(kind.counts(record))]
 
 
-def json_report(records: Mapping[str, Mapping[str, Any]], settings: Mapping[str, Any], version: str) -> dict[str, Any]:
-    """The whole run as one JSON document (layout in README, "JSON report")."""
-    tests = [full_record(nodeid, record) for nodeid, record in sorted(records.items())]
+def report_head(records: Mapping[str, Mapping[str, Any]], settings: Mapping[str, Any], version: str) -> dict[str, Any]:
+    """The run's JSON document without its tests (layout in README, "JSON report")."""
     totals = dict.fromkeys(VERDICTS, 0)
     outcomes = dict.fromkeys(OUTCOMES, 0)
-    for record in tests:
-        totals[record["verdict"]] += 1
-        outcomes[record["outcome"]] += 1
+    for nodeid, record in records.items():
+        full = full_record(nodeid, record)
+        totals[full["verdict"]] += 1
+        outcomes[full["outcome"]] += 1
     return {
         "schema": SCHEMA,
         "plugin": "pytest-gcguard",
         "version": version,
         "settings": dict(settings),
         "totals": {"verdicts": totals, "outcomes": outcomes},
-        "tests": tests,
     }
+
+
+def json_report(records: Mapping[str, Mapping[str, Any]], head: Mapping[str, Any]) -> dict[str, Any]:
+    """The whole run as one JSON document: ``head`` (``report_head``) and every test's record."""
+    document = dict(head)
+    document["tests"] = [full_record(nodeid, record) for nodeid, record in sorted(records.items())]
+    return document
+
+
+def write_json_report(out: TextIO, records: Mapping[str, Mapping[str, Any]], head: Mapping[str, Any]) -> None:
+    """``json_report``'s document, indented, written record by record.
+
+    Never whole in memory: ``json.dumps`` with an indent joins a list of every
+    piece of the text, which with the full records made 15 MB at the peak for
+    a 6,772-test suite (pandas: 1.12 times the plain run's peak instead of 1.02).
+    """
+    text = json.dumps(dict(head), indent=2)
+    out.write(text[: text.rindex("}")].rstrip())  # still open: the tests follow
+    out.write(',\n  "tests": [')
+    for index, (nodeid, record) in enumerate(sorted(records.items())):
+        out.write(",\n    " if index else "\n    ")
+        out.write(json.dumps(full_record(nodeid, record), indent=2).replace("\n", "\n    "))
+    out.write("\n  ]\n}\n" if records else "]\n}\n")
 
 
 # -- baseline ------------------------------------------------------------------

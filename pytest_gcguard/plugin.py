@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import json
+import functools
 import os
 import sys
 import time
 import tracemalloc
 import types
-from collections.abc import Generator, Mapping
+from collections.abc import Callable, Generator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import pytest
 
@@ -185,19 +185,20 @@ class GcGuardSession:
 
         settings = self.settings.to_json()
         settings["baseline"] = str(options.baseline) if options.baseline else None
-        document = _records.json_report(self.records, settings, __version__)
-        document["stale_baseline_entries"] = self.stale
+        head = _records.report_head(self.records, settings, __version__)
+        head["stale_baseline_entries"] = self.stale
         if options.json is not None:
-            text = json.dumps(document, indent=2) + "\n"
-            if self._write(session, options.json, text, "--gcguard-json"):
+            write = functools.partial(_records.write_json_report, records=self.records, head=head)
+            if self._write(session, options.json, write, "--gcguard-json"):
                 self.notes.append(f"JSON report: {options.json}")
         if options.html is not None:
-            page = _html.render(document, self.config.invocation_params.dir)
+            page = _html.render(_records.json_report(self.records, head), self.config.invocation_params.dir)
             if self._write(session, options.html, page, "--gcguard-html"):
                 self.notes.append(f"HTML report: {options.html}")
 
-    def _write(self, session: pytest.Session, path: Path, text: str, option: str) -> bool:
-        """Write an output file; on failure, say so in the summary and fail the run as a usage error.
+    def _write(self, session: pytest.Session, path: Path, content: str | Callable[[TextIO], None], option: str) -> bool:
+        """Write an output file (``content``: its text, or what writes it); on failure,
+        say so in the summary and fail the run as a usage error.
 
         Not a warning: under ``filterwarnings = error`` a warning raised here
         would end the run with a bare traceback before the summary.
@@ -205,7 +206,11 @@ class GcGuardSession:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = path.with_name(path.name + ".tmp")
-            tmp.write_text(text, encoding="utf-8")
+            with tmp.open("w", encoding="utf-8") as out:
+                if isinstance(content, str):
+                    out.write(content)
+                else:
+                    content(out)  # writes it piece by piece
             os.replace(tmp, path)
         except OSError as exc:
             self.notes.append(f"error: {option}: cannot write {path}: {exc.strerror or exc}")

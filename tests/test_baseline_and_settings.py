@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import re
 from pathlib import Path
@@ -240,3 +241,21 @@ def test_bad_project_settings_are_usage_errors_naming_the_option(
     config = pytester.parseconfig(*args)
     with pytest.raises(pytest.UsageError, match=re.escape(message)):
         _settings.from_config(config)
+
+
+def test_the_streamed_json_report_is_the_document() -> None:
+    """The JSON report is written record by record; parsed, it is ``json_report``'s document."""
+    leaked = _records.skipped_record("t.py::test_leak", "")
+    leaked.update(verdict="leaked", leaked=[{"type": "Widget", "count": 2, "samples": ['{"a": "\\n"}']}])
+    records = {
+        "t.py::test_clean": dict(_records.CLEAN),
+        "t.py::test_skipped": _records.skipped_record("t.py::test_skipped", "not judged:\nthe test failed"),
+        "t.py::test_leak": leaked,
+    }
+    head = _records.report_head(records, {"cycles": False}, "0.0")
+    head["stale_baseline_entries"] = {"t.py::gone": "no longer leaks"}
+    for subset in (records, {}):
+        out = io.StringIO()
+        _records.write_json_report(out, subset, head)
+        assert json.loads(out.getvalue()) == _records.json_report(subset, head)
+    assert head["totals"]["verdicts"] == {"clean": 1, "leaked": 1, "uncollectable": 0, "cycles": 0, "skipped": 1}
