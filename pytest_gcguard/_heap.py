@@ -348,7 +348,6 @@ class Window:
 
     __slots__ = (
         "callbacks0",
-        "context_map0",
         "count_frozen",
         "cycles",
         "cyclic_offset",
@@ -393,8 +392,6 @@ class Window:
         self.runner: list[object] = []
         self.threshold0: tuple[int, ...] = ()
         self.callbacks0: tuple[object, ...] = ()
-        #: The context map's root when the window opened (``context_map_nodes``).
-        self.context_map0: object = None
         #: Cycles mode: ids of the code objects of the test function and its
         #: fixtures, whose frames' cycles are the test's scaffolding.
         self.scaffolding: frozenset[int] = frozenset()
@@ -455,28 +452,16 @@ def _is_context_map_type(tp: type) -> bool:
     return not _TYPE_FLAGS.__get__(tp) & _HEAPTYPE and _TYPE_NAME.__get__(tp) in _CONTEXT_MAP_TYPES
 
 
-def context_map() -> object:
-    """The current ``contextvars`` map's root (None if the context has none)."""
-    for ref in _get_referents(contextvars.copy_context()):
-        if _is_context_map_type(type(ref)):
-            return ref
-    return None
-
-
-def context_map_nodes(before: object) -> list[object]:
-    """The nodes of the current ``contextvars`` map (not what it maps to), unless
-    the map is still ``before`` (its root when the window opened: nothing was set).
+def context_map_nodes() -> list[object]:
+    """The nodes of the current ``contextvars`` map (not what it maps to).
 
     Setting a context variable (pytest's own, a library's per-call state)
     replaces the thread's map with new nodes: made during the test, kept by
     the context until the next setting.  A handful of objects, found by walking
-    down from the root through nodes only.
+    down from the context through nodes only.
     """
-    root = context_map()
-    if root is before or root is None:
-        return []
     nodes: list[object] = []
-    stack = [root]
+    stack = [ref for ref in _get_referents(contextvars.copy_context()) if _is_context_map_type(type(ref))]
     while stack:
         node = stack.pop()
         nodes.append(node)
@@ -535,7 +520,6 @@ def open_window(window: Window) -> Window:
     window.threshold0 = gc.get_threshold()
     window.callbacks0 = tuple(gc.callbacks)  # usually the empty tuple: nothing is allocated
     window.modules0 = len(sys.modules)
-    window.context_map0 = context_map()
     if window.rerun and not window.freeze_first:
         _collect()
         if window.count_frozen:
@@ -928,22 +912,37 @@ def drop_stale_warning_filters() -> None:
 def close_window(
     window: Window,
     describe_cycle: Callable[[list[object]], str] | None = None,
-    kept: tuple[object, ...] = (),
+    runner_kept: Callable[[Any], tuple[object, ...]] | None = None,
+    owner: object = None,
 ) -> Closed:
     """Collect the window's garbage and restore the gc state the window changed.
 
     ``describe_cycle`` turns one reference cycle of the garbage into text
-    (cycles mode); the objects themselves are never kept.  ``kept``: what the
-    runner made and keeps that the fast check may take as its (``runner_kept``).
+    (cycles mode); the objects themselves are never kept.
+
+    When more than the runner's listed objects survived, the interpreter's
+    stale copy of the warning filters is let go and ``runner_kept(owner)``
+    names what the runner made in the phases and keeps; the fast check is then
+    made again with those allowed.  Only then: a clean test that passes the
+    first check (most of them) pays nothing for it.  Passed as a function and
+    its argument, so that nothing is made before the first check.
 
     The young survivors are left unfrozen for ``survivors()``; call ``settle()``
     when the verdict is done.
     """
     test_debug = gc.get_debug()
-    drop_stale_warning_filters()
+    if window.rerun:
+        drop_stale_warning_filters()  # counted alike in every run
     _collect()
     # Nothing may be made between the runner's last listing and this check.
-    closed = Closed(runner_only=only_runner_left(window.runner, kept))
+    runner_only = only_runner_left(window.runner)
+    if not runner_only and not window.rerun:
+        drop_stale_warning_filters()
+        if runner_kept is not None:
+            kept = runner_kept(owner)
+            runner_only = only_runner_left(window.runner, kept)
+            del kept
+    closed = Closed(runner_only=runner_only)
     ours = gc.DEBUG_SAVEALL if window.cycles else 0
     if test_debug & ~ours != window.debug0 & ~ours:
         closed.notes.append(f"the test changed gc debug flags to {_debug_names(test_debug)}; gcguard restored them")

@@ -125,6 +125,12 @@ class Rerunner(Protocol):
         ...
 
 
+def _runner_kept(item: pytest.Item) -> tuple[object, ...]:
+    """What the runner made in the test's phases and keeps, allowed by the fast check:
+    pytest's spent fixture finalizers and the context map's new nodes."""
+    return (*spent_finalizer_objects(item), *context_map_nodes())
+
+
 def judge(
     item: pytest.Item,
     window: Window,
@@ -136,15 +142,10 @@ def judge(
     """The verdict on a finished test, or why it was not judged.
 
     ``outcome``: how the test itself ended, if it did not pass (then it is
-    reported once, as itself, and not judged).  Nothing but ``kept`` (allowed by
-    identity) is made before the window is closed: the usual clean test is
-    known from the closing alone.
+    reported once, as itself, and not judged).  Nothing is made before the
+    window is closed: the usual clean test is known from the closing alone.
     """
-    # What the runner made in the phases and keeps, allowed by the fast check:
-    # pytest's spent fixture finalizers and the context map's new nodes.
-    kept = (*spent_finalizer_objects(item), *context_map_nodes(window.context_map0))
-    closed = close_window(window, cycle_text, kept)
-    del kept
+    closed = close_window(window, cycle_text, _runner_kept, item)
     try:
         if not window.passed or outcome is not None:
             return None, f"not judged: the test {outcome or 'did not pass'}"

@@ -577,8 +577,8 @@ SETTLED_AT_ONCE = {
         _close_window = _judge.close_window
 
         # Same signature, so calling it makes no argument tuple after the runner's listing.
-        def close_window(window, describe_cycle=None, kept=()):
-            closed = _close_window(window, describe_cycle, kept)
+        def close_window(window, describe_cycle=None, runner_kept=None, owner=None):
+            closed = _close_window(window, describe_cycle, runner_kept, owner)
             FAST[len(FAST)] = closed.runner_only
             return closed
 
