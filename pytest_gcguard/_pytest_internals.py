@@ -26,7 +26,7 @@ def load_unrewritten(package: str) -> None:
     pytest marks every module of a plugin's distribution for assertion
     rewriting, and compiles a rewritten module from its source at every start
     when it cannot cache the result (``PYTHONDONTWRITEBYTECODE=1``, which many
-    Docker images set, or a read-only site-packages): 0.05 s of CPU per
+    Docker images set, or a read-only site-packages): 0.07 s of CPU per
     process, and per xdist worker, for this package, which has no test
     assertions to rewrite.  Its modules then load from their ordinary
     bytecode.  Relies on ``AssertionRewritingHook._must_rewrite`` (a set of
