@@ -1158,18 +1158,21 @@ class Survivors:
         ids = self.ids
         if not ids:
             return
+        # In C, in bulk: which starts are candidates, and which candidates the
+        # others hold directly (the runner's listing: thousands of objects).
+        starts = list(starts)
+        is_candidate = list(map(ids.__contains__, map(id, starts)))
+        reached = list(compress(starts, is_candidate))
+        held = _get_referents(*compress(starts, map(not_, is_candidate)))
+        reached += compress(held, map(ids.__contains__, map(id, held)))
+        del starts, is_candidate, held
         stack = []
-        for obj in starts:
+        for obj in reached:
             key = id(obj)
             if key in ids:
                 ids.discard(key)
                 stack.append(obj)
-            else:
-                for ref in _get_referents(obj):
-                    key = id(ref)
-                    if key in ids:
-                        ids.discard(key)
-                        stack.append(ref)
+        del reached
         while stack:
             obj = stack.pop()
             refs = _get_referents(obj)
