@@ -363,6 +363,7 @@ class Window:
         "passed",
         "rerun",
         "runner",
+        "runner_code",
         "scaffolding",
         "stats0",
         "threshold0",
@@ -390,6 +391,9 @@ class Window:
         #: What the test runner made between the test's phases (reports, hook
         #: calls, logging); held until the verdict so ids cannot be reused.
         self.runner: list[object] = []
+        #: Runner code running inside a phase (a broader-scoped fixture's
+        #: teardown), by key: what ``runner_code_starts`` saved.
+        self.runner_code: dict[int, tuple[int, int]] = {}
         self.threshold0: tuple[int, ...] = ()
         self.callbacks0: tuple[object, ...] = ()
         #: Cycles mode: ids of the code objects of the test function and its
@@ -571,6 +575,37 @@ def track_dicts(owners: Iterable[object]) -> None:
                     ref[_TRACK_KEY] = _TRACKED_VALUE
                     del ref[_TRACK_KEY]
         del refs
+
+
+def runner_code_starts(window: Window) -> tuple[int, int]:
+    """Runner code is about to run inside a test's phase (a module, class or
+    session fixture's teardown, in the last test of its scope): what it makes
+    is the runner's, as what the runner makes between phases is.
+
+    Ages the test's objects so far (``phase_done``); in cycles mode, also
+    collects the test's garbage so far and stops saving cyclic garbage, as
+    ``absorbed`` does around such a fixture's setup.  Returns what
+    ``runner_code_ends`` restores.
+    """
+    phase_done(window)
+    debug = gc.get_debug()
+    before = 0
+    if window.cycles:
+        _collect()  # the test's garbage so far stays counted (and saved)
+        before = stats_total()
+        gc.set_debug(debug & ~gc.DEBUG_SAVEALL)
+    return debug, before
+
+
+def runner_code_ends(window: Window, state: tuple[int, int]) -> None:
+    """The runner code ``runner_code_starts`` announced ended: list what it made
+    as the runner's, and leave its cyclic garbage out of the test's count."""
+    debug, before = state
+    if window.cycles:
+        _collect()
+        window.cyclic_offset += stats_total() - before
+        gc.set_debug(debug)
+    phase_starts(window)
 
 
 @contextmanager

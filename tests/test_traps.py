@@ -650,3 +650,89 @@ def test_what_the_runner_keeps_is_settled_without_a_rerun(tester: pytest.Pyteste
     assert {name: records[name]["reruns"] for name in clean} == dict.fromkeys(clean, 0)
     fast = dict(line.split() for line in (tester.path / "fast.txt").read_text().splitlines())
     assert {name: fast[name] for name in clean} == dict.fromkeys(clean, "True")
+
+
+def test_what_a_broader_fixtures_teardown_makes_is_not_the_last_tests(tester: pytest.Pytester) -> None:
+    """The teardown of a class, module or session fixture runs inside the last test of its
+    scope; what it makes is the fixture's, as what its setup makes is (unittest's class
+    fixture resets ``tearDown_exceptions`` there; xunit ``teardown_module``; a module fixture
+    that resets a global).  A leak of the test itself beside it is still reported."""
+    tester.makepyfile(
+        test_a="""
+        import unittest
+        import pytest
+
+        CONFIG = {"handlers": []}
+        STATE = [object()]
+
+        def teardown_module():
+            global STATE
+            STATE = [object()]  # a new list and object, replacing the old ones
+
+        @pytest.fixture(scope="module")
+        def configured():
+            yield CONFIG
+            CONFIG["handlers"] = [[]]  # reset: a new list replaces the old one
+
+        class TestUnit(unittest.TestCase):
+            def test_first(self):
+                self.assertTrue(True)
+
+            def test_last_of_class(self):
+                self.assertTrue(True)
+
+        def test_uses(configured):
+            assert "handlers" in configured
+
+        def test_last_of_module(configured):
+            assert "handlers" in configured
+        """,
+        test_b="""
+        import pytest
+
+        KEEP = []
+
+        class Widget:
+            pass
+
+        @pytest.fixture(scope="module")
+        def configured():
+            state = {"rows": []}
+            yield state
+            state["rows"] = [[1]]
+
+        def test_last_of_module_leaks(configured):
+            KEEP.append(Widget())
+        """,
+    )
+    result, records = run_with_report(tester, "-p", "no:randomly")
+    result.assert_outcomes(passed=5, errors=1)
+    clean = ["TestUnit::test_first", "TestUnit::test_last_of_class", "test_uses", "test_last_of_module"]
+    assert_clean(records, clean)
+    assert {name: records[name]["reruns"] for name in clean} == dict.fromkeys(clean, 0)
+    leaked = records["test_last_of_module_leaks"]
+    assert leaked["verdict"] == "leaked"
+    assert {leak["type"] for leak in leaked["leaked"]} == {"test_b.Widget"}
+
+
+def test_a_broader_fixtures_teardown_in_cycles_mode_is_not_the_tests(tester: pytest.Pytester) -> None:
+    tester.makepyfile(
+        test_c="""
+        import pytest
+
+        class Node:
+            def __init__(self):
+                self.me = self
+
+        @pytest.fixture(scope="module")
+        def resource():
+            yield {}
+            Node()  # cyclic garbage made by the module's teardown
+
+        def test_only(resource):
+            pass
+        """
+    )
+    result, records = run_with_report(tester, "--gcguard-cycles")
+    result.assert_outcomes(passed=1)
+    assert_clean(records, ["test_only"])
