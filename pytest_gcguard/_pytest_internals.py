@@ -167,12 +167,19 @@ def drop_spent_finalizers(item: pytest.Item) -> None:
     it later does nothing).  That is the runner's growth, not the test's: a
     refs-mode rerun removes what it added.
     """
+    for finalizers in _finalizer_lists(item):
+        if finalizers:
+            finalizers[:] = [fin for fin in finalizers if not _spent_finalizer(fin, item)]
+
+
+def _finalizer_lists(item: pytest.Item) -> Iterator[list[object]]:
+    """The finalizer lists of the fixtures ``item`` uses (``FixtureDef._finalizers``)."""
     info = getattr(item, "_fixtureinfo", None)
     for fixturedefs in getattr(info, "name2fixturedefs", {}).values():
         for fixturedef in fixturedefs:
             finalizers = getattr(fixturedef, "_finalizers", None)
-            if type(finalizers) is list and finalizers:
-                finalizers[:] = [fin for fin in finalizers if not _spent_finalizer(fin, item)]
+            if type(finalizers) is list:
+                yield finalizers
 
 
 def spent_finalizer_objects(item: pytest.Item) -> list[object]:
@@ -183,21 +190,16 @@ def spent_finalizer_objects(item: pytest.Item) -> list[object]:
     Found without changing anything, so the run stays what plain pytest does.
     """
     kept: list[object] = []
-    info = getattr(item, "_fixtureinfo", None)
-    for fixturedefs in getattr(info, "name2fixturedefs", {}).values():
-        for fixturedef in fixturedefs:
-            finalizers = getattr(fixturedef, "_finalizers", None)
-            if type(finalizers) is not list:
-                continue
-            # Only the tail this test appended: a session fixture's list holds
-            # one entry per earlier test too (pytest keeps them all).
-            for fin in reversed(finalizers):
-                if not _spent_finalizer(fin, item):
-                    break
-                request = fin.keywords["request"]
-                kept += (fin, fin.func, fin.keywords, request)
-                if sys.version_info < (3, 11):
-                    kept.append(request.__dict__)
+    for finalizers in _finalizer_lists(item):
+        # Only the tail this test appended: a session fixture's list holds
+        # one entry per earlier test too (pytest keeps them all).
+        for fin in reversed(finalizers):
+            if not _spent_finalizer(fin, item):
+                break
+            request = fin.keywords["request"]  # type: ignore[attr-defined]
+            kept += (fin, fin.func, fin.keywords, request)  # type: ignore[attr-defined]
+            if sys.version_info < (3, 11):
+                kept.append(request.__dict__)
     return kept
 
 

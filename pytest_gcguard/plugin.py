@@ -9,6 +9,7 @@ import time
 import tracemalloc
 import types
 from collections.abc import Callable, Generator, Mapping
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -468,10 +469,10 @@ class GcGuard:
         if fixturedef.scope == "function":
             return (yield)
         if window is None:
-            result = yield
-            fixturedef.addfinalizer(functools.partial(self._fixture_teardown_starts, fixturedef))
-            return result
-        with listed_as_runner(window) if window.rerun else absorbed(window):
+            block: AbstractContextManager[None] = nullcontext()
+        else:
+            block = listed_as_runner(window) if window.rerun else absorbed(window)
+        with block:
             result = yield
             # Made inside the block: frozen (or listed) with the fixture's objects.
             fixturedef.addfinalizer(functools.partial(self._fixture_teardown_starts, fixturedef))
@@ -497,8 +498,10 @@ class GcGuard:
             return
         self.heap.released = True
         window = self.window
-        state = window.runner_code.pop(id(fixturedef), None) if window is not None else None
-        if window is not None and state is not None:
+        if window is None:
+            return
+        state = window.runner_code.pop(id(fixturedef), None)
+        if state is not None:
             runner_code_ends(window, state)
 
     @pytest.hookimpl(wrapper=True, tryfirst=True)
