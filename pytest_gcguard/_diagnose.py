@@ -10,6 +10,7 @@ import collections
 import functools
 import sys
 import types
+import weakref
 from collections.abc import Callable, Sequence
 from itertools import compress
 
@@ -51,16 +52,86 @@ def _is_root(obj: object) -> bool:
     return issubclass(type(obj), (types.ModuleType, type))
 
 
+class ChainMemo:
+    """Chains from a module or class down to an older object, found once and reused.
+
+    When many tests leak into the same old container (a registry, a cache
+    dict), each test's chain ends in the same climb from that container up to
+    a module or class: up to eight passes over the heap, the same result every
+    time.  The climb found for one test is kept and, for a later test that
+    reaches the same container, followed again from the root down, link by
+    link (``gc.get_referents``): it is reused only if every link still holds,
+    so a reused chain is a true path in the heap as it is now.
+
+    It holds nothing strongly (the root by weak reference, the links by id:
+    the walk from the root finds them again), and keeps no climb that passes a
+    container with a declared bound: those are what decide whether growth is
+    set aside, so a chain through one is always searched afresh.  One memo per
+    session (``plugin.GcGuard``).
+    """
+
+    #: Climbs kept at most (the oldest is dropped first).
+    MAX_CHAINS = 1024
+
+    def __init__(self) -> None:
+        self._climbs: dict[int, tuple[weakref.ref[object], tuple[int, ...]]] = {}
+        #: Climbs reused and climbs searched (for the benchmarks and tests).
+        self.reused = 0
+        self.searched = 0
+
+    def __len__(self) -> int:
+        return len(self._climbs)
+
+    def climb(self, holder: object) -> list[object] | None:
+        """A verified ``[root, ..., holder]`` kept for ``holder``, or None."""
+        entry = self._climbs.get(id(holder))
+        if entry is None:
+            return None
+        ref, links = entry
+        node = ref()
+        path: list[object] = []
+        if node is not None:
+            path.append(node)
+            for key in (*links, id(holder)):
+                node = next((r for r in _get_referents(node) if id(r) == key), None)
+                if node is None:
+                    break
+                path.append(node)
+        if node is not holder or any(declared_capacity(n) is not None for n in path):
+            del self._climbs[id(holder)]
+            path.clear()
+            return None
+        self.reused += 1
+        return path
+
+    def remember(self, path: list[object]) -> None:
+        """Keep ``path`` (``[root, ..., holder]``, just searched) for the next test."""
+        self.searched += 1
+        if len(path) < 2 or not _is_root(path[0]) or any(declared_capacity(n) is not None for n in path):
+            return
+        try:
+            ref = weakref.ref(path[0])
+        except TypeError:
+            return
+        holder = id(path[-1])
+        self._climbs.pop(holder, None)
+        if len(self._climbs) >= self.MAX_CHAINS:
+            del self._climbs[next(iter(self._climbs))]
+        self._climbs[holder] = (ref, tuple(id(node) for node in path[1:-1]))
+
+
 class _Search:
     """One target's breadth-first search up its referrers (see ``backref_chains``)."""
 
-    __slots__ = ("chain", "frontier", "parent", "target")
+    __slots__ = ("chain", "frontier", "parent", "referred", "target")
 
     def __init__(self, target: object) -> None:
         self.target = target
         self.parent: dict[int, object] = {id(target): None}
         self.frontier: list[object] = [target]
         self.chain: list[object] | None = None
+        #: Something other than a frame refers to the target (known after the first step).
+        self.referred = False
 
     def step(
         self, referrers: list[object], predicate: Callable[[object], bool], ignore: set[int], ours: set[int]
@@ -72,6 +143,7 @@ class _Search:
         result is the one this search would find alone.
         """
         parent = self.parent
+        first = len(parent) == 1  # the frontier is the target alone
         by_id = {id(obj): obj for obj in self.frontier}
         following: list[object] = []
         matches: list[object] = []
@@ -83,6 +155,8 @@ class _Search:
             child = next((by_id[id(r)] for r in _get_referents(ref) if id(r) in by_id), None)
             if child is None:
                 continue
+            if first and type(ref) is not types.FrameType:
+                self.referred = True
             parent[key] = child
             if predicate(ref):
                 matches.append(ref)
@@ -111,7 +185,12 @@ class _Search:
 
 
 def backref_chains(
-    targets: Sequence[object], predicate: Callable[[object], bool], max_depth: int, ignore: set[int]
+    targets: Sequence[object],
+    predicate: Callable[[object], bool],
+    max_depth: int,
+    ignore: set[int],
+    thaw: Callable[[], None] | None = None,
+    referred: set[int] | None = None,
 ) -> list[list[object]]:
     """For each target, a shortest chain of references from an object matching ``predicate``.
 
@@ -122,25 +201,148 @@ def backref_chains(
     same pass: one pass per level (``max_depth`` at most), however many
     targets, with each target's level cut to ``MAX_FRONTIER`` objects.  A
     target that nothing matches within ``max_depth`` levels gets ``[target]``.
+    ``referred`` gets the ids of the targets that something other than a frame
+    refers to.
+
+    ``thaw``: the heap is frozen, and this unfreezes it.  Before that, the
+    levels are first searched among the new objects alone (a pass over the
+    unfrozen objects only, which is what the test made), which predicts each
+    level's frontier when no older object refers to it; then several
+    predicted levels share one pass over the whole heap (``_PassPlan``).
+    Each level is still taken by ``_Search.step`` from a pass that holds all
+    of its referrers, so the chains are the ones found level by level; a
+    prediction that turns out wrong (an older frame in a level) only ends the
+    sharing.
     """
     searches = [_Search(target) for target in targets]
     ours = {id(sys._getframe()), id(searches), id(targets)}  # 3.10: a frame is a referrer
     for search in searches:
         ours.update((id(search), id(search.parent), id(search.frontier)))
-    for _ in range(max_depth):
+    plan: _PassPlan | None = None
+    if thaw is not None:
+        plan = _PassPlan(targets, predicate, max_depth, ignore, ours)
+        thaw()
+    depth = 0
+    while depth < max_depth:
         active = [search for search in searches if search.chain is None and search.frontier]
         if not active:
             break
-        level = tuple(obj for search in active for obj in search.frontier)
+        levels = plan.levels_from(depth, active) if plan is not None else 1
+        level = plan.objects(depth, levels, active) if plan is not None else None
+        if level is None:
+            level = tuple(obj for search in active for obj in search.frontier)
         ours.update((id(active), id(level)))  # 3.13 counts the argument tuple among the referrers
         referrers = _get_referrers(*level)
         ours.add(id(referrers))
-        for search in active:
-            search.step(referrers, predicate, ignore, ours)
+        for _ in range(levels):
+            for search in active:
+                search.step(referrers, predicate, ignore, ours)
+            depth += 1
+            active = [search for search in active if search.chain is None and search.frontier]
+            ours.add(id(active))
+            if plan is not None and not plan.holds(depth, active):
+                plan = None  # a level differs from its prediction: one pass per level from here
+                break
+            if not active or depth >= max_depth:
+                break
         del referrers, level, active
+    if plan is not None:
+        plan.clear()
+    if referred is not None:
+        referred.update(id(search.target) for search in searches if search.referred)
     chains = [search.result() for search in searches]
     searches.clear()
     return chains
+
+
+#: Objects whose referrers one shared pass asks for at most: ``gc.get_referrers``
+#: compares every reference in the heap with each of them, so a pass for 32
+#: objects costs about what two passes for one do.
+PASS_OBJECTS = 32
+
+
+class _PassPlan:
+    """Each search's frontier level by level, predicted from the new objects alone.
+
+    Made while the heap is frozen: ``gc.get_referrers`` then walks only the
+    unfrozen objects, so the searches run to ``max_depth`` for the cost of
+    the test's own objects.  Only an older object ends a search early, and it
+    is found by the passes over the whole heap; so the prediction for a level
+    holds as long as no older object that is not a match (a frame) turned up.
+    """
+
+    def __init__(
+        self,
+        targets: Sequence[object],
+        predicate: Callable[[object], bool],
+        max_depth: int,
+        ignore: set[int],
+        ours: set[int],
+    ) -> None:
+        shadows = [_Search(target) for target in targets]
+        #: Per target, its frontier at each depth (depth 0: the target).
+        self.frontiers: list[list[list[object]]] = [[shadow.frontier] for shadow in shadows]
+        ours.update((id(self), id(shadows), id(self.frontiers)))
+        ours.update(id(levels) for levels in self.frontiers)
+        for shadow in shadows:
+            ours.update((id(shadow), id(shadow.parent), id(shadow.frontier)))
+        self.max_depth = max_depth
+        self._index = {id(target): i for i, target in enumerate(targets)}
+        ours.add(id(self._index))
+        for _ in range(max_depth):
+            active = [shadow for shadow in shadows if shadow.chain is None and shadow.frontier]
+            if not active:
+                break
+            level = tuple(obj for shadow in active for obj in shadow.frontier)
+            ours.update((id(active), id(level)))
+            referrers = _get_referrers(*level)
+            ours.add(id(referrers))
+            for shadow in active:
+                shadow.step(referrers, predicate, ignore, ours)
+                if shadow.frontier:
+                    self.frontiers[self._index[id(shadow.target)]].append(shadow.frontier)
+            del referrers, level, active
+        for shadow in shadows:
+            shadow.parent.clear()  # it holds the new objects it saw
+            shadow.chain = None
+        shadows.clear()
+
+    def _predicted(self, search: _Search, depth: int) -> list[object]:
+        levels = self.frontiers[self._index[id(search.target)]]
+        return levels[depth] if depth < len(levels) else []
+
+    def levels_from(self, depth: int, active: list[_Search]) -> int:
+        """How many levels, from ``depth``, one pass can serve: at least one, then
+        more while the predicted frontiers add up to at most ``PASS_OBJECTS``."""
+        levels = total = 0
+        while depth + levels < self.max_depth:
+            size = sum(len(self._predicted(search, depth + levels)) for search in active)
+            if levels and (not size or total + size > PASS_OBJECTS):
+                return levels
+            total += size
+            levels += 1
+        return max(levels, 1)
+
+    def objects(self, depth: int, levels: int, active: list[_Search]) -> tuple[object, ...]:
+        """The objects whose referrers the pass for ``levels`` levels from ``depth`` asks for."""
+        return tuple(obj for k in range(levels) for search in active for obj in self._predicted(search, depth + k))
+
+    def holds(self, depth: int, active: list[_Search]) -> bool:
+        """Whether each active search's frontier at ``depth`` is the predicted one."""
+        for search in active:
+            predicted = self._predicted(search, depth)
+            if len(predicted) != len(search.frontier) or any(
+                a is not b for a, b in zip(predicted, search.frontier, strict=True)
+            ):
+                return False
+        return True
+
+    def clear(self) -> None:
+        for levels in self.frontiers:
+            for frontier in levels:
+                frontier.clear()
+            levels.clear()
+        self.frontiers.clear()
 
 
 #: Attribute names by which a container declares how many entries it keeps at most.
@@ -330,6 +532,8 @@ def _find_chains(
     pre_existing: Callable[[object], bool],
     ignore: set[int],
     chains: list[list[object]],
+    memo: ChainMemo | None = None,
+    thaw: Callable[[], None] | None = None,
 ) -> None:
     """Set ``leak.chain`` for each (leak, sample): how it is reached from a module or class.
 
@@ -339,17 +543,29 @@ def _find_chains(
     here = id(sys._getframe())  # 3.10: a frame is a referrer of its locals
     ignore.update((here, id(wanted)))
     ignore.update(id(pair) for pair in wanted)  # each (leak, sample) refers to its sample
-    found = backref_chains([target for _, target in wanted], pre_existing, CHAIN_DEPTH, ignore)
+    referred: set[int] = set()
+    found = backref_chains([target for _, target in wanted], pre_existing, CHAIN_DEPTH, ignore, thaw, referred)
     ignore.add(id(found))
     # Chains that stop at an old object that is not a module or class go on up to one.
     climbing = [chain for chain in found if len(chain) > 1 and not _is_root(chain[0])]
     ignore.add(id(climbing))
     ignore.update(id(chain) for chain in found)
-    upward = backref_chains([chain[0] for chain in climbing], _is_root, 8, ignore)
-    for chain, up in zip(climbing, upward, strict=True):
+    searching = []
+    for chain in climbing:
+        up = memo.climb(chain[0]) if memo is not None else None
+        if up is None:
+            searching.append(chain)
+        else:
+            chain[:0] = up[:-1]
+            up.clear()
+    ignore.add(id(searching))
+    upward = backref_chains([chain[0] for chain in searching], _is_root, 8, ignore)
+    for chain, up in zip(searching, upward, strict=True):
+        if memo is not None:
+            memo.remember(up)
         if len(up) > 1:
             chain[:0] = up[:-1]
-    del upward, climbing
+    del upward, climbing, searching
     for (leak, target), chain in zip(wanted, found, strict=True):
         if len(chain) > 1:
             leak.chain = format_chain(chain)
@@ -357,16 +573,13 @@ def _find_chains(
             leak.root = root_text(chain, holder)
             chains.append(chain)
         else:
-            leak.chain = _unreached(target, ignore)
+            leak.chain = _unreached(target, id(target) in referred)
     found.clear()
     ignore.discard(here)
 
 
-def _unreached(target: object, ignore: set[int]) -> str:
+def _unreached(target: object, has_referrer: bool) -> str:
     """Why nothing old reaches ``target`` within the chain search's depth."""
-    referrers = [r for r in _get_referrers(target) if id(r) not in ignore]
-    has_referrer = any(type(r) is not types.FrameType for r in referrers)
-    del referrers
     owner = None if has_referrer else subclass_registry_of(target)
     if owner is not None:
         return (
@@ -407,6 +620,7 @@ def explain(
     latest: list[object] | None = None,
     young: set[int] | None = None,
     thaw: bool = True,
+    memo: ChainMemo | None = None,
 ) -> dict[str, str]:
     """Fill in samples, why-alive chains and graph paths for ``verdict.leaks``.
 
@@ -415,7 +629,8 @@ def explain(
     stops growing at its bound.  ``young``: the ids of the new objects, when
     the unfrozen objects are not all new (a block check nested in another).
     ``thaw=False``: search without unfreezing the heap (objects the
-    application froze stay frozen, and unseen).
+    application froze stay frozen, and unseen).  ``memo``: the session's
+    climbs from older containers up to a module or class (``ChainMemo``).
     The work is bounded by counts (chains, levels, referrers per level),
     never by the clock, so the verdict is the same on any machine and at any
     point of a run.
@@ -439,8 +654,13 @@ def explain(
     ignore.add(id(chains))
     ignore.add(id(latest))
     held: dict[str, str] = {}
-    if thaw:
-        _unfreeze()
+    frozen = [thaw]
+
+    def unfreeze() -> None:  # the first search looks among the new objects first
+        if frozen[0]:
+            frozen[0] = False
+            _unfreeze()
+
     try:
         first: list[tuple[Leak, object]] = []
         ignore.add(id(first))
@@ -454,7 +674,8 @@ def explain(
         # leaks with dozens of lists, sets and weakrefs, and its chain names the holder.
         first.sort(key=_builtin_first_last)
         del first[MAX_CHAINS:]
-        _find_chains(first, pre_existing, ignore, chains)
+        _find_chains(first, pre_existing, ignore, chains, memo, unfreeze if thaw else None)
+        unfreeze()
         first.clear()
         held = _bounded_holders(chains, verdict, latest or [], young) if chains else {}
         # The chains went to the most numerous types; when some of those turn out
@@ -469,14 +690,14 @@ def explain(
             if leak.name not in held and not leak.chain and objs_of_type:
                 spare.append((leak, objs_of_type[0]))
         if spare:
-            _find_chains(spare, pre_existing, ignore, chains)
+            _find_chains(spare, pre_existing, ignore, chains, memo)
         spare.clear()
         del reported
         if settings.graph_dir:
             _draw(verdict, samples, settings.graph_dir, nodeid, chains, ignore)
     finally:
         chains.clear()
-        del pre_existing
+        del pre_existing, unfreeze
         if thaw:
             _freeze()
     return held

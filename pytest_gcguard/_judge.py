@@ -17,7 +17,7 @@ from typing import Protocol
 import pytest
 
 from . import _settings
-from ._diagnose import explain
+from ._diagnose import ChainMemo, explain
 from ._graph import remove_graphs
 from ._heap import (
     Closed,
@@ -138,6 +138,7 @@ def judge(
     outcome: str | None,
     stop_frame: types.FrameType | None,
     rerunner: Rerunner,
+    memo: ChainMemo | None = None,
 ) -> tuple[Verdict | None, str]:
     """The verdict on a finished test, or why it was not judged.
 
@@ -155,7 +156,7 @@ def judge(
             return None, reason
         if closed.runner_only and not closed.cyclic and not closed.uncollectable and not closed.notes:
             return None, ""  # the usual case, known without listing anything
-        verdict = Judge(item, window, settings, stop_frame, rerunner).find_leaks(closed)
+        verdict = Judge(item, window, settings, stop_frame, rerunner, memo).find_leaks(closed)
     finally:
         window.runner.clear()
         settle()
@@ -183,6 +184,7 @@ class Judge:
         settings: Settings,
         stop_frame: types.FrameType | None,
         rerunner: Rerunner,
+        memo: ChainMemo | None = None,
     ) -> None:
         self.item = item
         self.window = window
@@ -190,6 +192,8 @@ class Judge:
         #: Our callers' frames up to here are in flight (see ``_classify``).
         self.stop_frame = stop_frame
         self.rerunner = rerunner
+        #: The session's climbs from older containers to a module or class.
+        self.memo = memo
 
     def own(self) -> tuple[object, ...]:
         """Our objects, made after the window closed: excluded by identity."""
@@ -322,7 +326,7 @@ class Judge:
         members.clear()  # the samples are copies: nothing of ours may look like a referrer
         if settings.diagnosis:
             started = time.perf_counter()
-            held = explain(verdict, samples, settings, self.item.nodeid, latest)
+            held = explain(verdict, samples, settings, self.item.nodeid, latest, memo=self.memo)
             verdict.diagnosis_seconds = time.perf_counter() - started
         else:
             held = {}

@@ -17,6 +17,7 @@ import pytest
 
 from . import _html, _records, _settings
 from ._block import Checks
+from ._diagnose import ChainMemo
 from ._heap import (
     COUNTS_REFERENCES,
     FreezeGuard,
@@ -342,6 +343,8 @@ class GcGuard:
         self.session = session
         self.heap = Heap()
         self.guard = FreezeGuard()
+        #: Climbs from older containers up to a module or class, reused by later reports.
+        self.chains = ChainMemo()
         self.window: Window | None = None
         self.stop_frame: types.FrameType | None = None
         #: The checked test whose protocol is running.
@@ -517,7 +520,9 @@ class GcGuard:
         list_runner(window)  # what the outer teardown wrappers made since the fixtures ran
         self.window = None
         settings = item.stash[settings_key]
-        verdict, reason = judge(item, window, settings, item.stash.get(outcome_key, None), self.stop_frame, self)
+        verdict, reason = judge(
+            item, window, settings, item.stash.get(outcome_key, None), self.stop_frame, self, self.chains
+        )
         if settings.refs and not reason and (verdict is None or not verdict.failed):
             verdict, reason = self._measure_memory(item, settings, verdict, window)
         if reason:

@@ -462,3 +462,135 @@ def test_an_asyncio_task_leak_is_said_to_be_held_by_its_registry(tester: pytest.
     result.stdout.fnmatch_lines(
         ["    _asyncio.Task x1  *", "*", "        why alive: module test_tasks -> _TASKS (set) -> *"]
     )
+
+
+SHARED_ROOT = """
+import weakref
+
+def _make_store():
+    entries = {"seed": []}  # tracked from the start (an empty dict is not)
+    def store(key, value):
+        entries[key] = value
+    return store
+
+store = _make_store()
+
+class Session:
+    pass
+
+def test_first():
+    store(object(), Session())
+
+def test_second():
+    store(object(), Session())
+
+def test_third():
+    store(object(), Session())
+
+def test_fourth():
+    store(object(), Session())
+"""
+
+COUNT_CLIMBS = """
+import json
+
+def pytest_sessionfinish(session):
+    checker = session.config.pluginmanager.get_plugin("gcguard-checker")
+    with open("climbs.json", "w") as out:
+        json.dump({"reused": checker.chains.reused, "searched": checker.chains.searched}, out)
+"""
+
+
+def test_tests_that_leak_into_one_container_share_its_climb_to_the_module(tester: pytest.Pytester) -> None:
+    """The climb from an older container up to its module is searched once, then
+    followed again link by link for each later test: the same report, a pass per level saved."""
+    tester.makepyfile(test_shared=SHARED_ROOT)
+    tester.makeconftest(COUNT_CLIMBS)
+    result = tester.runpytest_subprocess("--gcguard", "--gcguard-json=out.json", "-p", "no:randomly")
+    result.assert_outcomes(passed=4, errors=4)
+    records = json.loads((tester.path / "out.json").read_text())["tests"]
+    chains = {leak["why_alive"].split(" at 0x")[0] for record in records for leak in record["leaked"]}
+    chains.discard("")
+    expected = (
+        "module test_shared -> store (function test_shared._make_store.<locals>.store) -> __closure__ (tuple)"
+        " -> [0] cell -> cell_contents (dict) -> [<object object"
+    )
+    assert chains == {expected}, chains
+    assert [r["verdict"] for r in records] == ["leaked"] * 4
+    climbs = json.loads((tester.path / "climbs.json").read_text())
+    assert climbs == {"reused": 3, "searched": 1}
+
+
+def test_a_kept_climb_whose_link_changed_is_searched_again(tester: pytest.Pytester) -> None:
+    """A later test that rebinds the module's name finds the chain as the heap is now."""
+    tester.makepyfile(
+        test_rebound="""
+        ENTRIES = []
+
+        class Wrapper:
+            def __init__(self, entries):
+                self.entries = entries
+
+        class Session:
+            pass
+
+        def test_first():
+            ENTRIES.append(Session())
+
+        def test_second():
+            global ENTRIES
+            if not isinstance(ENTRIES, Wrapper):
+                ENTRIES = Wrapper(ENTRIES)
+            ENTRIES.entries.append(Session())
+        """
+    )
+    tester.makeconftest(COUNT_CLIMBS)
+    result = tester.runpytest_subprocess("--gcguard", "--gcguard-json=out.json", "-p", "no:randomly")
+    result.assert_outcomes(passed=2, errors=2)
+    records = {r["nodeid"].rpartition("::")[2]: r for r in json.loads((tester.path / "out.json").read_text())["tests"]}
+    (first,) = records["test_first"]["leaked"]
+    assert first["root"] == "module test_rebound -> ENTRIES (list)"
+    second = {leak["type"]: leak["root"] for leak in records["test_second"]["leaked"]}
+    assert second["test_rebound.Session"] == (
+        "module test_rebound -> ENTRIES (test_rebound.Wrapper) -> entries (list)"
+    ), second
+    climbs = json.loads((tester.path / "climbs.json").read_text())
+    assert climbs["reused"] == 0
+
+
+def test_a_kept_climb_holds_nothing_and_never_one_through_a_bounded_cache() -> None:
+    import types
+
+    from pytest_gcguard._diagnose import ChainMemo
+
+    class Cache:
+        def __init__(self) -> None:
+            self.maxsize = 10
+            self.data: dict[object, object] = {}
+
+        def __len__(self) -> int:
+            return len(self.data)
+
+    module = types.ModuleType("fake_module")
+    holder: list[object] = []
+    module.REGISTRY = holder  # type: ignore[attr-defined]
+    memo = ChainMemo()
+    memo.remember([module, module.__dict__, holder])
+    assert len(memo) == 1
+    assert memo.climb(holder) == [module, module.__dict__, holder]
+    assert memo.climb([]) is None  # another container: nothing kept for it
+
+    cache = Cache()
+    module.CACHE = cache  # type: ignore[attr-defined]
+    memo.remember([module, module.__dict__, cache, cache.__dict__, cache.data])
+    assert memo.climb(cache.data) is None  # a declared bound decides set-asides: always searched afresh
+
+    del module.REGISTRY  # type: ignore[attr-defined]
+    assert memo.climb(holder) is None  # a broken link: dropped
+    assert len(memo) == 0
+
+    other = types.ModuleType("other_module")
+    other.REGISTRY = holder  # type: ignore[attr-defined]
+    memo.remember([other, other.__dict__, holder])
+    del other  # the memo holds the module by weak reference only
+    assert memo.climb(holder) is None

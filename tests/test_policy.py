@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import warnings
@@ -125,3 +126,76 @@ def test_a_released_broader_fixture_brings_the_next_full_pass_forward(monkeypatc
     heap.released = True
     heap.maybe_full_pass()
     assert passes == [True]  # due: 20 costs once frozen objects were let go
+
+
+SHARED_PASS_PROBE = """
+import ctypes, gc, sys, types
+from pytest_gcguard._diagnose import MAX_FRONTIER, backref_chains
+
+OLD_LIST = []
+OLD_DICT = {"seed": []}
+HOLDERS = [[] for _ in range(MAX_FRONTIER + 50)]
+
+def generator():
+    kept = yield
+    yield kept
+
+SUSPENDED = generator()
+next(SUSPENDED)
+
+gc.collect()
+gc.freeze()
+
+
+def main():  # new objects, kept in several ways (locals: only a frame refers to them)
+    direct = object(); OLD_LIST.append(direct)                     # an older list, one level up
+    deep = object(); OLD_DICT["seed"].append([[[deep]]])           # three new lists, then older ones
+    crowded = object()
+    for holder in HOLDERS:                                          # more referrers than a level keeps
+        holder.append([crowded])
+    orphan = object(); ctypes.pythonapi.Py_IncRef(ctypes.py_object(orphan))
+    by_frame = object(); SUSPENDED.send([by_frame])                 # an older frame on 3.10
+    deeper_than_allowed = object()
+    node = deeper_than_allowed
+    for _ in range(20):
+        node = [node]
+    OLD_LIST.append(node)
+    targets = [direct, deep, crowded, orphan, by_frame, deeper_than_allowed]
+    young = set(map(id, gc.get_objects()))
+
+    def pre_existing(obj):
+        return id(obj) not in young and type(obj) is not types.FrameType
+
+    ignore = {id(targets), id(young), id(sys._getframe())}
+    shared_referred = set()
+    shared = backref_chains(targets, pre_existing, 12, ignore, gc.unfreeze, shared_referred)
+    assert not gc.get_freeze_count()
+    ignore.add(id(shared))
+    ignore.update(map(id, shared))
+    alone_referred = set()
+    alone = backref_chains(targets, pre_existing, 12, ignore, None, alone_referred)
+    for one, other in zip(shared, alone, strict=True):
+        assert len(one) == len(other) and all(a is b for a, b in zip(one, other)), (len(one), len(other))
+    assert shared_referred == alone_referred
+    assert id(orphan) not in shared_referred and id(direct) in shared_referred
+    print([len(chain) for chain in shared])  # a JSON list
+
+
+main()
+"""
+
+
+def test_a_search_that_shares_passes_finds_the_chains_of_one_pass_per_level(tmp_path: Path) -> None:
+    """The new objects' levels, searched first while the heap is frozen, let several
+    levels share a pass over the whole heap; the chains must be the ones found
+    level by level (in a subprocess: it freezes the heap)."""
+    script = tmp_path / "probe.py"
+    script.write_text(SHARED_PASS_PROBE)
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    lengths = json.loads(done.stdout)
+    assert lengths[0] == 2  # direct: OLD_LIST -> direct
+    assert lengths[1] == 5  # deep: OLD_DICT's list -> 3 new lists -> deep
+    assert lengths[2] == 3  # crowded: a holder -> a new list -> crowded
+    assert lengths[3] == 1  # orphan: nothing refers to it
+    assert lengths[5] == 1  # deeper than the search goes
