@@ -37,7 +37,7 @@ from ._heap import (
     type_name,
 )
 from ._policy import Confirmation, set_aside
-from ._pytest_internals import setup_state, spent_finalizer_objects, stop_test_timer
+from ._pytest_internals import plugin_result_lists, setup_state, spent_finalizer_objects, stop_test_timer
 from ._report import FIRST_RUN_TYPES, Leak, Verdict, cycle_text
 from ._settings import Settings, TypeFilter
 from ._warnings import GcGuardWarning
@@ -219,6 +219,8 @@ class Judge:
         if window.warnings_log is not None:
             # pytest holds the warnings it recorded until the protocol ends.
             survivors.exclude_reachable([window.warnings_log])
+        # Other plugins' per-test results, kept for their session report (pytest-benchmark).
+        survivors.exclude_reachable(plugin_result_lists(item.config))
         # The runner's stack of set-up nodes: a package's or module's first test
         # registers their teardowns (session-long bookkeeping, never the test's).
         survivors.exclude_owned_by(setup_state(item.session), depth=5)
@@ -373,12 +375,18 @@ class Judge:
         if confirmation.large:
             samples.forget()  # the first run's objects are frozen by the rerun
         stop_test_timer(item)
+        # A rerun's entries in other plugins' result lists are dropped: the
+        # session report shows the test once, as without gcguard.
+        results = plugin_result_lists(item.config)
+        lengths = [len(kept) for kept in results]
         while (rerun := confirmation.next_rerun()) is not None:
             rerun_window = Window(window.cycles, rerun=True)
             rerun_window.count_frozen = rerun.measure
             rerun_window.freeze_first = rerun.fresh
             threads = _thread_idents() if rerun.measure else 0
             failed = self.rerunner.rerun_once(item, window, rerun_window)
+            for kept, length in zip(results, lengths, strict=True):
+                del kept[length:]
             disturbed = rerun.measure and _thread_idents() != threads
             cyclic = 0
             if rerun_window.opened:

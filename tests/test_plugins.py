@@ -187,3 +187,44 @@ def test_tests_gcguard_could_not_judge_are_named_with_their_reason(tester: pytes
     )
     result = tester.runpytest_subprocess("--gcguard", "-v")
     result.stdout.fnmatch_lines(["4 test(s) not judged:"])
+
+
+def test_a_rerun_leaves_the_fixture_values_as_pytest_benchmarks_report_hook_expects(tester: pytest.Pytester) -> None:
+    """pytest-benchmark's report hook reads ``item.funcargs.get("benchmark")`` in the
+    teardown phase, after gcguard's reruns: a rerun must not leave ``funcargs`` None."""
+    pytest.importorskip("pytest_benchmark")
+    tester.makepyfile(
+        test_bench="""
+        KEPT = []
+
+        class Item:
+            pass
+
+        def test_leaks():
+            KEPT.append(Item())
+
+        def test_leaks_while_benchmarked(benchmark):
+            benchmark.pedantic(lambda: KEPT.append(Item()), rounds=1, iterations=1)
+
+        def test_clean_benchmarked(benchmark):
+            assert benchmark.pedantic(lambda: sum(range(10)), rounds=1, iterations=1) == 45
+        """
+    )
+    result = tester.runpytest_subprocess(
+        "--gcguard", "--gcguard-json=gcguard.json", "-p", "benchmark", "--benchmark-json=bench.json"
+    )
+    assert result.ret == pytest.ExitCode.TESTS_FAILED, result.stdout.str()
+    assert "INTERNALERROR" not in result.stdout.str() + result.stderr.str()
+    records = records_of(tester)
+    assert {name: record["verdict"] for name, record in records.items()} == {
+        "test_leaks": "leaked",
+        "test_leaks_while_benchmarked": "leaked",
+        "test_clean_benchmarked": "clean",
+    }
+    assert records["test_leaks"]["reruns"] == 2
+    # Its results are pytest-benchmark's, kept for the session's table: not suspected.
+    assert records["test_clean_benchmarked"]["reruns"] == 0
+    result.assert_outcomes(passed=3, errors=2)
+    # The reruns' results are not in pytest-benchmark's report: each test once.
+    benchmarks = json.loads((tester.path / "bench.json").read_text())["benchmarks"]
+    assert sorted(b["name"] for b in benchmarks) == ["test_clean_benchmarked", "test_leaks_while_benchmarked"]
