@@ -450,3 +450,45 @@ def test_context_maps_and_stdlib_caches_settle_without_a_rerun(tester: pytest.Py
         "test_leaks_values_kept_in_a_context_variable": {"test_settled.Widget"},
         "test_leaks_a_context_variable_per_instance": {"test_settled.Widget"},
     }
+
+
+def test_hypothesis_keeping_a_tag_per_new_strategy_label_is_not_the_tests_leak(tester: pytest.Pytester) -> None:
+    """Hypothesis keeps a tag for every strategy label it has seen, in a plain dict, for the
+    whole run: strategies that make new labels on every example grow it on every run
+    (cattrs' tests, which build classes per example).  That is the test tool's memory;
+    a leak of the code under test beside it is still reported, with its own type alone."""
+    pytest.importorskip("hypothesis")
+    tester.makepyfile(
+        test_labels="""
+        from hypothesis import given, settings, strategies as st
+
+        KEPT = []
+
+        class Item:  # the default repr shows the address: each strategy gets a new label
+            pass
+
+        @st.composite
+        def fresh(draw):
+            return draw(st.sampled_from([Item(), Item()]))
+
+        @settings(max_examples=10, database=None)
+        @given(fresh())
+        def test_fresh_strategies(item):
+            assert isinstance(item, Item)
+
+        class Leaked:
+            pass
+
+        @settings(max_examples=10, database=None)
+        @given(fresh())
+        def test_fresh_strategies_and_a_leak(item):
+            KEPT.append(Leaked())
+        """
+    )
+    result = tester.runpytest_subprocess("--gcguard", "--gcguard-json=out.json", "-p", "no:randomly")
+    tests = {r["nodeid"].rpartition("::")[2]: r for r in json.loads((tester.path / "out.json").read_text())["tests"]}
+    assert tests["test_fresh_strategies"]["verdict"] == "clean", tests["test_fresh_strategies"]
+    leaked = {leak["type"] for leak in tests["test_fresh_strategies_and_a_leak"]["leaked"]}
+    assert leaked == {"test_labels.Leaked"}, tests["test_fresh_strategies_and_a_leak"]
+    result.stdout.no_fnmatch_line("*StructuralCoverageTag*")
+    result.assert_outcomes(passed=2, errors=1)

@@ -228,3 +228,52 @@ def test_a_rerun_leaves_the_fixture_values_as_pytest_benchmarks_report_hook_expe
     # The reruns' results are not in pytest-benchmark's report: each test once.
     benchmarks = json.loads((tester.path / "bench.json").read_text())["benchmarks"]
     assert sorted(b["name"] for b in benchmarks) == ["test_clean_benchmarked", "test_leaks_while_benchmarked"]
+
+
+def test_a_test_that_asks_the_gc_for_referrers_or_objects_gets_the_whole_heap(tester: pytest.Pytester) -> None:
+    """gcguard keeps the heap frozen while a test runs, and ``gc.get_referrers`` and
+    ``gc.get_objects`` see no frozen object: the test must still get whole answers
+    (Hypothesis's ``register_random`` warns when nothing refers to the ``Random``),
+    and its verdict is skipped, saying why; the other tests are judged as usual."""
+    tester.makepyfile(
+        test_asks="""
+        import gc
+        import random
+        import warnings
+
+        from hypothesis import register_random
+
+        RNG = random.Random()  # the module's namespace refers to it
+
+        class Thing:
+            pass
+
+        THING = Thing()
+        KEPT = []
+
+        def test_register_random():
+            with warnings.catch_warnings():
+                warnings.simplefilter("error")
+                register_random(RNG)
+
+        def test_referrers():
+            assert gc.get_referrers(THING)
+
+        def test_objects():
+            assert any(obj is THING.__dict__ or obj is THING for obj in gc.get_objects())
+
+        def test_leaks():
+            KEPT.append(Thing())
+
+        def test_clean():
+            assert [Thing() for _ in range(3)]
+        """
+    )
+    result = tester.runpytest_subprocess("--gcguard", "--gcguard-json=gcguard.json")
+    records = records_of(tester)
+    assert records["test_register_random"]["reason"].startswith("not judged: the test called gc.get_referrers()")
+    assert records["test_referrers"]["reason"].startswith("not judged: the test called gc.get_referrers()")
+    assert records["test_objects"]["reason"].startswith("not judged: the test called gc.get_objects()")
+    assert records["test_leaks"]["verdict"] == "leaked"
+    assert (records["test_clean"]["verdict"], records["test_clean"]["reruns"]) == ("clean", 0)
+    result.assert_outcomes(passed=5, errors=1)
