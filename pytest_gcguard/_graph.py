@@ -13,8 +13,6 @@ import types
 from collections.abc import Iterator
 from typing import Any
 
-from ._heap import our_gc_calls
-
 #: Longest file-name stem we write (well under every file system's limit).
 MAX_STEM = 80
 #: Sources whose edge labels objgraph may compute itself: exact types, whose
@@ -100,7 +98,6 @@ def write_graph(
             open(os.devnull, "w") as quiet,
             contextlib.redirect_stdout(quiet),  # objgraph prints a line
             _safe_labels(objgraph),
-            our_gc_calls(),  # objgraph's gc.get_referrers: ours, not the test's
         ):
             if chains:
                 objgraph.show_chain(

@@ -28,7 +28,7 @@ import types
 import weakref
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from itertools import compress
 from operator import is_ as _is
@@ -180,35 +180,16 @@ def is_internal_type(tp: type) -> bool:
 
 
 class FreezeGuard:
-    """Watches the ``gc`` calls that break, or are broken by, the frozen heap while a window is open.
+    """Records calls to ``gc.freeze``/``gc.unfreeze`` made while a window is open.
 
-    ``gc.freeze`` hides the test's objects and ``gc.unfreeze`` brings the whole
-    heap back, so the verdict is skipped instead.  ``gc.get_referrers`` and
-    ``gc.get_objects`` see no frozen object: the test would get a partial
-    answer (Hypothesis's ``register_random`` asks who refers to a module's
-    ``Random`` and warns on none).  Those unfreeze the heap first, so the
-    answer is whole, and the verdict is skipped too.  gcguard's own searches
-    (objgraph's graphs, inside ``ours()``) pass through.  Installed once per
-    session (``install``/``uninstall``), not per test.
+    Either call breaks the freeze baseline (freeze hides the test's objects,
+    unfreeze brings the whole heap back), so the verdict is skipped instead.
+    Installed once per session (``install``/``uninstall``), not per test.
     """
 
     def __init__(self) -> None:
         self.window: Window | None = None
-        self._saved: tuple[object, ...] | None = None
-        self._ours = 0
-
-    @contextmanager
-    def ours(self) -> Iterator[None]:
-        """gcguard's own calls (objgraph, drawing a graph): not the test's."""
-        self._ours += 1
-        try:
-            yield
-        finally:
-            self._ours -= 1
-
-    def _watching(self) -> Window | None:
-        window = self.window
-        return window if window is not None and window.opened and not self._ours else None
+        self._saved: tuple[object, object] | None = None
 
     def freeze(self) -> None:
         if self.window is not None:
@@ -220,42 +201,18 @@ class FreezeGuard:
             self.window.guard_calls.append("gc.unfreeze()")
         _unfreeze()
 
-    def _whole_heap(self, call: str) -> None:
-        window = self._watching()
-        if window is not None:
-            if call not in window.guard_calls:
-                window.guard_calls.append(call)
-            _unfreeze()
-
-    def get_referrers(self, *objs: object) -> list[object]:
-        self._whole_heap("gc.get_referrers()")
-        return _get_referrers(*objs)
-
-    def get_objects(self, generation: int | None = None) -> list[object]:
-        self._whole_heap("gc.get_objects()")
-        return _get_objects(generation)
-
     def install(self) -> None:
         if self._saved is None:
-            self._saved = gc.freeze, gc.unfreeze, gc.get_referrers, gc.get_objects
+            self._saved = gc.freeze, gc.unfreeze
             gc.freeze, gc.unfreeze = self.freeze, self.unfreeze
-            gc.get_referrers, gc.get_objects = self.get_referrers, self.get_objects
             _GUARDS.append(self)
 
     def uninstall(self) -> None:
         if self._saved is not None:
-            gc.freeze, gc.unfreeze, gc.get_referrers, gc.get_objects = self._saved  # type: ignore[assignment]
+            gc.freeze, gc.unfreeze = self._saved  # type: ignore[assignment]
             self._saved = None
             if self in _GUARDS:
                 _GUARDS.remove(self)
-
-
-def our_gc_calls() -> ExitStack[bool | None]:
-    """While gcguard itself calls into ``gc`` through objgraph: no guard reacts."""
-    stack = ExitStack()
-    for guard in _GUARDS:
-        stack.enter_context(guard.ours())
-    return stack
 
 
 #: The installed guards (one per checking session).

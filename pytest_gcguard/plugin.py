@@ -518,7 +518,7 @@ class GcGuard:
             return result
         release_fixture_values(item)
         list_runner(window)  # what the outer teardown wrappers made since the fixtures ran
-        self.window = self.guard.window = None  # from here on, the gc calls are the judge's
+        self.window = None
         settings = item.stash[settings_key]
         verdict, reason = judge(
             item, window, settings, item.stash.get(outcome_key, None), self.stop_frame, self, self.chains

@@ -492,3 +492,49 @@ def test_hypothesis_keeping_a_tag_per_new_strategy_label_is_not_the_tests_leak(t
     assert leaked == {"test_labels.Leaked"}, tests["test_fresh_strategies_and_a_leak"]
     result.stdout.no_fnmatch_line("*StructuralCoverageTag*")
     result.assert_outcomes(passed=2, errors=1)
+
+
+def test_weak_references_to_what_a_bounded_cache_keeps_are_bounded_too(tester: pytest.Pytester) -> None:
+    """A registry that refers weakly to what a bounded cache keeps (Hypothesis's lambda
+    descriptions, a base class's subclass registry) loses each entry when the cache evicts
+    its referent: set aside with the cache's growth.  Weak references to what a leak keeps
+    are still reported."""
+    tester.makepyfile(
+        test_weak="""
+        import functools, itertools, weakref
+
+        FRESH = itertools.count()
+        DESCRIPTIONS = weakref.WeakKeyDictionary({type("Seed", (), {}): "seed"})
+        KEPT = []
+        INDEX = weakref.WeakKeyDictionary({type("Seed", (), {}): "seed"})
+
+        class Made:
+            pass
+
+        @functools.lru_cache(maxsize=4096)
+        def make(key):
+            made = Made()
+            DESCRIPTIONS[made] = f"made {key}"
+            return made
+
+        def test_fills_a_bounded_cache_and_a_weak_registry_of_it():
+            for _ in range(5):
+                make(next(FRESH))
+
+        class Leaked:
+            pass
+
+        def test_leaks_and_indexes_weakly():
+            leaked = Leaked()
+            KEPT.append(leaked)
+            INDEX[leaked] = "leaked"
+        """
+    )
+    result = tester.runpytest_subprocess("--gcguard", "--gcguard-json=out.json", "-p", "no:randomly")
+    tests = {r["nodeid"].rpartition("::")[2]: r for r in json.loads((tester.path / "out.json").read_text())["tests"]}
+    bounded = tests["test_fills_a_bounded_cache_and_a_weak_registry_of_it"]
+    assert bounded["verdict"] == "clean", bounded
+    assert bounded["set_aside"]["types"] == {"test_weak.Made": 5, "weakref.ReferenceType": 5}, bounded
+    leaked = {leak["type"] for leak in tests["test_leaks_and_indexes_weakly"]["leaked"]}
+    assert leaked == {"test_weak.Leaked", "weakref.ReferenceType"}, leaked
+    result.assert_outcomes(passed=2, errors=1)
