@@ -228,13 +228,14 @@ def backref_chains(
         active = [search for search in searches if search.chain is None and search.frontier]
         if not active:
             break
-        levels = plan.levels_from(depth, active) if plan is not None else 1
-        level = plan.objects(depth, levels, active) if plan is not None else None
-        if level is None:
+        ours.add(id(active))
+        if plan is not None:
+            levels = plan.levels_from(depth, active)
+            level = plan.objects(depth, levels, active)
+        else:
+            levels = 1
             level = tuple(obj for search in active for obj in search.frontier)
-        ours.update((id(active), id(level)))  # 3.13 counts the argument tuple among the referrers
-        referrers = _get_referrers(*level)
-        ours.add(id(referrers))
+        referrers = _referrers_of(level, ours)
         for _ in range(levels):
             for search in active:
                 search.step(referrers, predicate, ignore, ours)
@@ -254,6 +255,15 @@ def backref_chains(
     chains = [search.result() for search in searches]
     searches.clear()
     return chains
+
+
+def _referrers_of(objects: tuple[object, ...], ours: set[int]) -> list[object]:
+    """One pass over the heap for ``objects``' referrers; the argument tuple and the
+    result are ours (3.13 counts the argument tuple among the referrers)."""
+    ours.add(id(objects))
+    referrers = _get_referrers(*objects)
+    ours.add(id(referrers))
+    return referrers
 
 
 #: Objects whose referrers one shared pass asks for at most: ``gc.get_referrers``
@@ -294,10 +304,9 @@ class _PassPlan:
             active = [shadow for shadow in shadows if shadow.chain is None and shadow.frontier]
             if not active:
                 break
+            ours.add(id(active))
             level = tuple(obj for shadow in active for obj in shadow.frontier)
-            ours.update((id(active), id(level)))
-            referrers = _get_referrers(*level)
-            ours.add(id(referrers))
+            referrers = _referrers_of(level, ours)
             for shadow in active:
                 shadow.step(referrers, predicate, ignore, ours)
                 if shadow.frontier:
