@@ -347,11 +347,13 @@ class _Run:
     def own(self) -> tuple[object, ...]:
         return (self, self.scope, self.filt, self.previous_ids, self.counts, self.cyclic_types, self.scope.before)
 
-    def _explain(self, verdict: Verdict, samples: list[list[object]], latest: list[object]) -> dict[str, str]:
+    def _explain(
+        self, verdict: Verdict, samples: list[list[object]], latest: list[object], stayed: list[object]
+    ) -> dict[str, str]:
         """``explain``, which unfreezes the heap to search it and freezes all of it after."""
         scope = self.scope
         if scope.froze and len(_ACTIVE) == 1:
-            return explain(verdict, samples, self.settings, self.label, latest)
+            return explain(verdict, samples, self.settings, self.label, latest, stayed=stayed)
         if scope.foreign_freeze:
             # The application froze objects: unfreezing them for the search could
             # not be undone exactly, so the search sees only what is not frozen.
@@ -360,13 +362,13 @@ class _Run:
                 "so a chain may stop short of its module"
             )
             visible = _unfrozen_ids().difference(map(id, scope.before))
-            return explain(verdict, samples, self.settings, self.label, latest, visible, thaw=False)
+            return explain(verdict, samples, self.settings, self.label, latest, visible, thaw=False, stayed=stayed)
         unfrozen = _unfrozen_ids()
         young: set[int] | None = None
         if not scope.froze:  # the unfrozen objects that existed before are not new
             young = unfrozen.difference(map(id, scope.before))
         try:
-            return explain(verdict, samples, self.settings, self.label, latest, young)
+            return explain(verdict, samples, self.settings, self.label, latest, young, stayed=stayed)
         finally:
             _give_back_views(unfrozen, scope)
             unfrozen.clear()
@@ -390,16 +392,17 @@ class _Run:
         for name, objs in first_of_each(latest, name_of, _settings.MAX_SAMPLES).items():
             if not members.get(name):
                 members[name] = objs
+        stayed = list(compress(stayed, map(name_of.__contains__, map(type, stayed))))
         name_of.clear()
-        stayed.clear()
         samples = [members.get(name, []) for name, _ in ordered]
         members.clear()
         latest = [obj for obj in latest if type_name(type(obj)) in confirmed]
         held: dict[str, str] = {}
         if self.settings.diagnosis:
-            held = self._explain(verdict, samples, latest)
+            held = self._explain(verdict, samples, latest, stayed)
         samples.clear()
         latest.clear()
+        stayed.clear()
         if confirmation is None:
             confirmation = Confirmation({}, 0, self.filt.allowed)
         decision = set_aside(confirmation, [leak.name for leak in verdict.leaks], held)

@@ -496,18 +496,30 @@ def _is_namespace(obj: object) -> bool:
 
 
 def _bounded_holders(
-    chains: list[list[object]], verdict: Verdict, latest: list[object], young: set[int]
+    chains: list[list[object]],
+    verdict: Verdict,
+    latest: list[object],
+    young: set[int],
+    stayed: list[object] | None = None,
 ) -> dict[str, str]:
-    """Leaked types whose every new object (``latest``) hangs off a bounded cache found on a chain.
+    """Leaked types whose new objects hang off a bounded cache found on a chain.
 
-    Counted per type in C (``map``, ``compress``, ``Counter``): a leak of a
-    million objects costs a few passes in C, not a million steps in Python.
+    Either every object of the type the last run kept (``latest``) hangs off
+    it, or every one that an earlier run made and the later runs left alive
+    (``stayed``: what accumulates), and there is at least one.  The second
+    allows what the last run made in place of the run before's (an attribute
+    rebound to a new set on every run) beside the cache's growth: a leak
+    outside the cache is among what stays, so it is never allowed.  Counted
+    per type in C (``map``, ``compress``, ``Counter``): a leak of a million
+    objects costs a few passes in C, not a million steps in Python.
     """
     held: dict[str, str] = {}
     seen: set[int] = set()
     totals = collections.Counter(map(type, latest))
+    stayed = stayed or []
+    stayed_totals = collections.Counter(map(type, stayed))
     names: dict[str, list[type]] = {}
-    for tp in totals:
+    for tp in totals | stayed_totals:
         names.setdefault(type_name(tp), []).append(tp)
     for chain in chains:
         for node in chain:
@@ -521,11 +533,17 @@ def _bounded_holders(
             reach.update(_weak_references_into(reach, latest))
             label = f"{type_name(type(node))} ({capacity[1]} of at most {capacity[0]} entries)"
             reached = collections.Counter(map(type, compress(latest, map(reach.__contains__, map(id, latest)))))
+            kept = collections.Counter(map(type, compress(stayed, map(reach.__contains__, map(id, stayed)))))
             for leak in verdict.leaks:
                 kinds = names.get(leak.name)
-                if leak.name not in held and kinds and all(reached[tp] == totals[tp] for tp in kinds):
+                if leak.name in held or not kinds:
+                    continue
+                if all(reached[tp] == totals[tp] for tp in kinds) or (
+                    any(stayed_totals[tp] for tp in kinds) and all(kept[tp] == stayed_totals[tp] for tp in kinds)
+                ):
                     held[leak.name] = label
             reached.clear()
+            kept.clear()
             reach.clear()
     return held
 
@@ -657,13 +675,16 @@ def explain(
     young: set[int] | None = None,
     thaw: bool = True,
     memo: ChainMemo | None = None,
+    stayed: list[object] | None = None,
 ) -> dict[str, str]:
     """Fill in samples, why-alive chains and graph paths for ``verdict.leaks``.
 
     Returns the leaked types (name: the cache) whose new objects, ``latest``
-    (what the last run kept), all hang off a bounded cache that a chain passes through: a cache that
-    stops growing at its bound.  ``young``: the ids of the new objects, when
-    the unfrozen objects are not all new (a block check nested in another).
+    (what the last run kept) or ``stayed`` (what an earlier run made and the
+    later ones left alive), all hang off a bounded cache that a chain passes
+    through: a cache that stops growing at its bound (``_bounded_holders``).
+    ``young``: the ids of the new objects, when the unfrozen objects are not
+    all new (a block check nested in another).
     ``thaw=False``: search without unfreezing the heap (objects the
     application froze stay frozen, and unseen).  ``memo``: the session's
     climbs from older containers up to a module or class (``ChainMemo``).
@@ -689,6 +710,7 @@ def explain(
     chains: list[list[object]] = []  # the found paths, drawn as the graph
     ignore.add(id(chains))
     ignore.add(id(latest))
+    ignore.add(id(stayed))
     held: dict[str, str] = {}
     frozen = [thaw]
 
@@ -713,7 +735,7 @@ def explain(
         _find_chains(first, pre_existing, ignore, chains, memo, unfreeze if thaw else None)
         unfreeze()
         first.clear()
-        held = _bounded_holders(chains, verdict, latest or [], young) if chains else {}
+        held = _bounded_holders(chains, verdict, latest or [], young, stayed) if chains else {}
         # The chains went to the most numerous types; when some of those turn out
         # to be a bounded cache's, the types still reported get the spare searches.
         reported = [leak for leak in verdict.leaks if leak.name not in held]

@@ -310,7 +310,8 @@ class Judge:
         # million objects costs a few passes in C, not a million steps in Python.
         young = _get_objects()
         latest = list(compress(young, map(samples_of.last_new.__contains__, map(id, young))))
-        if samples_of.new_ids is samples_of.last_new:  # one fresh rerun: the same objects
+        one_run = samples_of.new_ids is samples_of.last_new
+        if one_run:  # one fresh rerun: the same objects
             accumulated = list(latest)
         else:
             accumulated = list(compress(young, map(samples_of.new_ids.__contains__, map(id, young))))
@@ -320,6 +321,10 @@ class Judge:
         name_of = {tp: name for tp, name in name_of.items() if name in confirmed}
         latest = list(compress(latest, map(name_of.__contains__, map(type, latest))))
         members = first_of_each(accumulated, name_of, _settings.MAX_SAMPLES)
+        # What stays, for the bounded-cache rule: the last run may have replaced
+        # the run before's objects beside the cache's growth (``_bounded_holders``).
+        stayed = [] if one_run else accumulated
+        stayed = list(compress(stayed, map(name_of.__contains__, map(type, stayed))))
         accumulated.clear()
         name_of.clear()
         ordered = sorted(confirmed.items(), key=lambda kv: (-kv[1], kv[0]))
@@ -329,7 +334,7 @@ class Judge:
         members.clear()  # the samples are copies: nothing of ours may look like a referrer
         if settings.diagnosis:
             started = time.perf_counter()
-            held = explain(verdict, samples, settings, self.item.nodeid, latest, memo=self.memo)
+            held = explain(verdict, samples, settings, self.item.nodeid, latest, memo=self.memo, stayed=stayed)
             verdict.diagnosis_seconds = time.perf_counter() - started
         else:
             held = {}
@@ -339,6 +344,7 @@ class Judge:
             )
         samples.clear()
         latest.clear()
+        stayed.clear()
         decision = set_aside(confirmation, [leak.name for leak in verdict.leaks], held)
         if decision is None:
             return

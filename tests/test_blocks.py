@@ -49,6 +49,16 @@ def feeds_a_bounded_cache():
     CALLS.append(1)
     parse(next(FRESH))
 
+def feeds_a_bounded_cache_and_rebinds():
+    # The Widget made in place of the last call's dies on the next call.
+    CALLS.append(1)
+    parse(next(FRESH))
+    KEEP_HOLDER.latest = Widget()
+
+def feeds_a_bounded_cache_and_keeps():
+    parse(next(FRESH))
+    KEEP.append(Widget())
+
 def makes_a_cycle():
     node = {}
     node["self"] = node
@@ -176,6 +186,16 @@ def test_cache_filled_once_is_not_a_leak():
 def test_growth_held_by_a_declared_bound_is_not_a_leak():
     assert assert_no_leaks(feeds_a_bounded_cache) is None
     assert len(CALLS) == 3  # the growth repeated; lru_cache(maxsize=16) holds it
+
+def test_what_each_call_rebinds_beside_a_bounded_cache_is_not_a_leak():
+    assert assert_no_leaks(feeds_a_bounded_cache_and_rebinds) is None
+    assert len(CALLS) == 3
+
+def test_a_leak_beside_a_bounded_cache_is_found():
+    # The type is reported whole (the cache's Widget with the kept one); the lists are the cache's.
+    with pytest.raises(LeakError, match="test_inner.Widget x2") as caught:
+        assert_no_leaks(feeds_a_bounded_cache_and_keeps)
+    assert caught.value.leaked == {"test_inner.Widget": 2}
 
 def test_arguments_are_passed_and_the_last_result_returned():
     assert assert_no_leaks(sorted, [3, 1, 2], reverse=True) == [3, 2, 1]
@@ -305,14 +325,14 @@ def test_block_checks_inside_pytest(tester: pytest.Pytester, gcguard_on: bool) -
         args.append("--gcguard")
     result = tester.runpytest_subprocess(*args)
     if not gcguard_on:
-        result.assert_outcomes(passed=25)
+        result.assert_outcomes(passed=27)
         return
     # The per-test check goes on around the block checks: tests that leak
     # (on purpose, here) are still found, clean ones judged clean.
     records = {r["nodeid"].rpartition("::")[2]: r for r in json.loads((tester.path / "out.json").read_text())["tests"]}
     verdicts = {name: (r["verdict"], r["reason"]) for name, r in records.items()}
     failing = [v for v in verdicts.values() if v[0] not in ("clean", "skipped")]
-    result.assert_outcomes(passed=24, skipped=1, errors=len(failing))
+    result.assert_outcomes(passed=26, skipped=1, errors=len(failing))
     for name in (
         "test_clean_call_is_called_once",
         "test_arguments_are_passed_and_the_last_result_returned",

@@ -538,3 +538,53 @@ def test_weak_references_to_what_a_bounded_cache_keeps_are_bounded_too(tester: p
     leaked = {leak["type"] for leak in tests["test_leaks_and_indexes_weakly"]["leaked"]}
     assert leaked == {"test_weak.Leaked", "weakref.ReferenceType"}, leaked
     result.assert_outcomes(passed=2, errors=1)
+
+
+def test_what_each_run_rebinds_beside_a_bounded_cache_is_not_the_caches_growth(tester: pytest.Pytester) -> None:
+    """A run that fills a bounded cache and also rebinds an older object's attribute to a
+    new object of the same type (Hypothesis's recursion-limit guard makes a new set per
+    run, while cattrs' strategies fill Hypothesis's strategy cache with sets): what the
+    last run rebound dies on the next run, so the type's growth is the cache's.  A set
+    appended to a module's list on every run beside the same cache is still reported."""
+    tester.makepyfile(
+        test_rebind="""
+        import functools, itertools
+
+        FRESH = itertools.count()
+        KEPT = []
+
+        class Guard:
+            def __init__(self):
+                self.known = set()
+
+        GUARD = Guard()
+
+        class Made:
+            def __init__(self, key):
+                self.tags = {key}
+
+        @functools.lru_cache(maxsize=4096)
+        def make(key):
+            return Made(key)
+
+        def test_fills_a_bounded_cache_and_rebinds_a_set():
+            for _ in range(5):
+                make(next(FRESH))
+            GUARD.known = {1000}
+
+        def test_fills_a_bounded_cache_and_leaks_a_set():
+            for _ in range(5):
+                make(next(FRESH))
+            KEPT.append({next(FRESH)})
+        """
+    )
+    result = tester.runpytest_subprocess("--gcguard", "--gcguard-json=out.json", "-p", "no:randomly")
+    tests = {r["nodeid"].rpartition("::")[2]: r for r in json.loads((tester.path / "out.json").read_text())["tests"]}
+    bounded = tests["test_fills_a_bounded_cache_and_rebinds_a_set"]
+    assert bounded["verdict"] == "clean", bounded
+    assert bounded["reruns"] >= 2, bounded
+    assert bounded["set_aside"]["types"] == {"test_rebind.Made": 5, "set": 5}, bounded
+    leaking = tests["test_fills_a_bounded_cache_and_leaks_a_set"]
+    assert {leak["type"]: leak["count"] for leak in leaking["leaked"]} == {"set": 6}, leaking
+    assert leaking["set_aside"]["types"] == {"test_rebind.Made": 5}, leaking
+    result.assert_outcomes(passed=2, errors=1)
