@@ -10,7 +10,7 @@ import pytest
 
 #: Callables and blocks shared by the inner suites and scripts below.
 SUBJECTS = """
-import functools, gc, itertools, threading
+import functools, gc, itertools, threading, time
 
 KEEP = []
 CALLS = []
@@ -287,7 +287,9 @@ def test_other_threads_allocating_meanwhile():
             scratch = []
             for n in range(50):
                 scratch.append({"n": [n]})
-            stop.wait(0.001)
+            # Not stop.wait(): its lock and bound methods, in flight in the other
+            # thread's Condition.wait, are more types to set aside.
+            time.sleep(0.001)
     thread = threading.Thread(target=churn)
     thread.start()
     # What the other thread holds in its variables is in flight; what it is
