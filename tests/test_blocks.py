@@ -64,7 +64,7 @@ def makes_a_cycle():
     node["self"] = node
 
 def leaks_a_lot():
-    KEEP.append([Widget() for _ in range(12_000)])
+    KEEP.append([Widget() for _ in range(120_000)])
 
 # 3.12 starts with the static types' tuples frozen (immortal; a check's unfreeze lets them go).
 STARTUP_FROZEN = gc.get_freeze_count()
@@ -209,7 +209,7 @@ def test_a_list_passed_in_is_where_the_leak_is_kept():
 def test_large_leak_is_confirmed_by_one_fresh_call():
     with pytest.raises(LeakError) as info:
         assert_no_leaks(leaks_a_lot)
-    assert info.value.leaked == {"test_inner.Widget": 12_000, "list": 1}
+    assert info.value.leaked == {"test_inner.Widget": 120_000, "list": 1}
 
 def test_repeated_cycles_fail_in_cycles_mode_only():
     assert_no_leaks(makes_a_cycle)

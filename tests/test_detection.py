@@ -389,24 +389,24 @@ class Row:
         self.i = i
 
 def test_large_leak():
-    KEEP.extend(Row(i) for i in range(20_000))
+    KEEP.extend(Row(i) for i in range(120_000))
 
 def test_large_first_use_table():
     if not TABLE:
-        TABLE.update((i, Row(i)) for i in range(20_000))
+        TABLE.update((i, Row(i)) for i in range(120_000))
 
 @functools.lru_cache(maxsize=None)
 def load():
-    return [Row(i) for i in range(20_000)]
+    return [Row(i) for i in range(120_000)]
 
 def test_large_cached_load():
-    assert len(load()) == 20_000
+    assert len(load()) == 120_000
 
 def test_large_replaced_global():
-    CURRENT[0] = [Row(i) for i in range(20_000)]
+    CURRENT[0] = [Row(i) for i in range(120_000)]
 
 def test_large_garbage():
-    rows = [Row(i) for i in range(20_000)]
+    rows = [Row(i) for i in range(120_000)]
     rows.append(rows)
 
 class Limiter:
@@ -418,7 +418,7 @@ TABLE2 = {}
 def test_large_first_use_and_a_replaced_attribute():
     # Hypothesis's StackframeLimiter: a set replaced, never added to.
     if not TABLE2:
-        TABLE2.update((i, Row(i)) for i in range(20_000))
+        TABLE2.update((i, Row(i)) for i in range(120_000))
     LIMITER.known = {len(TABLE2)}
 
 class Key:
@@ -431,7 +431,7 @@ def entry(key):
 def test_large_replaced_beside_a_full_cache():
     # Hypothesis's engine, in miniature: each run replaces its big structures,
     # refills a bounded cache and swaps a set; nothing accumulates.
-    CURRENT[0] = [Row(i) for i in range(20_000)]
+    CURRENT[0] = [Row(i) for i in range(120_000)]
     for _ in range(64):
         entry(Key())
     LIMITER.known = {len(CURRENT[0])}
@@ -439,7 +439,7 @@ def test_large_replaced_beside_a_full_cache():
 
 
 def test_a_large_growth_is_judged_by_one_rerun(tester: pytest.Pytester) -> None:
-    # 20,000 objects kept by the first run: one rerun decides (a second would
+    # 120,000 objects kept by the first run: one rerun decides (a second would
     # keep another copy alive), with the same verdicts as for small growth.
     tester.makepyfile(test_large=LARGE)
     result = tester.runpytest_subprocess("--gcguard", "--gcguard-json=out.json", "-p", "no:randomly")
@@ -447,8 +447,8 @@ def test_a_large_growth_is_judged_by_one_rerun(tester: pytest.Pytester) -> None:
     result.stdout.fnmatch_lines(
         [
             "*the same growth repeated in 1 rerun(s) of the test*",
-            "    test_large.Row x20000  (reruns: +20000)",
-            "        why alive: module test_large -> KEEP (list) -> [[]20000[]] test_large.Row",
+            "    test_large.Row x120000  (reruns: +120000)",
+            "        why alive: module test_large -> KEEP (list) -> [[]120000[]] test_large.Row",
         ]
     )
     records = {r["nodeid"].rpartition("::")[2]: r for r in json.loads((tester.path / "out.json").read_text())["tests"]}
@@ -464,7 +464,7 @@ def test_a_large_growth_is_judged_by_one_rerun(tester: pytest.Pytester) -> None:
         assert records[name]["verdict"] == "clean", records[name]
         # One rerun, or more when the first also replaced older objects.
         assert records[name]["reruns"] in (0, 1, 2), records[name]
-    # Each run frees the previous run's 20,000 rows as it keeps its own.
+    # Each run frees the previous run's 120,000 rows as it keeps its own.
     replaced = records["test_large_replaced_global"]
     assert replaced["verdict"] == "clean", replaced
     assert replaced["outcome"] == "passed"

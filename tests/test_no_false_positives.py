@@ -588,3 +588,68 @@ def test_what_each_run_rebinds_beside_a_bounded_cache_is_not_the_caches_growth(t
     assert {leak["type"]: leak["count"] for leak in leaking["leaked"]} == {"set": 6}, leaking
     assert leaking["set_aside"]["types"] == {"test_rebind.Made": 5}, leaking
     result.assert_outcomes(passed=2, errors=1)
+
+
+def test_tens_of_thousands_of_objects_replaced_or_beside_a_rebound_set_are_cancelled_out(
+    tester: pytest.Pytester,
+) -> None:
+    """A first run that keeps tens of thousands of objects gets ordinary reruns, which cancel a
+    replacement out: pyparsing's setUp installs a new packrat cache (a cycle: it holds methods
+    bound to itself) that its tests fill with 11,000-74,000 objects; a cattrs Hypothesis test
+    fills Hypothesis's bounded strategy cache with 10,600 while Hypothesis rebinds a set per
+    run.  One fresh rerun saw neither replacement (the old cycle stays frozen garbage; the
+    rebound set's death was taken for the runner's).  A leak of the same size is reported."""
+    tester.makepyfile(
+        test_mid="""
+        import itertools
+
+        FRESH = itertools.count()
+        HOLDER = {}
+        KEEP = []
+
+        class Cache:
+            def __init__(self):
+                self.data = {}
+                self.me = self  # a cycle: only the cyclic gc frees the replaced one
+
+        class Bounded:
+            def __init__(self, maxsize):
+                self.maxsize = maxsize
+                self.data = {}
+
+            def __len__(self):
+                return len(self.data)
+
+        BOUNDED = Bounded(maxsize=100_000)
+
+        class Limiter:
+            known = {0}
+
+        LIMITER = Limiter()
+
+        def test_fills_a_replaced_cyclic_cache():
+            HOLDER["cache"] = cache = Cache()
+            for i in range(30_000):
+                cache.data[i] = [i]
+
+        def test_fills_a_bounded_cache_and_rebinds_a_set():
+            for _ in range(6_000):
+                BOUNDED.data[next(FRESH)] = ([],)
+            LIMITER.known = {1000}
+
+        def test_leaks_as_much():
+            KEEP.append([[i] for i in range(30_000)])
+        """
+    )
+    result = tester.runpytest_subprocess("--gcguard", "--gcguard-json=out.json", "-p", "no:randomly")
+    tests = {r["nodeid"].rpartition("::")[2]: r for r in json.loads((tester.path / "out.json").read_text())["tests"]}
+    replaced = tests["test_fills_a_replaced_cyclic_cache"]
+    assert replaced["verdict"] == "clean", replaced
+    assert replaced["reruns"] >= 1, replaced
+    bounded = tests["test_fills_a_bounded_cache_and_rebinds_a_set"]
+    assert bounded["verdict"] == "clean", bounded
+    assert bounded["reruns"] >= 2, bounded
+    assert bounded["set_aside"]["types"] == {"tuple": 6000, "list": 6000}, bounded
+    leaking = tests["test_leaks_as_much"]
+    assert {leak["type"]: leak["count"] for leak in leaking["leaked"]} == {"list": 30_001}, leaking
+    result.assert_outcomes(passed=3, errors=1)
