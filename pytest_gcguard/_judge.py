@@ -23,11 +23,14 @@ from ._heap import (
     Closed,
     Survivors,
     Window,
+    _freeze,
     _get_objects,
+    _unfreeze,
     close_window,
     context_map_nodes,
     coverage_tracer_roots,
     first_of_each,
+    frozen_garbage,
     import_cache_roots,
     instance_dicts,
     list_runner,
@@ -308,6 +311,11 @@ class Judge:
         # growth, and need not hang off the cache).
         # Selected in C (``compress``), then named once per type: a leak of a
         # million objects costs a few passes in C, not a million steps in Python.
+        # A large growth's rerun whose objects the full pass after it froze: the
+        # whole heap is listed, and the new objects are known by id.
+        new_ids = samples_of.last_new if confirmation.refrozen else None
+        if new_ids is not None:
+            _unfreeze()
         young = _get_objects()
         latest = list(compress(young, map(samples_of.last_new.__contains__, map(id, young))))
         one_run = samples_of.new_ids is samples_of.last_new
@@ -334,9 +342,11 @@ class Judge:
         members.clear()  # the samples are copies: nothing of ours may look like a referrer
         if settings.diagnosis:
             started = time.perf_counter()
-            held = explain(verdict, samples, settings, self.item.nodeid, latest, memo=self.memo, stayed=stayed)
+            held = explain(verdict, samples, settings, self.item.nodeid, latest, new_ids, memo=self.memo, stayed=stayed)
             verdict.diagnosis_seconds = time.perf_counter() - started
         else:
+            if new_ids is not None:
+                _freeze()
             held = {}
             verdict.notes.append(
                 "diagnosis off (--gcguard-no-diagnosis): no samples, chains or graphs, and a bounded cache "
@@ -408,7 +418,14 @@ class Judge:
                 confirmation.fail(f"rerun {confirmation.attempts + 1} {failed}")
                 return
             survivors = self._classify((*samples.own(confirmation), *self.own()))
-            confirmation.record(self._count(survivors, filt), freed=freed, cyclic=cyclic, disturbed=disturbed)
+            counts = self._count(survivors, filt)
             samples.record(survivors.suspect_ids(), fresh=rerun.fresh)
             survivors.clear()
             del survivors
+            # A large growth's one rerun that grew: what it replaced of the first
+            # run's (frozen) objects died unseen if it was a cycle.  A full pass
+            # counts it with the freed, and freezes this rerun's objects.
+            refrozen = rerun.fresh and rerun.measure and any(n > 0 for n in counts.values())
+            if refrozen:
+                freed += frozen_garbage()
+            confirmation.record(counts, freed=freed, cyclic=cyclic, disturbed=disturbed, refrozen=refrozen)

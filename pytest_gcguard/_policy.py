@@ -26,11 +26,11 @@ UNEVEN_RERUNS = 2
 #: one rerun, which freezes what the first run kept and counts the older objects
 #: that die: a second rerun would keep another copy of a huge leak alive.  The
 #: price: what that rerun replaces of the first run's is frozen, so it is not
-#: cancelled out; its death is counted only when nothing else holds it (a
-#: replaced cycle stays frozen garbage), and a few deaths are taken for the
-#: runner's.  Below this, ordinary reruns cancel replacements out exactly
-#: (pyparsing's packrat cache replaced per test, 11,000-74,000 objects; cattrs'
-#: Hypothesis tests, 10,600, which also rebind a set per run).
+#: cancelled out; it is seen only dying (a replaced cycle, as frozen garbage, by
+#: a full pass after the rerun), and a few deaths are taken for the runner's
+#: (``FRESH_FREED_SHARE``).  Below this, ordinary reruns cancel replacements
+#: out exactly (pyparsing's packrat cache replaced per test, 11,000-74,000
+#: objects; cattrs' Hypothesis tests, 10,600, which also rebind a set per run).
 LARGE_GROWTH = 100_000
 #: A fresh rerun's counts are all growth only if few older objects died in it:
 #: an object the rerun replaced (a reassigned attribute) is frozen, dies and
@@ -83,6 +83,8 @@ class Confirmation:
         self._uneven = False
         self._pending: Rerun | None = None
         self._done = reruns <= 0
+        #: What the last rerun kept was frozen after it: the next rerun's counts are all growth.
+        self._refrozen = False
 
     # -- what to do next ------------------------------------------------------
 
@@ -96,7 +98,8 @@ class Confirmation:
         if self.attempts >= self.reruns and not growing:
             return None  # the extra reruns only look at growth
         measure = self.attempts + 1 == self._planned and growing and not self._measured
-        self._pending = Rerun(measure=measure, fresh=self.large)
+        self._pending = Rerun(measure=measure, fresh=self.large or self._refrozen)
+        self._refrozen = False
         return self._pending
 
     def fail(self, reason: str) -> None:
@@ -105,8 +108,14 @@ class Confirmation:
         self.failure = reason
         self._done = True
 
-    def record(self, counts: dict[str, int], freed: int = 0, cyclic: int = 0, disturbed: bool = False) -> None:
+    def record(
+        self, counts: dict[str, int], freed: int = 0, cyclic: int = 0, disturbed: bool = False, refrozen: bool = False
+    ) -> None:
         """What the rerun asked for measured: suspects by type, older objects freed.
+
+        ``refrozen``: after a fresh rerun, a full pass collected the frozen
+        garbage (counted in ``freed``: a replaced cycle of the first run's) and
+        froze what the rerun kept, so a rerun after it is fresh too.
 
         ``disturbed``: a thread started or ended during the rerun, so some of
         the older objects freed may be its own (a thread's frame and state): the
@@ -116,6 +125,7 @@ class Confirmation:
         rerun = self._pending or Rerun(measure=False, fresh=False)
         self._pending = None
         self.attempts += 1
+        self._refrozen = refrozen
         previous: dict[str, int] = {} if rerun.fresh else self.counts[-1]
         self.growth.append({name: n - previous.get(name, 0) for name, n in counts.items()})
         self.counts.append(counts)
@@ -139,10 +149,11 @@ class Confirmation:
         kept = self.kept = sum(max(0, n) for n in self.growth[-1].values())
         self.replaced = freed = max(0, freed)
         if self.large and freed >= max(STRONG_REPLACEMENT, kept * FRESH_FREED_SHARE):
-            # Replacements hide in a fresh rerun's counts: confirm as for small growth.
+            # Replacements hide in a fresh rerun's counts: confirm as for small growth
+            # (after a fresh rerun first, when this one's objects were frozen after it).
             self.large = False
             self.replaced = 0
-            self._planned = self.attempts + max(self.reruns, REPLACEMENT_RERUN)
+            self._planned = self.attempts + max(self.reruns, REPLACEMENT_RERUN) + self._refrozen
             return
         if freed < max(1, kept / 2):
             self.replaced = 0  # too few to balance what was kept: growth
@@ -156,6 +167,11 @@ class Confirmation:
         self._measured = True
 
     # -- what it shows --------------------------------------------------------
+
+    @property
+    def refrozen(self) -> bool:
+        """What the last rerun kept was frozen after it (see ``record``)."""
+        return self._refrozen
 
     def confirmed(self) -> dict[str, int]:
         """Types whose growth repeated in every rerun so far, with the least growth seen."""

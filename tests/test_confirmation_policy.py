@@ -16,8 +16,9 @@ from pytest_gcguard._policy import LARGE_GROWTH, Confirmation, Rerun, set_aside
 @dataclass
 class Case:
     first: dict[str, int]
-    #: Per rerun: suspects by type after it, and older objects it freed ("" fails it).
-    measured: list[tuple[dict[str, int], int] | str]
+    #: Per rerun: suspects by type after it, older objects it freed, and whether what it
+    #: kept was frozen after it ("" fails it).
+    measured: list[tuple[dict[str, int], int] | tuple[dict[str, int], int, bool] | str]
     #: The reruns the policy asked for, in order.
     asked: list[Rerun]
     confirmed: dict[str, int]
@@ -146,6 +147,24 @@ CASES = {
         asked=[Rerun(measure=True, fresh=True), PLAIN, MEASURED],
         confirmed={"Row": LARGE_GROWTH},
     ),
+    "a large replaced cycle, counted as frozen garbage, goes on fresh, then ordinary": Case(
+        first={"Row": LARGE_GROWTH},
+        # The full pass after the one rerun froze its objects: the next rerun is fresh too.
+        measured=[({"Row": LARGE_GROWTH}, LARGE_GROWTH, True), ({"Row": LARGE_GROWTH}, 0), ({"Row": LARGE_GROWTH}, 0)],
+        asked=[Rerun(measure=True, fresh=True), Rerun(measure=False, fresh=True), PLAIN],
+        confirmed={},
+    ),
+    "a large leak after a replaced cycle is confirmed by the ordinary reruns": Case(
+        first={"Row": LARGE_GROWTH, "Cache": 1},
+        measured=[
+            ({"Row": LARGE_GROWTH, "Cache": 1}, LARGE_GROWTH // 10, True),
+            ({"Row": LARGE_GROWTH, "Cache": 1}, 0),
+            ({"Row": 2 * LARGE_GROWTH, "Cache": 1}, 0),
+            ({"Row": 3 * LARGE_GROWTH, "Cache": 1}, 0),
+        ],
+        asked=[Rerun(measure=True, fresh=True), Rerun(measure=False, fresh=True), PLAIN, MEASURED],
+        confirmed={"Row": LARGE_GROWTH},
+    ),
     "a few older objects freed (the runner's) keep a large growth's one rerun": Case(
         first={"Row": LARGE_GROWTH, "dict": 3},
         measured=[({"Row": LARGE_GROWTH, "dict": 3}, 40)],
@@ -167,8 +186,8 @@ def test_confirmation_policy(case: Case) -> None:
         if isinstance(outcome, str):
             confirmation.fail(outcome)
         else:
-            counts, freed = outcome
-            confirmation.record(counts, freed=freed)
+            counts, freed, *refrozen = outcome
+            confirmation.record(counts, freed=freed, refrozen=any(refrozen))
     assert asked == case.asked
     assert not measured, "the case measured reruns the policy did not ask for"
     assert confirmation.attempts == len(case.asked)

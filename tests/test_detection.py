@@ -428,6 +428,19 @@ class Key:
 def entry(key):
     return [key]
 
+class Cache:
+    def __init__(self):
+        self.data = {}
+        self.me = self  # a cycle: the replaced one is frozen garbage in the one rerun
+
+CACHES = {}
+
+def test_large_replaced_cycle():
+    # pyparsing's packrat cache, replaced by every test's setUp, at scale.
+    CACHES["packrat"] = cache = Cache()
+    for i in range(120_000):
+        cache.data[i] = [i]
+
 def test_large_replaced_beside_a_full_cache():
     # Hypothesis's engine, in miniature: each run replaces its big structures,
     # refills a bounded cache and swaps a set; nothing accumulates.
@@ -443,12 +456,12 @@ def test_a_large_growth_is_judged_by_one_rerun(tester: pytest.Pytester) -> None:
     # keep another copy alive), with the same verdicts as for small growth.
     tester.makepyfile(test_large=LARGE)
     result = tester.runpytest_subprocess("--gcguard", "--gcguard-json=out.json", "-p", "no:randomly")
-    result.assert_outcomes(passed=7, errors=1)
+    result.assert_outcomes(passed=8, errors=1)
     result.stdout.fnmatch_lines(
         [
             "*the same growth repeated in 1 rerun(s) of the test*",
             "    test_large.Row x120000  (reruns: +120000)",
-            "        why alive: module test_large -> KEEP (list) -> [[]120000[]] test_large.Row",
+            "        why alive: module test_large -> KEEP (list) -> [[]*[]] test_large.Row",
         ]
     )
     records = {r["nodeid"].rpartition("::")[2]: r for r in json.loads((tester.path / "out.json").read_text())["tests"]}
@@ -462,8 +475,13 @@ def test_a_large_growth_is_judged_by_one_rerun(tester: pytest.Pytester) -> None:
         "test_large_replaced_beside_a_full_cache",
     ):
         assert records[name]["verdict"] == "clean", records[name]
-        # One rerun, or more when the first also replaced older objects.
-        assert records[name]["reruns"] in (0, 1, 2), records[name]
+        # One rerun, or more when the first also replaced older objects (a fresh one then ordinary ones).
+        assert records[name]["reruns"] in (0, 1, 2, 3), records[name]
+    # The one rerun replaced a cycle of 120,000 objects: seen as frozen garbage, then
+    # a fresh rerun and ordinary ones cancel the replacement out.
+    cycle = records["test_large_replaced_cycle"]
+    assert cycle["verdict"] == "clean", cycle
+    assert cycle["reruns"] == 3, cycle
     # Each run frees the previous run's 120,000 rows as it keeps its own.
     replaced = records["test_large_replaced_global"]
     assert replaced["verdict"] == "clean", replaced
