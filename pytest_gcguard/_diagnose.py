@@ -619,6 +619,13 @@ def _find_chains(
             memo.remember(up)
         if len(up) > 1:
             chain[:0] = up[:-1]
+    for chain in climbing:
+        # A class's registry of its subclasses has no referrer the gc shows:
+        # the class that keeps it is the root.
+        owner = None if _is_root(chain[0]) else subclass_registry_of(chain[0])
+        if owner is not None:
+            chain.insert(0, owner)
+        del owner
     del upward, climbing, searching
     for (leak, target), chain in zip(wanted, found, strict=True):
         if len(chain) > 1:

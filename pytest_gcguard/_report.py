@@ -145,6 +145,8 @@ def _edge(node: object, child: object) -> str:
     """
     tp = type(node)
     try:
+        if issubclass(tp, type) and type(child) is dict and subclass_registry_of(child) is node:
+            return ".__subclasses__()"
         for base, edge in _EDGES:
             if issubclass(tp, base):
                 return edge(node, child)

@@ -594,3 +594,35 @@ def test_a_kept_climb_holds_nothing_and_never_one_through_a_bounded_cache() -> N
     memo.remember([other, other.__dict__, holder])
     del other  # the memo holds the module by weak reference only
     assert memo.climb(holder) is None
+
+
+def test_growth_of_a_base_class_registry_of_subclasses_is_held_via_that_class(tester: pytest.Pytester) -> None:
+    """A class made per run (pyrsistent's field types) adds a weak reference to its base's
+    registry of subclasses, a dict the gc shows no referrer of: the base class is its root."""
+    tester.makepyfile(
+        test_sub="""
+        FIELD_TYPES = {}
+
+        class Base:
+            pass
+
+        class Existing(Base):  # the registry exists before the test
+            pass
+
+        def test_defines_a_class_per_run():
+            class Field(Base):
+                pass
+            FIELD_TYPES[Field] = "field"
+        """
+    )
+    result = tester.runpytest_subprocess("--gcguard", "--gcguard-json=out.json", "-p", "no:randomly")
+    result.assert_outcomes(passed=1, errors=1)
+    result.stdout.fnmatch_lines(
+        [
+            "    1 object(s) held via class test_sub.Base -> __subclasses__() (dict): weakref.ReferenceType x1",
+            "        why alive: class test_sub.Base -> __subclasses__() (dict) -> [[]*[]] weakref.ReferenceType",
+        ]
+    )
+    (record,) = json.loads((tester.path / "out.json").read_text())["tests"]
+    roots = {leak["type"]: leak["root"] for leak in record["leaked"]}
+    assert roots["weakref.ReferenceType"] == "class test_sub.Base -> __subclasses__() (dict)", roots
