@@ -509,16 +509,20 @@ def subclass_registry_of(obj: object) -> type | None:
     if type(obj) is not dict or not obj:
         return None
     owner: type | None = None
-    for key, ref in list(obj.items()):
-        if type(ref) is not weakref.ReferenceType:
-            return None
-        sub = ref()
-        if not isinstance(sub, type) or key != id(sub):
-            return None
-        for base in sub.__bases__:
-            if sub in type.__subclasses__(base):
-                owner = base
-                break
+    try:
+        for key, ref in list(obj.items()):
+            if type(ref) is not weakref.ReferenceType:
+                return None
+            sub = ref()
+            if not issubclass(type(sub), type) or key != id(sub):
+                return None
+            # type's own __bases__, never a metaclass's (which may lie or raise).
+            for base in type.__dict__["__bases__"].__get__(sub):
+                if sub in type.__subclasses__(base):
+                    owner = base
+                    break
+    except Exception:
+        return None
     return owner
 
 
