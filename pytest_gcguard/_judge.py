@@ -143,7 +143,8 @@ def judge(
     rerunner: Rerunner,
     memo: ChainMemo | None = None,
 ) -> tuple[Verdict | None, str]:
-    """The verdict on a finished test, or why it was not judged.
+    """The verdict on a finished test, or why it was not judged (with the verdict
+    whose confirmation a failed rerun ended, for what its reruns cost).
 
     ``outcome``: how the test itself ended, if it did not pass (then it is
     reported once, as itself, and not judged).  Nothing is made before the
@@ -172,8 +173,8 @@ def judge(
             verdict.notes.append(f"warning: {message}")
     if verdict.notes and not verdict.failed:
         item.add_report_section("teardown", "gcguard", "\n".join(verdict.notes))
-    if verdict.unconfirmed:
-        return None, f"not judged: suspected leak not confirmed, {verdict.unconfirmed}"
+    if verdict.unconfirmed:  # the verdict carries what its reruns cost
+        return verdict, f"not judged: suspected leak not confirmed, {verdict.unconfirmed}"
     return verdict, ""
 
 

@@ -216,6 +216,10 @@ def _spent_finalizer(fin: object, item: pytest.Item) -> bool:
     )
 
 
+#: What pytest's call phase sets on a failure (``last_exc`` from Python 3.12).
+_LAST_EXCEPTION = ("last_type", "last_value", "last_traceback", "last_exc")
+
+
 def rerun_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> list[pytest.TestReport]:
     """Run ``item``'s whole protocol again, without logging (as pytest-rerunfailures does).
 
@@ -227,9 +231,20 @@ def rerun_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> list[pyte
     if hasattr(item, "_request"):
         item._request = False
     refill_doctest_globals(item)
+    # A rerun that fails gets ``sys.last_*`` set by pytest's call phase: its
+    # traceback kept the failed run's frames (a Hypothesis engine of a million
+    # objects) alive into the next freeze, frozen garbage until a full pass
+    # that every later search and collection walked; nothing was reported.
+    last = {name: getattr(sys, name) for name in _LAST_EXCEPTION if hasattr(sys, name)}
     try:
         return runtestprotocol(item, log=False, nextitem=nextitem)
     finally:
+        for name in _LAST_EXCEPTION:
+            if name in last:
+                setattr(sys, name, last[name])
+            elif hasattr(sys, name):
+                delattr(sys, name)
+        last.clear()
         # The rerun's protocol ends by setting ``item.funcargs = None``, but the
         # test's own protocol is still in its teardown, whose report hooks come
         # next: pytest-benchmark's reads ``item.funcargs.get("benchmark")``.

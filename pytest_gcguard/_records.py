@@ -99,11 +99,18 @@ def full_record(nodeid: str, record: Mapping[str, Any]) -> dict[str, Any]:
     return full
 
 
-def skipped_record(nodeid: str, reason: str) -> dict[str, Any]:
-    """The record of a test gcguard was asked to check but did not judge."""
+def skipped_record(nodeid: str, reason: str, unconfirmed: Verdict | None = None) -> dict[str, Any]:
+    """The record of a test gcguard was asked to check but did not judge.
+
+    ``unconfirmed``: the verdict whose confirmation a failed rerun ended: its
+    reruns and their seconds are still the run's cost.
+    """
     record = make_record(nodeid, None)
     record["verdict"] = record["outcome"] = "skipped"
     record["reason"] = reason
+    if unconfirmed is not None:
+        record["reruns"] = unconfirmed.reruns
+        record["seconds"] = {"reruns": round(unconfirmed.rerun_seconds, 3), "diagnosis": 0.0}
     return record
 
 
@@ -443,8 +450,9 @@ def own_outcome(reason: str) -> bool:
 
 def count_line(records: Mapping[str, Mapping[str, Any]]) -> str:
     judged = [r for r in records.values() if r["verdict"] != "skipped"]
-    suspected = sum(1 for r in judged if r["reruns"])
-    reruns = sum(int(r["reruns"]) for r in judged)
+    # A test whose confirmation a failed rerun ended was suspected and rerun too.
+    suspected = sum(1 for r in records.values() if r["reruns"])
+    reruns = sum(int(r["reruns"]) for r in records.values())
     leaking = sum(1 for r in judged if r["verdict"] != "clean")
     bounded = sum(1 for r in judged if r["verdict"] == "clean" and r.get("set_aside"))
     not_judged = len(records) - len(judged)

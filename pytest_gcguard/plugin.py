@@ -526,7 +526,7 @@ class GcGuard:
         if settings.refs and not reason and (verdict is None or not verdict.failed):
             verdict, reason = self._measure_memory(item, settings, verdict, window)
         if reason:
-            item.stash[record_key] = reason
+            item.stash[record_key] = _records.skipped_record(item.nodeid, reason, verdict) if verdict else reason
             return result
         act(item, verdict, settings, self.session.baseline, self.session.options)
         return result
