@@ -526,7 +526,9 @@ class GcGuard:
         if settings.refs and not reason and (verdict is None or not verdict.failed):
             verdict, reason = self._measure_memory(item, settings, verdict, window)
         if reason:
-            item.stash[record_key] = _records.skipped_record(item.nodeid, reason, verdict) if verdict else reason
+            # A verdict beside a reason: its confirmation ended unjudged, at a cost.
+            record = reason if verdict is None else _records.skipped_record(item.nodeid, reason, verdict)
+            item.stash[record_key] = record
             return result
         act(item, verdict, settings, self.session.baseline, self.session.options)
         return result
