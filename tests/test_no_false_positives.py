@@ -3,8 +3,16 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
+
+
+def records_by_name(tester: pytest.Pytester) -> dict[str, dict[str, Any]]:
+    """The inner run's JSON records (``--gcguard-json=out.json``) by test function name."""
+    document = json.loads((tester.path / "out.json").read_text())
+    return {record["nodeid"].rpartition("::")[2]: record for record in document["tests"]}
+
 
 CLEAN_SUITE = {
     "conftest.py": """
@@ -440,7 +448,7 @@ def test_context_maps_and_stdlib_caches_settle_without_a_rerun(tester: pytest.Py
     tester.makepyfile(test_settled=SETTLED_WITHOUT_A_RERUN)
     result = tester.runpytest_subprocess("--gcguard", "--gcguard-json=out.json", "-p", "no:randomly")
     result.assert_outcomes(passed=7, errors=3)
-    tests = {r["nodeid"].rpartition("::")[2]: r for r in json.loads((tester.path / "out.json").read_text())["tests"]}
+    tests = records_by_name(tester)
     settled = ("test_sets_context_variables", "test_generated_source_in_linecache", "test_parses_new_urls")
     for name in (*settled, "test_asks_abcs_about_new_classes"):
         assert (tests[name]["verdict"], tests[name]["reruns"]) == ("clean", 0), name
@@ -486,7 +494,7 @@ def test_hypothesis_keeping_a_tag_per_new_strategy_label_is_not_the_tests_leak(t
         """
     )
     result = tester.runpytest_subprocess("--gcguard", "--gcguard-json=out.json", "-p", "no:randomly")
-    tests = {r["nodeid"].rpartition("::")[2]: r for r in json.loads((tester.path / "out.json").read_text())["tests"]}
+    tests = records_by_name(tester)
     assert tests["test_fresh_strategies"]["verdict"] == "clean", tests["test_fresh_strategies"]
     leaked = {leak["type"] for leak in tests["test_fresh_strategies_and_a_leak"]["leaked"]}
     assert leaked == {"test_labels.Leaked"}, tests["test_fresh_strategies_and_a_leak"]
@@ -531,7 +539,7 @@ def test_weak_references_to_what_a_bounded_cache_keeps_are_bounded_too(tester: p
         """
     )
     result = tester.runpytest_subprocess("--gcguard", "--gcguard-json=out.json", "-p", "no:randomly")
-    tests = {r["nodeid"].rpartition("::")[2]: r for r in json.loads((tester.path / "out.json").read_text())["tests"]}
+    tests = records_by_name(tester)
     bounded = tests["test_fills_a_bounded_cache_and_a_weak_registry_of_it"]
     assert bounded["verdict"] == "clean", bounded
     assert bounded["set_aside"]["types"] == {"test_weak.Made": 5, "weakref.ReferenceType": 5}, bounded
@@ -579,7 +587,7 @@ def test_what_each_run_rebinds_beside_a_bounded_cache_is_not_the_caches_growth(t
         """
     )
     result = tester.runpytest_subprocess("--gcguard", "--gcguard-json=out.json", "-p", "no:randomly")
-    tests = {r["nodeid"].rpartition("::")[2]: r for r in json.loads((tester.path / "out.json").read_text())["tests"]}
+    tests = records_by_name(tester)
     bounded = tests["test_fills_a_bounded_cache_and_rebinds_a_set"]
     assert bounded["verdict"] == "clean", bounded
     assert bounded["reruns"] >= 2, bounded
@@ -642,7 +650,7 @@ def test_tens_of_thousands_of_objects_replaced_or_beside_a_rebound_set_are_cance
         """
     )
     result = tester.runpytest_subprocess("--gcguard", "--gcguard-json=out.json", "-p", "no:randomly")
-    tests = {r["nodeid"].rpartition("::")[2]: r for r in json.loads((tester.path / "out.json").read_text())["tests"]}
+    tests = records_by_name(tester)
     replaced = tests["test_fills_a_replaced_cyclic_cache"]
     assert replaced["verdict"] == "clean", replaced
     assert replaced["reruns"] >= 1, replaced
