@@ -332,8 +332,7 @@ class Judge:
         members = first_of_each(accumulated, name_of, _settings.MAX_SAMPLES)
         # What stays, for the bounded-cache rule: the last run may have replaced
         # the run before's objects beside the cache's growth (``_bounded_holders``).
-        stayed = [] if one_run else accumulated
-        stayed = list(compress(stayed, map(name_of.__contains__, map(type, stayed))))
+        stayed = [] if one_run else list(compress(accumulated, map(name_of.__contains__, map(type, accumulated))))
         accumulated.clear()
         name_of.clear()
         ordered = sorted(confirmed.items(), key=lambda kv: (-kv[1], kv[0]))
