@@ -47,6 +47,10 @@ MAX_CHAINS = 5
 #: Referrers followed per level of a chain search: a class or a shared dict
 #: can have thousands, and each level costs one pass over the heap per 100.
 MAX_FRONTIER = 200
+#: Levels a chain that stops at an older object climbs to reach a module or
+#: class: a value cached in a thread-local's list (Hypothesis's strategy cache)
+#: is ten levels below its module.
+CLIMB_DEPTH = 12
 
 
 def _is_root(obj: object) -> bool:
@@ -421,6 +425,12 @@ _LRU_WRAPPER = type(functools.lru_cache(maxsize=1)(len))
 #: Levels of older objects (the cache's own lists, dicts, thread-locals) a walk
 #: from a bounded cache goes through to reach its entries.
 CACHE_DEPTH = 4
+#: Further levels of older objects, past the cache's own, that a walk goes
+#: through into what an older entry keeps (the entry object, the value it
+#: caches, that value's ``__dict__``): an attribute the cached value builds on
+#: first use (Hypothesis's ``LazyStrategy`` wraps its strategy the first time it
+#: is drawn from) is as bounded as the cache.
+ENTRY_DEPTH = 3
 #: Older objects a walk from a cache never goes into: the ways out into the rest of the heap.
 _NOT_INTO = (
     types.FunctionType,
@@ -440,28 +450,52 @@ def _reachable(start: object, young: set[int]) -> set[int]:
     levels and never into functions, modules or classes, and then through new
     objects only: an older object that an entry refers to (a registry, a
     module's namespace) is not the cache's, nor is what it holds.
+
+    Past the cache's own levels, up to ENTRY_DEPTH more levels of older objects
+    (an older entry and the value it caches) are followed too, but a new object
+    counts there only as one an older object built once: an older object that
+    refers to two new objects of one type (a list or dict in an entry that each
+    run appends to) grows without the cache's bound, and nothing it refers to
+    is the cache's.
     """
     seen = {id(start)}
-    stack: list[tuple[object, int]] = [(start, 0)]
+    # (object, levels of older objects above it); None: a new object, from which
+    # the walk goes through new objects only.
+    stack: list[tuple[object, int | None]] = [(start, 0)]
     while stack:
         obj, depth = stack.pop()
         refs = _get_referents(obj)
-        # A new object's own __dict__ is part of it, even when it was made after
+        # An object's own __dict__ is part of it, even when it was made after
         # ``young`` was listed (a repr read it) or, from 3.12, is not among its
         # referents.
-        own = instance_dicts([obj]) if depth == CACHE_DEPTH else []
+        own = instance_dicts([obj]) if depth is None or depth >= CACHE_DEPTH else []
         refs.extend(own)
+        growing = False
+        if depth is not None and depth > CACHE_DEPTH:
+            kinds = {id(ref): type(ref) for ref in refs if id(ref) in young}  # a dict may be listed twice
+            growing = len(set(kinds.values())) < len(kinds)
+            del kinds
         for ref in refs:
             key = id(ref)
             if key in seen:
                 continue
-            seen.add(key)
+            if key in young or (own and ref is own[0] and depth is None):
+                if growing:
+                    continue
+                seen.add(key)
+                stack.append((ref, None))  # an entry: from here on, new objects only
+            elif (
+                depth is not None
+                and depth < CACHE_DEPTH + ENTRY_DEPTH
+                and not issubclass(type(ref), _NOT_INTO)
+                and not _is_namespace(ref)
+            ):
+                seen.add(key)
+                stack.append((ref, depth + 1))
+            else:
+                seen.add(key)
             if len(seen) > MAX_REACH:
                 return set()
-            if key in young or (own and ref is own[0]):
-                stack.append((ref, CACHE_DEPTH))  # an entry: from here on, new objects only
-            elif depth < CACHE_DEPTH and not issubclass(type(ref), _NOT_INTO) and not _is_namespace(ref):
-                stack.append((ref, depth + 1))
         del refs, own
     return seen
 
@@ -613,7 +647,7 @@ def _find_chains(
             chain[:0] = up[:-1]
             up.clear()
     ignore.add(id(searching))
-    upward = backref_chains([chain[0] for chain in searching], _is_root, 8, ignore)
+    upward = backref_chains([chain[0] for chain in searching], _is_root, CLIMB_DEPTH, ignore)
     for chain, up in zip(searching, upward, strict=True):
         if memo is not None:
             memo.remember(up)

@@ -598,6 +598,76 @@ def test_what_each_run_rebinds_beside_a_bounded_cache_is_not_the_caches_growth(t
     result.assert_outcomes(passed=2, errors=1)
 
 
+def test_what_an_older_cached_value_builds_on_first_use_is_the_caches_growth(tester: pytest.Pytester) -> None:
+    """Hypothesis keeps its strategies in a bounded cache held in a thread-local, ten levels
+    below its module; each ``LazyStrategy`` there builds the strategy it wraps the first
+    time it is drawn from, so a cattrs test that draws from more of them each run keeps a
+    few new strategies per run, bounded by the cache.  The chain from the cached value's
+    ``__dict__`` stopped two levels short of the module and the walk from the cache one
+    entry short of the wrapped strategy.  A list in a cached value that each run appends
+    to grows past the cache's bound and is still reported, with its whole chain."""
+    tester.makepyfile(
+        test_lazy="""
+        import itertools, threading
+
+        class Entry:
+            __slots__ = ("key", "value")
+
+            def __init__(self, key, value):
+                self.key = key
+                self.value = value
+
+        class Cache:
+            __slots__ = ("_local", "max_size")
+
+            def __init__(self, max_size):
+                self.max_size = max_size
+                self._local = threading.local()
+                self._local.data = []
+
+            def __len__(self):
+                return len(self._local.data)
+
+        class Wrapped:
+            pass
+
+        class Lazy:
+            def __init__(self):
+                self.wrapped = None
+                self.kept = []
+
+            def unwrap(self):
+                if self.wrapped is None:
+                    self.wrapped = Wrapped()
+                return self.wrapped
+
+        CACHE = Cache(max_size=1024)
+        CACHE._local.data.extend(Entry(key, Lazy()) for key in range(500))
+        UNWRAPPED = itertools.count()
+
+        class Kept:
+            pass
+
+        def test_unwraps_more_cached_values():
+            for _ in range(3):
+                CACHE._local.data[next(UNWRAPPED)].value.unwrap()
+
+        def test_leaks_into_a_cached_value():
+            CACHE._local.data[499].value.kept.append(Kept())
+        """
+    )
+    result = tester.runpytest_subprocess("--gcguard", "--gcguard-json=out.json", "-p", "no:randomly")
+    tests = records_by_name(tester)
+    bounded = tests["test_unwraps_more_cached_values"]
+    assert bounded["verdict"] == "clean", bounded
+    assert bounded["reruns"] >= 2, bounded
+    assert bounded["set_aside"]["types"] == {"test_lazy.Wrapped": 3}, bounded
+    leaking = tests["test_leaks_into_a_cached_value"]
+    assert [(leak["type"], leak["count"]) for leak in leaking["leaked"]] == [("test_lazy.Kept", 1)], leaking
+    assert leaking["leaked"][0]["why_alive"].startswith("module test_lazy -> CACHE (test_lazy.Cache) -> "), leaking
+    result.assert_outcomes(passed=2, errors=1)
+
+
 def test_tens_of_thousands_of_objects_replaced_or_beside_a_rebound_set_are_cancelled_out(
     tester: pytest.Pytester,
 ) -> None:
