@@ -220,6 +220,43 @@ def _spent_finalizer(fin: object, item: pytest.Item) -> bool:
 _LAST_EXCEPTION = ("last_type", "last_value", "last_traceback", "last_exc")
 
 
+#: Hypothesis phases that run only once a test has failed.
+_AFTER_A_FAILURE = frozenset({"shrink", "explain"})
+
+
+@contextmanager
+def _stop_at_first_failure(item: pytest.Item) -> Iterator[None]:
+    """A Hypothesis test's rerun stops at its first failing example.
+
+    A rerun that fails leaves the test unjudged whatever its example, and
+    shrinking it replays the test until the example is minimal: a cattrs
+    test's rerun spent a minute shrinking a failure of cattrs' own.  The
+    rerun's settings (the test's, read by Hypothesis at each call from the
+    ``@given`` wrapper's ``_hypothesis_internal_use_settings``) leave out
+    the phases that follow a failure; the test's own are put back after.
+    Every example the first run tried is still tried in the same way.
+    """
+    function = getattr(item, "function", None)
+    hypothesis = sys.modules.get("hypothesis")
+    own = getattr(function, "_hypothesis_internal_use_settings", None)
+    quiet = None
+    if hypothesis is not None and own is not None and getattr(function, "is_hypothesis_test", False) is True:
+        try:
+            phases = tuple(phase for phase in own.phases if phase.name not in _AFTER_A_FAILURE)
+            if len(phases) < len(own.phases):
+                quiet = hypothesis.settings(own, phases=phases)
+        except Exception:  # a Hypothesis whose settings differ: reruns as they are
+            quiet = None
+    if quiet is None:
+        yield
+        return
+    function._hypothesis_internal_use_settings = quiet  # type: ignore[union-attr]
+    try:
+        yield
+    finally:
+        function._hypothesis_internal_use_settings = own  # type: ignore[union-attr]
+
+
 def rerun_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> list[pytest.TestReport]:
     """Run ``item``'s whole protocol again, without logging (as pytest-rerunfailures does).
 
@@ -237,7 +274,8 @@ def rerun_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> list[pyte
     # that every later search and collection walked; nothing was reported.
     last = {name: getattr(sys, name) for name in _LAST_EXCEPTION if hasattr(sys, name)}
     try:
-        return runtestprotocol(item, log=False, nextitem=nextitem)
+        with _stop_at_first_failure(item):
+            return runtestprotocol(item, log=False, nextitem=nextitem)
     finally:
         for name in _LAST_EXCEPTION:
             if name in last:

@@ -189,6 +189,62 @@ def test_tests_gcguard_could_not_judge_are_named_with_their_reason(tester: pytes
     result.stdout.fnmatch_lines(["4 test(s) not judged:"])
 
 
+def test_a_hypothesis_rerun_that_fails_stops_at_its_first_failing_example(tester: pytest.Pytester) -> None:
+    """A rerun that fails leaves the test unjudged whatever its example: Hypothesis does not
+    shrink it (a cattrs test's rerun spent a minute shrinking a failure of cattrs' own).  The
+    test's own settings are put back: its next failure outside a rerun is shrunk."""
+    tester.makepyfile(
+        test_flaky="""
+        import json
+        import pytest
+        from hypothesis import HealthCheck, given, settings, strategies as st
+
+        RUNS = []
+        FAILING = {}  # failing examples, by run of the test
+        KEPT = []
+
+        def save():
+            with open("failing.json", "w") as out:
+                json.dump(FAILING, out)
+
+        @pytest.fixture
+        def protocol():
+            RUNS.append("protocol")
+            yield
+            save()
+
+        @settings(database=None, max_examples=50, suppress_health_check=list(HealthCheck))
+        @given(st.lists(st.integers(), min_size=5))
+        def test_fails_from_its_rerun_on(protocol, xs):
+            if len(RUNS) == 1:
+                KEPT.append([xs])  # suspected, so rerun
+            elif sum(xs) >= 1000:
+                FAILING[len(RUNS)] = FAILING.get(len(RUNS), 0) + 1
+                raise AssertionError("fails on a rerun")
+
+        def test_runs_it_again():
+            RUNS.append("direct")
+            try:
+                test_fails_from_its_rerun_on(None)
+            finally:
+                save()
+        """
+    )
+    result = tester.runpytest_subprocess("--gcguard", "--gcguard-json=gcguard.json", "-p", "no:randomly")
+    records = records_of(tester)
+    flaky = records["test_fails_from_its_rerun_on"]
+    assert flaky["verdict"] == "skipped", flaky
+    assert "rerun 1 failed in call" in flaky["reason"], flaky
+    failing = json.loads((tester.path / "failing.json").read_text())
+    assert set(failing) == {"2", "3"}, failing  # the rerun, then the direct call
+    rerun, outside = failing["2"], failing["3"]
+    # The failing example, and Hypothesis's one replay of it to report it: no shrinking.
+    assert rerun <= 3, rerun
+    # The test's own settings again: shrinking the same failure takes many more examples.
+    assert outside > 10, outside
+    result.assert_outcomes(passed=1, failed=1)
+
+
 def test_a_rerun_leaves_the_fixture_values_as_pytest_benchmarks_report_hook_expects(
     tester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
