@@ -287,7 +287,7 @@ class _Scope:
             survivors.exclude_spent_iterators()
             survivors.exclude_context_maps()
             survivors.exclude_abc_caches()
-            survivors.exclude_hypothesis_labels()
+            survivors.exclude_hypothesis_runner()
             survivors.exclude_reachable(garbage)
             survivors.exclude_reachable(instance_dicts(garbage))
             survivors.exclude_new_modules(self.modules0)

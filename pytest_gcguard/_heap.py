@@ -20,6 +20,8 @@ import _warnings
 import contextvars
 import functools
 import gc
+import os
+import pathlib
 import subprocess
 import sys
 import sysconfig
@@ -133,6 +135,64 @@ def type_mro(tp: type) -> tuple[type, ...]:
 def type_namespace(tp: type) -> dict[str, object]:
     """A copy of ``tp.__dict__``."""
     return dict(_TYPE_DICT.__get__(tp))
+
+
+#: How the modules Hypothesis compiles test signatures into are named.
+_HYPOTHESIS_COMPILED = "hypothesis_temporary_module_"
+
+
+def _is_module_type(tp: type) -> bool:
+    return tp is types.ModuleType
+
+
+def _is_path_type(tp: type) -> bool:
+    return issubclass(tp, pathlib.PurePath)
+
+
+def _is_hypothesis_compiled(module: object) -> bool:
+    """A module Hypothesis compiled a signature into (``reflection.source_exec_as_module``)."""
+    namespace = _instance_dict(module)
+    name = plain_str(namespace.get("__name__")) if type(namespace) is dict else None
+    return name is not None and name.startswith(_HYPOTHESIS_COMPILED) and sys.modules.get(name) is not module
+
+
+def _hypothesis_database_dirs(test: object) -> list[str]:
+    """The directories of the example databases Hypothesis keeps key paths for.
+
+    The default settings' database and the ``@given`` test's own, looked into
+    through the wrappers Hypothesis offers (read-only, multiplexed, background
+    writes); only a ``DirectoryBasedExampleDatabase`` (a ``path`` and a
+    ``keypaths`` dict) has a directory.
+    """
+    hypothesis = sys.modules.get("hypothesis")
+    if hypothesis is None:
+        return []
+    databases: list[object] = []
+    try:
+        for settings in (
+            getattr(getattr(hypothesis, "settings", None), "default", None),
+            getattr(test, "_hypothesis_internal_use_settings", None),
+        ):
+            databases.append(getattr(settings, "database", None))
+    except Exception:  # a Hypothesis whose settings differ: what was found so far
+        pass
+    directories: list[str] = []
+    seen: set[int] = set()
+    while databases and len(seen) < 16:
+        database = databases.pop()
+        if database is None or id(database) in seen:
+            continue
+        seen.add(id(database))
+        attrs = _instance_dict(database)
+        if type(attrs) is not dict:
+            continue
+        path = attrs.get("path")
+        if type(attrs.get("keypaths")) is dict and isinstance(path, (str, os.PathLike)):
+            directories.append(os.fspath(path))
+        for name in ("_wrapped", "_db", "_dbs", "wrapped", "dbs"):
+            inner = attrs.get(name)
+            databases.extend(inner if type(inner) in (list, tuple) else [inner])  # type: ignore[arg-type]
+    return directories
 
 
 def plain_str(value: object) -> str | None:
@@ -1386,6 +1446,43 @@ class Survivors:
         cache = getattr(module, "STRUCTURAL_COVERAGE_CACHE", None) if module is not None else None
         if type(cache) is dict:
             self.ids.difference_update(map(id, cache.values()))
+
+    def exclude_hypothesis_runner(self, test: object = None) -> None:
+        """Exclude what Hypothesis's runner keeps once per test, for the whole run.
+
+        Its tags per strategy label (``exclude_hypothesis_labels``), and three
+        things every ``@given`` test's first run makes, which made every such
+        test suspected and rerun (bidict's, at the cost of all its examples
+        again):
+
+        - the module Hypothesis compiles a test's signature into, kept by
+          source in ``hypothesis.internal.reflection.eval_cache`` (its name
+          starts ``hypothesis_temporary_module_``, and no import made it);
+        - the set of recursion limits its stack-frame guard rebinds on every
+          run (``junkdrawer._stackframe_limiter._known_limits``);
+        - the paths its example database keeps per test key
+          (``DirectoryBasedExampleDatabase.keypaths``), under the database's
+          directory.  ``test``: the ``@given`` test, whose own settings may
+          name a database of their own.
+
+        Each is recognised exactly, among the candidates: what the test's
+        strategies and code hold stays a candidate.
+        """
+        self.exclude_hypothesis_labels()
+        if not self.remaining or "hypothesis.internal.reflection" not in sys.modules:
+            return
+        self.exclude_reachable(module for module in self.of_types(_is_module_type) if _is_hypothesis_compiled(module))
+        junkdrawer = sys.modules.get("hypothesis.internal.conjecture.junkdrawer")
+        limits = getattr(getattr(junkdrawer, "_stackframe_limiter", None), "_known_limits", None)
+        if type(limits) is set:
+            self.exclude_exact([limits])
+        del limits
+        paths = self.of_types(_is_path_type)
+        if paths:
+            prefixes = tuple(os.path.join(directory, "") for directory in _hypothesis_database_dirs(test))
+            if prefixes:
+                self.exclude_reachable(path for path in paths if os.fspath(path).startswith(prefixes))  # type: ignore[call-overload]
+        del paths
 
     def exclude_context_maps(self) -> None:
         """Exclude the nodes of ``contextvars``' maps (exactly: not what they map to).

@@ -217,7 +217,7 @@ class Judge:
         survivors.exclude_spent_iterators()
         survivors.exclude_context_maps()
         survivors.exclude_abc_caches()
-        survivors.exclude_hypothesis_labels()
+        survivors.exclude_hypothesis_runner(getattr(item, "function", None))
         if not survivors.remaining:
             return survivors
         survivors.exclude_owned_by(item, _ITEM_CONTAINERS)

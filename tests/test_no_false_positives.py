@@ -502,6 +502,67 @@ def test_hypothesis_keeping_a_tag_per_new_strategy_label_is_not_the_tests_leak(t
     result.assert_outcomes(passed=2, errors=1)
 
 
+def test_what_hypothesis_keeps_once_per_given_test_does_not_get_it_rerun(tester: pytest.Pytester) -> None:
+    """Every ``@given`` test's first run left three things of Hypothesis's runner: the module
+    it compiles the test's signature into (kept by source), the set of recursion limits its
+    stack-frame guard rebinds, and its example database's paths for the test's keys.  Each
+    such test was suspected and rerun for them (bidict's 24 of 73 tests, at the cost of all
+    their examples again).  They are the runner's now, with the database named by the
+    settings profile or by the test's own settings; a leak beside them is still reported."""
+    pytest.importorskip("hypothesis")
+    tester.makeconftest(
+        """
+        from hypothesis import settings
+        from hypothesis.database import DirectoryBasedExampleDatabase
+
+        settings.register_profile("here", database=DirectoryBasedExampleDatabase(".profile-db"), max_examples=20)
+        settings.load_profile("here")
+        """
+    )
+    tester.makepyfile(
+        test_given="""
+        from hypothesis import given, settings, strategies as st
+        from hypothesis.database import DirectoryBasedExampleDatabase
+
+        OWN = DirectoryBasedExampleDatabase(".own-db")
+        KEPT = []
+
+        @given(st.integers())
+        def test_warm_up(x):  # Hypothesis's own first use: its engine's caches
+            assert x == x
+
+        @settings(database=OWN)
+        @given(st.lists(st.integers()))
+        def test_warm_up_lists(xs):
+            assert len(xs) >= 0
+
+        @given(st.integers())
+        def test_profile_database(x):
+            assert x + 1 > x
+
+        @settings(database=OWN)
+        @given(st.lists(st.integers()))
+        def test_own_database(xs):
+            assert sorted(sorted(xs)) == sorted(xs)
+
+        class Kept:
+            pass
+
+        @given(st.integers())
+        def test_leaks(x):
+            KEPT.append(Kept())
+        """
+    )
+    result = tester.runpytest_subprocess("--gcguard", "--gcguard-json=out.json", "-p", "no:randomly")
+    tests = records_by_name(tester)
+    for name in ("test_profile_database", "test_own_database"):
+        assert tests[name]["verdict"] == "clean", tests[name]
+        assert tests[name]["reruns"] == 0, tests[name]
+    leaking = tests["test_leaks"]
+    assert [(leak["type"], leak["count"]) for leak in leaking["leaked"]] == [("test_given.Kept", 20)], leaking
+    result.assert_outcomes(passed=5, errors=1)
+
+
 def test_weak_references_to_what_a_bounded_cache_keeps_are_bounded_too(tester: pytest.Pytester) -> None:
     """A registry that refers weakly to what a bounded cache keeps (Hypothesis's lambda
     descriptions, a base class's subclass registry) loses each entry when the cache evicts
