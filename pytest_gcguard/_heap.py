@@ -156,13 +156,22 @@ def _is_hypothesis_compiled(module: object) -> bool:
     return name is not None and name.startswith(_HYPOTHESIS_COMPILED) and sys.modules.get(name) is not module
 
 
+def _path_under(path: object, prefixes: tuple[str, ...]) -> bool:
+    """``path`` (a ``PurePath``) is inside one of the directories ``prefixes`` (each ending in a separator)."""
+    try:
+        text = plain_str(str(path))
+    except Exception:  # a path subclass whose str() raises is nobody's database path
+        return False
+    return text is not None and text.startswith(prefixes)
+
+
 def _hypothesis_database_dirs(test: object) -> list[str]:
     """The directories of the example databases Hypothesis keeps key paths for.
 
     The default settings' database and the ``@given`` test's own, looked into
     through the wrappers Hypothesis offers (read-only, multiplexed, background
     writes); only a ``DirectoryBasedExampleDatabase`` (a ``path`` and a
-    ``keypaths`` dict) has a directory.
+    ``keypaths`` dict) has a directory.  Each ends in a path separator.
     """
     hypothesis = sys.modules.get("hypothesis")
     if hypothesis is None:
@@ -187,8 +196,8 @@ def _hypothesis_database_dirs(test: object) -> list[str]:
         if type(attrs) is not dict:
             continue
         path = attrs.get("path")
-        if type(attrs.get("keypaths")) is dict and isinstance(path, (str, os.PathLike)):
-            directories.append(os.fspath(path))
+        if type(attrs.get("keypaths")) is dict and (type(path) is str or issubclass(type(path), pathlib.PurePath)):
+            directories.append(os.path.join(str(path), ""))
         for name in ("_wrapped", "_db", "_dbs", "wrapped", "dbs"):
             inner = attrs.get(name)
             databases.extend(inner if type(inner) in (list, tuple) else [inner])  # type: ignore[arg-type]
@@ -1479,9 +1488,9 @@ class Survivors:
         del limits
         paths = self.of_types(_is_path_type)
         if paths:
-            prefixes = tuple(os.path.join(directory, "") for directory in _hypothesis_database_dirs(test))
+            prefixes = tuple(_hypothesis_database_dirs(test))
             if prefixes:
-                self.exclude_reachable(path for path in paths if os.fspath(path).startswith(prefixes))  # type: ignore[call-overload]
+                self.exclude_reachable(path for path in paths if _path_under(path, prefixes))
         del paths
 
     def exclude_context_maps(self) -> None:
