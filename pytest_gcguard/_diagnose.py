@@ -23,6 +23,7 @@ from ._heap import (
     _get_referrers,
     _unfreeze,
     instance_dicts,
+    subclass_registry_of,
     type_module,
     type_mro,
     type_name,
@@ -37,7 +38,6 @@ from ._report import (
     format_chain,
     root_text,
     safe_repr,
-    subclass_registry_of,
     unreferenced_note,
 )
 from ._settings import Settings

@@ -141,6 +141,10 @@ def type_namespace(tp: type) -> dict[str, object]:
 _HYPOTHESIS_COMPILED = "hypothesis_temporary_module_"
 
 
+def _is_dict_type(tp: type) -> bool:
+    return tp is dict
+
+
 def _is_module_type(tp: type) -> bool:
     return tp is types.ModuleType
 
@@ -202,6 +206,32 @@ def _hypothesis_database_dirs(test: object) -> list[str]:
             inner = attrs.get(name)
             databases.extend(inner if type(inner) in (list, tuple) else [inner])  # type: ignore[arg-type]
     return directories
+
+
+def subclass_registry_of(obj: object) -> type | None:
+    """The class whose ``__subclasses__()`` registry ``obj`` is, if it is one.
+
+    CPython keeps a class's subclasses in a dict of ``{id: weakref}`` that the
+    gc does not traverse before 3.12, so such a dict has no visible referrer.
+    """
+    if type(obj) is not dict or not obj:
+        return None
+    owner: type | None = None
+    try:
+        for key, ref in list(obj.items()):
+            if type(ref) is not weakref.ReferenceType:
+                return None
+            sub = ref()
+            if not issubclass(type(sub), type) or key != id(sub):
+                return None
+            # type's own __bases__, never a metaclass's (which may lie or raise).
+            for base in type.__dict__["__bases__"].__get__(sub):
+                if sub in type.__subclasses__(base):
+                    owner = base
+                    break
+    except Exception:
+        return None
+    return owner
 
 
 def plain_str(value: object) -> str | None:
@@ -1523,6 +1553,14 @@ class Survivors:
                     imported.append(module)
                 del namespace
             self.exclude_reachable(imported)
+            if imported and self.remaining:
+                # A class's registry of its subclasses (made when its first subclass
+                # is) is not among the class's referents: it is the new class's.
+                self.exclude_reachable(
+                    registry
+                    for registry in self.of_types(_is_dict_type)
+                    if (owner := subclass_registry_of(registry)) is not None and id(owner) not in ids
+                )
 
     def suspect_ids(self) -> set[int]:
         """The candidates' ids, handed over (not copied: call ``clear()`` next)."""

@@ -12,7 +12,6 @@ import signal
 import sys
 import threading
 import types
-import weakref
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -21,7 +20,7 @@ from operator import is_
 from typing import Any
 
 from . import _kinds
-from ._heap import _get_referents, dict_offset, type_mro, type_name, type_namespace
+from ._heap import _get_referents, dict_offset, subclass_registry_of, type_mro, type_name, type_namespace
 
 #: Every gcguard failure message starts with this (tests match on it).
 PREFIX = "gcguard:"
@@ -498,32 +497,6 @@ def cycle_text(path: list[object]) -> str:
     if len(path) < 2:
         return ""
     return format_chain(path)
-
-
-def subclass_registry_of(obj: object) -> type | None:
-    """The class whose ``__subclasses__()`` registry ``obj`` is, if it is one.
-
-    CPython keeps a class's subclasses in a dict of ``{id: weakref}`` that the
-    gc does not traverse before 3.12, so such a dict has no visible referrer.
-    """
-    if type(obj) is not dict or not obj:
-        return None
-    owner: type | None = None
-    try:
-        for key, ref in list(obj.items()):
-            if type(ref) is not weakref.ReferenceType:
-                return None
-            sub = ref()
-            if not issubclass(type(sub), type) or key != id(sub):
-                return None
-            # type's own __bases__, never a metaclass's (which may lie or raise).
-            for base in type.__dict__["__bases__"].__get__(sub):
-                if sub in type.__subclasses__(base):
-                    owner = base
-                    break
-    except Exception:
-        return None
-    return owner
 
 
 def unreferenced_note() -> str:

@@ -232,7 +232,7 @@ def test_trace_shows_where_leaked_objects_were_allocated(tester: pytest.Pytester
 def test_a_subclass_registry_is_named_instead_of_blamed_on_c_code() -> None:
     import gc
 
-    from pytest_gcguard._report import subclass_registry_of
+    from pytest_gcguard._heap import subclass_registry_of
 
     class Base:
         pass

@@ -460,6 +460,55 @@ def test_context_maps_and_stdlib_caches_settle_without_a_rerun(tester: pytest.Py
     }
 
 
+def test_a_module_imported_per_run_is_clean_with_the_registry_of_its_classes_subclasses(
+    tester: pytest.Pytester,
+) -> None:
+    """pydantic's ``create_module`` fixture imports a module under a new name on every run.
+    What the import made is the module's, but a class's registry of its subclasses (a dict
+    made when its first subclass is) is not among the class's referents: 7 of pydantic's
+    tests, whose modules define a subclass of their own class, were reported for it."""
+    tester.makepyfile(
+        test_modules="""
+        import importlib.util
+        import itertools
+        import sys
+
+        import pytest
+
+        NAMES = itertools.count()
+
+        @pytest.fixture
+        def create_module(tmp_path):
+            def create(source):
+                name = f"made_{next(NAMES)}"
+                path = tmp_path / f"{name}.py"
+                path.write_text(source)
+                spec = importlib.util.spec_from_file_location(name, path)
+                sys.modules[name] = module = importlib.util.module_from_spec(spec)
+                spec.loader.exec_module(module)
+                return module
+            return create
+
+        def test_warm_up(create_module):
+            assert create_module("class Base:\\n    pass\\n").Base
+
+        def test_module_with_a_subclass(create_module):
+            module = create_module("class Base:\\n    pass\\nclass Sub(Base):\\n    pass\\n")
+            assert issubclass(module.Sub, module.Base)
+
+        def test_module_without_one(create_module):
+            module = create_module("class Base:\\n    pass\\nclass Other:\\n    pass\\n")
+            assert module.Base is not module.Other
+        """
+    )
+    result = tester.runpytest_subprocess("--gcguard", "--gcguard-json=out.json", "-p", "no:randomly")
+    tests = records_by_name(tester)
+    for name in ("test_module_with_a_subclass", "test_module_without_one"):
+        assert tests[name]["verdict"] == "clean", tests[name]
+        assert tests[name]["reruns"] == 0, tests[name]
+    result.assert_outcomes(passed=3)
+
+
 def test_hypothesis_keeping_a_tag_per_new_strategy_label_is_not_the_tests_leak(tester: pytest.Pytester) -> None:
     """Hypothesis keeps a tag for every strategy label it has seen, in a plain dict, for the
     whole run: strategies that make new labels on every example grow it on every run
