@@ -40,7 +40,13 @@ from ._heap import (
     type_name,
 )
 from ._policy import Confirmation, set_aside
-from ._pytest_internals import plugin_result_lists, setup_state, spent_finalizer_objects, stop_test_timer
+from ._pytest_internals import (
+    historic_call_lists,
+    plugin_result_lists,
+    setup_state,
+    spent_finalizer_objects,
+    stop_test_timer,
+)
 from ._report import FIRST_RUN_TYPES, Leak, Verdict, cycle_text
 from ._settings import Settings, TypeFilter
 from ._warnings import GcGuardWarning
@@ -226,6 +232,7 @@ class Judge:
             survivors.exclude_reachable([window.warnings_log])
         # Other plugins' per-test results, kept for their session report (pytest-benchmark).
         survivors.exclude_reachable(plugin_result_lists(item.config))
+        survivors.exclude_reachable(historic_call_lists(item.config))
         # The runner's stack of set-up nodes: a package's or module's first test
         # registers their teardowns (session-long bookkeeping, never the test's).
         survivors.exclude_owned_by(setup_state(item.session), depth=5)

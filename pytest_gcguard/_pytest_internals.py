@@ -290,6 +290,27 @@ def rerun_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> list[pyte
             item.funcargs = {}  # type: ignore[attr-defined]
 
 
+def historic_call_lists(config: pytest.Config) -> list[list[object]]:
+    """pluggy's records of the calls of historic hooks, replayed to each plugin registered later.
+
+    Registering a plugin calls the historic ``pytest_plugin_registered`` hook,
+    and pluggy keeps every historic call for the whole session
+    (``HookCaller._call_history``: a ``(kwargs, callback)`` tuple per call): a
+    fixture that unregisters and registers a plugin around every test (flask's
+    ``reset_logging``, for the logging plugin) grows it by one per test.  The
+    runner's memory, as its reports are.
+    """
+    lists: list[list[object]] = []
+    relay = getattr(config.pluginmanager, "hook", None)
+    namespace = getattr(relay, "__dict__", None)
+    if type(namespace) is dict:
+        for caller in namespace.values():
+            history = getattr(caller, "_call_history", None)
+            if type(history) is list:
+                lists.append(history)
+    return lists
+
+
 def plugin_result_lists(config: pytest.Config) -> list[list[object]]:
     """Lists in which other plugins keep each test's results until their session report.
 

@@ -198,6 +198,52 @@ def test_pytest_machinery_is_never_reported(tester: pytest.Pytester, warning_set
     assert summary_counts(result) == summary_counts(plain)
 
 
+def test_a_fixture_that_registers_a_plugin_around_every_test_is_not_reported(tester: pytest.Pytester) -> None:
+    """flask's autouse ``reset_logging`` unregisters pytest's logging plugin and registers it
+    again after every test; pluggy keeps each registration's call of the historic
+    ``pytest_plugin_registered`` hook for the session.  That is the runner's memory: 6 of
+    flask's logging tests were reported for it.  A leak beside it is still reported."""
+    tester.makeconftest(
+        """
+        import pytest
+
+        @pytest.fixture(autouse=True)
+        def reset_logging(pytestconfig):
+            plugin = pytestconfig.pluginmanager.unregister(name="logging-plugin")
+            yield
+            if plugin:
+                pytestconfig.pluginmanager.register(plugin, "logging-plugin")
+        """
+    )
+    tester.makepyfile(
+        test_registering="""
+        KEPT = []
+
+        class Kept:
+            pass
+
+        def test_warm_up():
+            pass
+
+        def test_one():
+            assert True
+
+        def test_two():
+            assert [1]
+
+        def test_leaks():
+            KEPT.append(Kept())
+        """
+    )
+    result, records = run_with_report(tester, "-p", "no:randomly")
+    assert_clean(records, ["test_warm_up", "test_one", "test_two"])
+    assert records["test_one"]["reruns"] == records["test_two"]["reruns"] == 0, records
+    assert [(leak["type"], leak["count"]) for leak in records["test_leaks"]["leaked"]] == [
+        ("test_registering.Kept", 1)
+    ], records["test_leaks"]
+    result.assert_outcomes(passed=4, errors=1)
+
+
 def test_reruns_leave_no_trace_in_pytest_output(tester: pytest.Pytester) -> None:
     tester.makepyfile(
         """
