@@ -287,6 +287,8 @@ class Judge:
                 verdict.notes.append(f"suspected leak not confirmed: {confirmation.failure}")
                 verdict.unconfirmed = confirmation.failure
                 verdict.cyclic = 0
+                verdict.first_run = _most_numerous(confirmation.counts[0], FIRST_RUN_TYPES)
+                verdict.suspicion = "not confirmed"
                 return verdict
             if verdict.cyclic and min(confirmation.cyclic) == 0:
                 verdict.notes.append(

@@ -111,6 +111,8 @@ def skipped_record(nodeid: str, reason: str, unconfirmed: Verdict | None = None)
     if unconfirmed is not None:
         record["reruns"] = unconfirmed.reruns
         record["seconds"] = {"reruns": round(unconfirmed.rerun_seconds, 3), "diagnosis": 0.0}
+        if unconfirmed.suspicion:
+            record["suspicion"] = {"cause": unconfirmed.suspicion, "first_run": dict(unconfirmed.first_run)}
     return record
 
 

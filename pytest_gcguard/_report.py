@@ -352,6 +352,7 @@ SUSPICION_CAUSES = {
     "replacing": "repeated growth while as many older objects were freed (a cache at capacity)",
     "leak": "repeated growth, reported",
     "cycles": "reference cycles made in the first run only, or repeated and reported",
+    "not confirmed": "a rerun failed, so the test was not judged",
 }
 #: The first run's suspects kept in a record, most numerous first.
 FIRST_RUN_TYPES = 5

@@ -117,7 +117,8 @@ def check_schema(document: dict[str, Any]) -> dict[str, dict[str, Any]]:
         if record["suspicion"] is not None:
             assert record["reruns"] > 0
             assert set(record["suspicion"]) == {"cause", "first_run"}
-            assert record["suspicion"]["cause"] in {"first use", "bounded cache", "replacing", "leak", "cycles"}
+            causes = {"first use", "bounded cache", "replacing", "leak", "cycles", "not confirmed"}
+            assert record["suspicion"]["cause"] in causes
             assert all(isinstance(n, int) and n > 0 for n in record["suspicion"]["first_run"].values())
         if record["memory"] is not None:
             assert set(record["memory"]) == {"blocks", "references", "blocks_per_run", "references_per_run"}

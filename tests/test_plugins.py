@@ -235,6 +235,9 @@ def test_a_hypothesis_rerun_that_fails_stops_at_its_first_failing_example(tester
     flaky = records["test_fails_from_its_rerun_on"]
     assert flaky["verdict"] == "skipped", flaky
     assert "rerun 1 failed in call" in flaky["reason"], flaky
+    assert flaky["reruns"] == 1, flaky
+    assert flaky["suspicion"]["cause"] == "not confirmed", flaky
+    assert flaky["suspicion"]["first_run"]["list"] >= 50, flaky  # KEPT's, and Hypothesis's first use
     failing = json.loads((tester.path / "failing.json").read_text())
     assert set(failing) == {"2", "3"}, failing  # the rerun, then the direct call
     rerun, outside = failing["2"], failing["3"]
