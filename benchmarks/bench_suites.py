@@ -1,8 +1,8 @@
 """Cost of ``--gcguard`` on real projects' test suites, plain and checked, alternately.
 
 Sets each suite up with the team's recipes (``../shared/suites/NAME.sh``: a venv,
-the project's PyPI source distribution, pinned test requirements; click's is in
-``benchmarks/suites``), installs
+the project's PyPI source distribution, pinned test requirements; click's and
+bidict's are in ``benchmarks/suites``), installs
 this checkout of the plugin into it, then runs the suite plain and with
 ``--gcguard`` in turn, ``--pairs`` times, each in a fresh process, and prints
 per suite:
@@ -19,7 +19,8 @@ per suite:
 
 Target (issue 12): each clean suite within 1.15x of its plain wall time, median
 at most 1.10x; peak memory within 1.10x; click, where 929 tests share one real
-leak, within 2x (``--suites click``).
+leak, within 2x (``--suites click``).  bidict (``--suites bidict``) is a suite of
+Hypothesis property tests, where each rerun replays all of a test's examples.
 
 Usage::
 
