@@ -443,6 +443,10 @@ _NOT_INTO = (
 )
 
 
+def _is_bounded(obj: object) -> bool:
+    return declared_capacity(obj) is not None
+
+
 def _reachable(start: object, young: set[int]) -> set[int]:
     """Ids of the new objects the bounded cache ``start`` holds (empty past MAX_REACH).
 
@@ -529,12 +533,88 @@ def _is_namespace(obj: object) -> bool:
     return type(obj) is dict and "__name__" in obj and "__builtins__" in obj
 
 
+class _CacheHolds:
+    """Which leaked types' new objects bounded caches hold (see ``_bounded_holders``)."""
+
+    def __init__(self, verdict: Verdict, latest: list[object], young: set[int], stayed: list[object]) -> None:
+        self.verdict, self.latest, self.young, self.stayed = verdict, latest, young, stayed
+        self.held: dict[str, str] = {}
+        self.seen: set[int] = set()
+        self.totals = collections.Counter(map(type, latest))
+        self.stayed_totals = collections.Counter(map(type, stayed))
+        self.names: dict[str, list[type]] = {}
+        for tp in self.totals | self.stayed_totals:
+            self.names.setdefault(type_name(tp), []).append(tp)
+        #: What all the caches seen hold together, and their labels.
+        self.together: set[int] = set()
+        self.labels: list[str] = []
+
+    def add(self, cache: object) -> None:
+        """Look at ``cache``, if it declares a bound and was not seen: what it holds."""
+        if id(cache) in self.seen:
+            return
+        self.seen.add(id(cache))
+        capacity = declared_capacity(cache)
+        if capacity is None:
+            return
+        reach = _reachable(cache, self.young)
+        reach.update(_weak_references_into(reach, self.latest))
+        label = f"{type_name(type(cache))} ({capacity[1]} of at most {capacity[0]} entries)"
+        self.hold(reach, label)
+        if reach:
+            self.together |= reach
+            self.labels.append(label)
+        reach.clear()
+
+    def hold(self, reach: set[int], label: str) -> None:
+        """Mark the leaked types whose new objects ``reach`` holds (all, or all that stayed)."""
+        latest, stayed, names, held = self.latest, self.stayed, self.names, self.held
+        reached = collections.Counter(map(type, compress(latest, map(reach.__contains__, map(id, latest)))))
+        kept = collections.Counter(map(type, compress(stayed, map(reach.__contains__, map(id, stayed)))))
+        for leak in self.verdict.leaks:
+            kinds = names.get(leak.name)
+            if leak.name in held or not kinds:
+                continue
+            if all(reached[tp] == self.totals[tp] for tp in kinds) or (
+                any(self.stayed_totals[tp] for tp in kinds) and all(kept[tp] == self.stayed_totals[tp] for tp in kinds)
+            ):
+                held[leak.name] = label
+        reached.clear()
+        kept.clear()
+
+    def rest(self, most: int) -> list[object]:
+        """Up to ``most`` new objects of the types the caches seen hold some of, not all, that they do not hold."""
+        together = self.together
+        kinds = {
+            tp for leak in self.verdict.leaks if leak.name not in self.held for tp in self.names.get(leak.name, [])
+        }
+        reached = collections.Counter(
+            map(type, compress(self.latest, map(together.__contains__, map(id, self.latest))))
+        )
+        kinds = {tp for tp in kinds if 0 < reached[tp] < self.totals[tp]}
+        reached.clear()
+        found = [obj for obj in self.latest if type(obj) in kinds and id(obj) not in together]
+        del found[most:]
+        return found
+
+    def finish(self) -> dict[str, str]:
+        """The types held, with the types that only all the caches seen together hold."""
+        if len(self.labels) > 1 and len(self.together) <= MAX_REACH:
+            counted = collections.Counter(self.labels)
+            self.hold(
+                self.together, " and ".join(label if n == 1 else f"{n} x {label}" for label, n in counted.items())
+            )
+        self.together.clear()
+        return self.held
+
+
 def _bounded_holders(
     chains: list[list[object]],
     verdict: Verdict,
     latest: list[object],
     young: set[int],
     stayed: list[object] | None = None,
+    ignore: set[int] | None = None,
 ) -> dict[str, str]:
     """Leaked types whose new objects hang off a bounded cache found on a chain.
 
@@ -543,43 +623,31 @@ def _bounded_holders(
     (``stayed``: what accumulates), and there is at least one.  The second
     allows what the last run made in place of the run before's (an attribute
     rebound to a new set on every run) beside the cache's growth: a leak
-    outside the cache is among what stays, so it is never allowed.  Counted
-    per type in C (``map``, ``compress``, ``Counter``): a leak of a million
-    objects costs a few passes in C, not a million steps in Python.
+    outside the cache is among what stays, so it is never allowed.
+
+    Several bounded caches can share a type's objects (one instance, a key in
+    two ``lru_cache`` methods of its class: jsonschema's resolver): the type is
+    theirs when all of them together hold its objects (each is bounded, so
+    all are).  For a type that the chains' caches hold only some of, the
+    caches of the rest are searched for from a few of those objects, when
+    ``ignore`` (our own objects' ids) is given: the bounded caches a few
+    levels of referrers up (a pass over the heap per level).
+    Counted per type in C (``map``, ``compress``, ``Counter``): a leak of a
+    million objects costs a few passes in C, not a million steps in Python.
     """
-    held: dict[str, str] = {}
-    seen: set[int] = set()
-    totals = collections.Counter(map(type, latest))
-    stayed = stayed or []
-    stayed_totals = collections.Counter(map(type, stayed))
-    names: dict[str, list[type]] = {}
-    for tp in totals | stayed_totals:
-        names.setdefault(type_name(tp), []).append(tp)
+    holds = _CacheHolds(verdict, latest, young, stayed or [])
     for chain in chains:
         for node in chain:
-            if id(node) in seen:
-                continue
-            seen.add(id(node))
-            capacity = declared_capacity(node)
-            if capacity is None:
-                continue
-            reach = _reachable(node, young)
-            reach.update(_weak_references_into(reach, latest))
-            label = f"{type_name(type(node))} ({capacity[1]} of at most {capacity[0]} entries)"
-            reached = collections.Counter(map(type, compress(latest, map(reach.__contains__, map(id, latest)))))
-            kept = collections.Counter(map(type, compress(stayed, map(reach.__contains__, map(id, stayed)))))
-            for leak in verdict.leaks:
-                kinds = names.get(leak.name)
-                if leak.name in held or not kinds:
-                    continue
-                if all(reached[tp] == totals[tp] for tp in kinds) or (
-                    any(stayed_totals[tp] for tp in kinds) and all(kept[tp] == stayed_totals[tp] for tp in kinds)
-                ):
-                    held[leak.name] = label
-            reached.clear()
-            kept.clear()
-            reach.clear()
-    return held
+            holds.add(node)
+    if holds.labels and ignore is not None:
+        rest = holds.rest(MAX_CHAINS)
+        if rest:
+            found = backref_chains(rest, _is_bounded, CACHE_DEPTH + ENTRY_DEPTH + 1, ignore)
+            for chain in found:
+                holds.add(chain[0])
+            found.clear()
+        rest.clear()
+    return holds.finish()
 
 
 def _best_match(matches: list[object], parent: dict[int, object]) -> object:
@@ -776,7 +844,8 @@ def explain(
         _find_chains(first, pre_existing, ignore, chains, memo, unfreeze if thaw else None)
         unfreeze()
         first.clear()
-        held = _bounded_holders(chains, verdict, latest or [], young, stayed) if chains else {}
+
+        held = _bounded_holders(chains, verdict, latest or [], young, stayed, ignore) if chains else {}
         # The chains went to the most numerous types; when some of those turn out
         # to be a bounded cache's, the types still reported get the spare searches.
         reported = [leak for leak in verdict.leaks if leak.name not in held]

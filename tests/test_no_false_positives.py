@@ -658,6 +658,55 @@ def test_weak_references_to_what_a_bounded_cache_keeps_are_bounded_too(tester: p
     result.assert_outcomes(passed=2, errors=1)
 
 
+def test_objects_that_two_bounded_caches_share_are_their_growth(tester: pytest.Pytester) -> None:
+    """jsonschema's resolver is a key of two ``lru_cache`` methods of its class: the key
+    tuples of each run are split between two bounded caches, and neither holds them all
+    (28 of jsonschema's tests were reported).  Together they do, and the second is found
+    from the tuples it holds when no chain passes through it.  A tuple a module's list
+    keeps beside them is still reported."""
+    tester.makepyfile(
+        test_two="""
+        import functools
+
+        KEPT = []
+
+        class Resolver:
+            @functools.lru_cache(maxsize=128)
+            def subschemas(self):
+                return {"x": []}
+
+            @functools.lru_cache(maxsize=128)
+            def find(self, url):
+                self.subschemas()
+                return self  # the chains reach it through this cache alone
+
+        def test_resolves():
+            Resolver().find("urn:a")
+
+        class Resolving(Resolver):
+            def __init__(self):  # caches of its own, as jsonschema's resolver has
+                self.join = functools.lru_cache(maxsize=1024)(str.__add__)
+                self.fetch = functools.lru_cache(maxsize=1024)(str.upper)
+
+        def test_resolves_with_caches_of_its_own():
+            Resolving().find("urn:c")
+
+        def test_resolves_and_keeps_a_tuple():
+            Resolver().find("urn:b")
+            KEPT.append((Resolver, len(KEPT)))  # a tuple of atomic values only is not tracked
+        """
+    )
+    result = tester.runpytest_subprocess("--gcguard", "--gcguard-json=out.json", "-p", "no:randomly")
+    tests = records_by_name(tester)
+    for name in ("test_resolves", "test_resolves_with_caches_of_its_own"):
+        bounded = tests[name]
+        assert bounded["verdict"] == "clean", bounded
+        assert bounded["set_aside"]["types"]["tuple"] >= 2, bounded
+    leaking = tests["test_resolves_and_keeps_a_tuple"]
+    assert [(leak["type"], leak["count"]) for leak in leaking["leaked"]] == [("tuple", 3)], leaking
+    result.assert_outcomes(passed=3, errors=1)
+
+
 def test_what_each_run_rebinds_beside_a_bounded_cache_is_not_the_caches_growth(tester: pytest.Pytester) -> None:
     """A run that fills a bounded cache and also rebinds an older object's attribute to a
     new object of the same type (Hypothesis's recursion-limit guard makes a new set per
