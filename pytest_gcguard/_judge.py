@@ -46,6 +46,7 @@ from ._pytest_internals import (
     setup_state,
     spent_finalizer_objects,
     stop_test_timer,
+    warnings_filters,
 )
 from ._report import FIRST_RUN_TYPES, Leak, Verdict, cycle_text
 from ._settings import Settings, TypeFilter
@@ -228,8 +229,11 @@ class Judge:
             return survivors
         survivors.exclude_owned_by(item, _ITEM_CONTAINERS)
         if window.warnings_log is not None:
-            # pytest holds the warnings it recorded until the protocol ends.
-            survivors.exclude_reachable([window.warnings_log])
+            # pytest holds the warnings it recorded until the protocol ends, and
+            # gives each test's protocol a copy of the warning filters, which it
+            # drops at the end: what the test's fixtures and code added to them
+            # (networkx's autouse fixture adds five per test) goes with it.
+            survivors.exclude_reachable([window.warnings_log, warnings_filters()])
         # Other plugins' per-test results, kept for their session report (pytest-benchmark).
         survivors.exclude_reachable(plugin_result_lists(item.config))
         survivors.exclude_reachable(historic_call_lists(item.config))

@@ -52,6 +52,16 @@ def recorded_warnings() -> list[object] | None:
     return log if type(log) is list else None
 
 
+def warnings_filters() -> object:
+    """The warning filters in force: while pytest records a test's warnings, its copy for the test.
+
+    pytest's warnings plugin runs each test's protocol inside
+    ``warnings.catch_warnings(record=True)``, which installs a copy of the
+    filters and puts the session's list back when the protocol ends.
+    """
+    return getattr(warnings, "filters", None)
+
+
 #: Hooks through which a rerun would show itself: its reports (subtests log
 #: theirs while the test runs) and pytest's failure interaction (``--pdb``).
 _SILENT_HOOKS = frozenset({"pytest_runtest_logreport", "pytest_exception_interact"})

@@ -244,6 +244,54 @@ def test_a_fixture_that_registers_a_plugin_around_every_test_is_not_reported(tes
     result.assert_outcomes(passed=4, errors=1)
 
 
+@pytest.mark.parametrize("plugin", ["warnings", "no:warnings"])
+def test_warning_filters_a_fixture_adds_for_each_test_are_pytests(tester: pytest.Pytester, plugin: str) -> None:
+    """networkx's autouse fixture adds five warning filters in every test's setup: every
+    test was suspected and rerun (1.85x its plain wall time).  pytest gives each test's
+    protocol a copy of the filters and drops it after, so they are pytest's: no rerun.
+    Without pytest's warnings plugin the filters are the session's, and a rerun, which
+    adds the same filters again, shows that they do not grow."""
+    tester.makeconftest(
+        """
+        import warnings
+        import pytest
+
+        @pytest.fixture(autouse=True)
+        def set_warnings():
+            for i in range(5):
+                warnings.filterwarnings("ignore", category=UserWarning, message=f"noise {i}")
+        """
+    )
+    tester.makepyfile(
+        test_filtered="""
+        KEPT = []
+
+        class Kept:
+            pass
+
+        def test_warm_up():
+            pass
+
+        def test_one():
+            assert True
+
+        def test_two():
+            assert [1]
+
+        def test_leaks():
+            KEPT.append(Kept())
+        """
+    )
+    result, records = run_with_report(tester, "-p", "no:randomly", "-p", plugin)
+    assert_clean(records, ["test_one", "test_two"])
+    reruns = 0 if plugin == "warnings" else 1
+    assert records["test_one"]["reruns"] == records["test_two"]["reruns"] == reruns, records
+    assert [(leak["type"], leak["count"]) for leak in records["test_leaks"]["leaked"]] == [("test_filtered.Kept", 1)], (
+        records["test_leaks"]
+    )
+    result.assert_outcomes(passed=4, errors=1)
+
+
 def test_reruns_leave_no_trace_in_pytest_output(tester: pytest.Pytester) -> None:
     tester.makepyfile(
         """
