@@ -141,6 +141,10 @@ def type_namespace(tp: type) -> dict[str, object]:
 _HYPOTHESIS_COMPILED = "hypothesis_temporary_module_"
 
 
+def _is_subclass_of(tp: type, base: type) -> bool:
+    return issubclass(tp, base)
+
+
 def _is_dict_type(tp: type) -> bool:
     return tp is dict
 
@@ -1522,6 +1526,41 @@ class Survivors:
             if prefixes:
                 self.exclude_reachable(path for path in paths if _path_under(path, prefixes))
         del paths
+
+    def exclude_cancelled_timers(self) -> None:
+        """Exclude cancelled asyncio timers and their contexts (exactly: not what the contexts hold).
+
+        ``TimerHandle.cancel()`` drops the callback and its arguments, but the
+        loop keeps the handle in its ``_scheduled`` heap until its time comes
+        (or until cancelled handles are most of the heap): a server running
+        its own loop in another thread (httpx's test server, under uvicorn)
+        leaves a cancelled keep-alive timer per connection, for seconds.
+        Bounded by its time, and holding nothing but the context it was made
+        in; what that context holds stays a candidate.
+        """
+        events = sys.modules.get("asyncio.events")
+        timer = getattr(events, "TimerHandle", None)
+        base = getattr(events, "Handle", None)
+        if type(timer) is not type or type(base) is not type:
+            return
+        slots = type_namespace(base)
+        cancelled_slot, context_slot = slots.get("_cancelled"), slots.get("_context")
+        member = types.MemberDescriptorType
+        if type(cancelled_slot) is not member or type(context_slot) is not member:
+            return
+        done: list[object] = []
+        for handle in self.of_types(functools.partial(_is_subclass_of, base=timer)):
+            try:
+                if cancelled_slot.__get__(handle) is True:
+                    done.append(handle)
+                    context = context_slot.__get__(handle)
+                    if type(context) is contextvars.Context:
+                        done.append(context)
+                    del context
+            except Exception:  # a slot never set: not a timer asyncio made
+                continue
+        self.exclude_exact(done)
+        done.clear()
 
     def exclude_context_maps(self) -> None:
         """Exclude the nodes of ``contextvars``' maps (exactly: not what they map to).

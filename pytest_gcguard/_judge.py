@@ -223,6 +223,7 @@ class Judge:
         survivors.exclude_internal()
         survivors.exclude_spent_iterators()
         survivors.exclude_context_maps()
+        survivors.exclude_cancelled_timers()
         survivors.exclude_abc_caches()
         survivors.exclude_hypothesis_runner(getattr(item, "function", None))
         if not survivors.remaining:

@@ -509,6 +509,62 @@ def test_a_module_imported_per_run_is_clean_with_the_registry_of_its_classes_sub
     result.assert_outcomes(passed=3)
 
 
+def test_cancelled_timers_a_server_thread_keeps_until_their_time_are_not_leaks(tester: pytest.Pytester) -> None:
+    """httpx's test server runs uvicorn on its own loop in another thread: each request arms
+    a keep-alive timer that is cancelled when the connection closes, and asyncio keeps a
+    cancelled timer in the loop's heap until its time comes (47 of httpx's tests were
+    reported).  A cancelled timer holds nothing but its context.  What a request keeps
+    beside it is still reported, alone."""
+    tester.makepyfile(
+        test_server="""
+        import asyncio
+        import threading
+
+        import pytest
+
+        async def tick():  # an earlier timer always armed: the cancelled ones wait below it
+            while True:
+                await asyncio.sleep(30)
+
+        @pytest.fixture(scope="module")
+        def loop():
+            loop = asyncio.new_event_loop()
+            thread = threading.Thread(target=loop.run_forever, daemon=True)
+            thread.start()
+            asyncio.run_coroutine_threadsafe(tick(), loop)
+            yield loop
+            loop.call_soon_threadsafe(loop.stop)
+            thread.join()
+
+        def test_warm_up(loop):
+            pass
+
+        def test_request_closes_its_connection(loop):
+            async def request():
+                loop.call_later(60, print).cancel()  # keep-alive timer, cancelled on close
+            asyncio.run_coroutine_threadsafe(request(), loop).result()
+
+        KEPT = []
+
+        class Session:
+            pass
+
+        def test_request_closes_its_connection_and_keeps_its_session(loop):
+            async def request():
+                loop.call_later(60, print).cancel()
+                KEPT.append(Session())
+            asyncio.run_coroutine_threadsafe(request(), loop).result()
+        """
+    )
+    result = tester.runpytest_subprocess("--gcguard", "--gcguard-json=out.json", "-p", "no:randomly")
+    tests = records_by_name(tester)
+    closed = tests["test_request_closes_its_connection"]
+    assert closed["verdict"] == "clean", closed
+    leaking = tests["test_request_closes_its_connection_and_keeps_its_session"]
+    assert [(leak["type"], leak["count"]) for leak in leaking["leaked"]] == [("test_server.Session", 1)], leaking
+    result.assert_outcomes(passed=3, errors=1)
+
+
 def test_hypothesis_keeping_a_tag_per_new_strategy_label_is_not_the_tests_leak(tester: pytest.Pytester) -> None:
     """Hypothesis keeps a tag for every strategy label it has seen, in a plain dict, for the
     whole run: strategies that make new labels on every example grow it on every run
