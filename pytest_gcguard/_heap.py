@@ -1528,7 +1528,8 @@ class Survivors:
         del paths
 
     def exclude_cancelled_timers(self) -> None:
-        """Exclude cancelled asyncio timers and their contexts (exactly: not what the contexts hold).
+        """Exclude cancelled asyncio timers, their contexts (exactly: not what the contexts hold), and
+        in asyncio's debug mode the record of where each was made.
 
         ``TimerHandle.cancel()`` drops the callback and its arguments, but the
         loop keeps the handle in its ``_scheduled`` heap until its time comes
@@ -1545,10 +1546,12 @@ class Survivors:
             return
         slots = type_namespace(base)
         cancelled_slot, context_slot = slots.get("_cancelled"), slots.get("_context")
+        traceback_slot = slots.get("_source_traceback")
         member = types.MemberDescriptorType
         if type(cancelled_slot) is not member or type(context_slot) is not member:
             return
         done: list[object] = []
+        made_at: list[object] = []  # in asyncio's debug mode: where each was made
         for handle in self.of_types(functools.partial(_is_subclass_of, base=timer)):
             try:
                 if cancelled_slot.__get__(handle) is True:
@@ -1557,10 +1560,14 @@ class Survivors:
                     if type(context) is contextvars.Context:
                         done.append(context)
                     del context
+                    if type(traceback_slot) is member:
+                        made_at.append(traceback_slot.__get__(handle))
             except Exception:  # a slot never set: not a timer asyncio made
                 continue
         self.exclude_exact(done)
+        self.exclude_reachable(made_at)  # a StackSummary of FrameSummary: names and line numbers
         done.clear()
+        made_at.clear()
 
     def exclude_context_maps(self) -> None:
         """Exclude the nodes of ``contextvars``' maps (exactly: not what they map to).
