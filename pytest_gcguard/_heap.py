@@ -29,13 +29,15 @@ import time
 import types
 import weakref
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Container, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from itertools import compress
 from operator import is_ as _is
 from operator import not_
 from typing import Any
+
+from ._identity import Identities, identify
 
 # The real functions, taken at import: tests may replace the module attributes,
 # and the guard below does so on purpose during a window.
@@ -1607,6 +1609,12 @@ class Survivors:
                     for registry in self.of_types(_is_dict_type)
                     if (owner := subclass_registry_of(registry)) is not None and id(owner) not in ids
                 )
+
+    def identities(self, names: Container[str]) -> Identities:
+        """What tells the candidates (of the types ``names`` names, or by type only)
+        from later objects at their addresses (``_identity``)."""
+        every = self.candidates()
+        return identify(self.of_types(lambda tp: type_name(tp) in names), (self._young, every), every)
 
     def suspect_ids(self) -> set[int]:
         """The candidates' ids, handed over (not copied: call ``clear()`` next)."""

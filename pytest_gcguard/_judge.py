@@ -39,6 +39,7 @@ from ._heap import (
     settle,
     type_name,
 )
+from ._identity import Identities
 from ._policy import Confirmation, set_aside
 from ._pytest_internals import (
     historic_call_lists,
@@ -86,15 +87,20 @@ class _Samples:
 
     Its class lives in this package, so the leak check excludes it and all it
     holds; ``own()`` lists its containers for exclusion by identity (a large
-    leak's sets hold a million ids: walking them would cost seconds).
+    leak's sets hold a million ids: walking them would cost seconds).  An id
+    seen in two runs is the same object only if what the earlier run recorded
+    of it (``_identity``) does not prove it died: its address may have been
+    given to a newer object.
     """
 
-    def __init__(self, first: set[int]) -> None:
+    def __init__(self, first: set[int], identities: Identities) -> None:
         #: Objects new in an earlier run that outlived the later ones (accumulating).
         self.new_ids = first
         #: The objects the last run made and kept.
         self.last_new: set[int] = set()
         self.previous_ids = first
+        #: What tells the last run's objects from newer ones at their addresses.
+        self.identities = identities
         self.recorded = 0
 
     def own(self, confirmation: Confirmation) -> tuple[object, ...]:
@@ -106,24 +112,33 @@ class _Samples:
             *containers,
             *confirmation.counts,
             *confirmation.growth,
+            *self.identities.own(),
         )
 
     def forget(self) -> None:
         self.new_ids = self.last_new = self.previous_ids = set()
+        self.identities.clear()
 
-    def record(self, current: set[int], fresh: bool) -> None:
+    def record(self, current: set[int], fresh: bool, identities: Identities) -> None:
         """Add a rerun's suspects (``fresh``: earlier runs' objects are frozen)."""
         self.recorded += 1
         if fresh:
             self.last_new = self.new_ids = self.previous_ids = current
+            self.identities.clear()
+            self.identities = identities
             return
+        # Ids both runs saw whose earlier object died: a newer object's now.
+        reused = self.identities.replaced(current & self.previous_ids, identities)
+        self.identities.clear()
+        self.identities = identities
         # Objects new in an earlier rerun that outlived the later ones; the
         # first rerun can only offer its own.
-        self.last_new = current - self.previous_ids
+        self.last_new = (current - self.previous_ids) | reused
         if self.recorded == 1:
             self.new_ids = self.last_new
         else:
             self.new_ids &= current
+            self.new_ids -= reused
         self.previous_ids = current
 
 
@@ -280,7 +295,7 @@ class Judge:
         if not confirmation.counts[0] and not verdict.cyclic:
             survivors.clear()
             return verdict
-        samples = _Samples(survivors.suspect_ids())
+        samples = _Samples(survivors.suspect_ids(), survivors.identities(confirmation.counts[0]))
         survivors.clear()
         del survivors
         if settings.reruns:
@@ -433,7 +448,15 @@ class Judge:
                 return
             survivors = self._classify((*samples.own(confirmation), *self.own()))
             counts = self._count(survivors, filt)
-            samples.record(survivors.suspect_ids(), fresh=rerun.fresh)
+            # Only a type that grew can be confirmed: its objects are the ones to tell apart.
+            previous = {} if rerun.fresh else confirmation.counts[-1]
+            grew = set()  # no comprehension: it would make ``previous`` a young cell
+            for name, n in counts.items():
+                if n > previous.get(name, 0):
+                    grew.add(name)
+            identities = survivors.identities(grew)
+            samples.record(survivors.suspect_ids(), rerun.fresh, identities)
+            del identities
             survivors.clear()
             del survivors
             # A large growth's one rerun that grew: what it replaced of the first

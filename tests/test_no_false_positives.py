@@ -946,3 +946,69 @@ def test_tens_of_thousands_of_objects_replaced_or_beside_a_rebound_set_are_cance
     leaking = tests["test_leaks_as_much"]
     assert {leak["type"]: leak["count"] for leak in leaking["leaked"]} == {"list": 30_001}, leaking
     result.assert_outcomes(passed=3, errors=1)
+
+
+def test_objects_a_fixture_remakes_at_freed_addresses_are_not_taken_for_a_leak(tester: pytest.Pytester) -> None:
+    """aiohttp's ``aiohttp_client`` defines ``typing.overload``ed functions per call; each
+    run's functions replace the run before's in typing's overload registry, and their
+    annotations and defaults tuples are often made at the addresses the old ones freed.
+    Told apart by id only, they looked as if they had stayed beside a bounded cache's new
+    tuple, and the cache's growth was reported as a tuple leak in every test.  A tuple leak
+    beside the same fixture is still reported."""
+    tester.makepyfile(
+        test_remade="""
+        import functools
+        from typing import overload
+
+        import pytest
+
+        KEPT = []
+
+        class Entry:
+            def __init__(self, key):
+                self.key = key
+
+        class Key:
+            pass
+
+        @functools.lru_cache(maxsize=8)
+        def make(key):
+            return Entry(key)
+
+        @pytest.fixture
+        def client():
+            @overload
+            def go(x: int) -> tuple[Key, Entry]: ...
+            @overload
+            def go(x: str) -> tuple[Entry, Key]: ...
+            def go(x):
+                return x
+
+            @overload
+            def other(x: int, y: tuple[int, Key] = (1, Key)) -> int: ...
+            @overload
+            def other(x: str, y: tuple[int, Key] = (1, Key)) -> str: ...
+            def other(x, y=(1, Key)):
+                return x
+
+            return go, other
+
+        @pytest.mark.parametrize("i", range(24))
+        def test_feeds_a_bounded_cache(client, i):
+            make(Key())
+
+        def test_leaks_a_tuple(client):
+            KEPT.append((Key(),))
+        """
+    )
+    result = tester.runpytest_subprocess("--gcguard", "--gcguard-json=out.json", "-p", "no:randomly")
+    document = json.loads((tester.path / "out.json").read_text())
+    records = {record["nodeid"].partition("::")[2]: record for record in document["tests"]}
+    leaking = records.pop("test_leaks_a_tuple")
+    assert sorted((leak["type"], leak["count"]) for leak in leaking["leaked"]) == [("test_remade.Key", 1), ("tuple", 1)]
+    assert len(records) == 24
+    for name, record in records.items():
+        assert record["verdict"] == "clean", (name, record)
+        assert record["suspicion"]["cause"] == "bounded cache", (name, record)
+        assert record["reruns"] >= 2, (name, record)
+    result.assert_outcomes(passed=25, errors=1)

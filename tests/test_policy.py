@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import subprocess
 import sys
@@ -10,6 +11,7 @@ from pathlib import Path
 from unittest import mock
 
 from pytest_gcguard import _heap
+from pytest_gcguard._identity import Identities, identify
 from pytest_gcguard._judge import _Samples
 from pytest_gcguard._pytest_internals import recorded_warnings
 
@@ -68,14 +70,45 @@ def test_real_cycles_keep_a_cycle_beside_the_scaffolding_and_what_it_holds() -> 
 
 
 def test_samples_are_the_objects_that_outlived_every_later_rerun() -> None:
-    samples = _Samples({1, 2, 3})
-    samples.record({1, 2, 3, 4, 5}, fresh=False)
+    samples = _Samples({1, 2, 3}, Identities())
+    samples.record({1, 2, 3, 4, 5}, False, Identities())
     assert samples.new_ids == samples.last_new == {4, 5}  # the first rerun offers its own
-    samples.record({1, 2, 3, 4, 6}, fresh=False)
+    samples.record({1, 2, 3, 4, 6}, False, Identities())
     assert samples.new_ids == {4}  # 5 was replaced: not accumulating
     assert samples.last_new == {6}  # what the last rerun kept
-    samples.record({7, 8}, fresh=True)  # earlier objects frozen: all of these are new
+    samples.record({7, 8}, True, Identities())  # earlier objects frozen: all of these are new
     assert samples.new_ids == samples.last_new == {7, 8}
+
+
+def _recorded(kinds: dict[int, int]) -> Identities:
+    identities = Identities()
+    identities.kinds = kinds
+    return identities
+
+
+def test_an_id_whose_recorded_object_died_is_a_newer_object() -> None:
+    """A rerun's object made at the address of an earlier run's object that died is new
+    in that rerun, and not among what stayed: here 4 (its recorded object died) and 5
+    (another type now)."""
+
+    class Recorded:
+        pass
+
+    alive, dead = Recorded(), Recorded()
+    first = _recorded({1: 10, 2: 10, 3: 10})
+    samples = _Samples({1, 2, 3}, first)
+    second = identify([alive, dead])
+    second.kinds = {1: 10, 2: 10, 3: 10, 4: 11, 5: 12, 6: 12}
+    second.tokens[4] = second.tokens.pop(id(dead))
+    second.tokens[6] = second.tokens.pop(id(alive))
+    samples.record({1, 2, 3, 4, 5, 6}, False, second)
+    assert samples.new_ids == samples.last_new == {4, 5, 6}
+    del dead
+    gc.collect()
+    samples.record({1, 2, 3, 4, 5, 6, 7}, False, _recorded({1: 10, 2: 10, 3: 10, 4: 11, 5: 13, 6: 12, 7: 10}))
+    assert samples.new_ids == {6}  # only 6's recorded object is provably the same
+    assert samples.last_new == {4, 5, 7}
+    del alive
 
 
 def test_the_warnings_log_is_found_only_while_warnings_are_recorded() -> None:
