@@ -49,6 +49,7 @@ from ._heap import (
     saved_cycles,
     type_name,
 )
+from ._identity import Identities
 from ._policy import Confirmation, set_aside
 from ._report import Leak, Verdict, cycle_text, short_repr
 from ._settings import Settings, TypeFilter
@@ -330,7 +331,17 @@ def _other_threads_frames() -> list[types.FrameType]:
 class _Run:
     """Bookkeeping of one check, excluded from its own counts (its slots are walked, not its dict)."""
 
-    __slots__ = ("confirmation", "counts", "cyclic_types", "filt", "label", "previous_ids", "scope", "settings")
+    __slots__ = (
+        "confirmation",
+        "counts",
+        "cyclic_types",
+        "filt",
+        "identities",
+        "label",
+        "previous_ids",
+        "scope",
+        "settings",
+    )
 
     def __init__(self, settings: Settings, label: str) -> None:
         self.settings = settings
@@ -338,14 +349,25 @@ class _Run:
         self.filt = TypeFilter(settings)
         self.scope = _Scope(settings.cycles)
         self.confirmation: Confirmation | None = None
-        #: Ids of the suspects after the call before the last one.
+        #: Ids of the suspects after the call before the last one, and what tells
+        #: them from newer objects made at their addresses (``_identity``).
         self.previous_ids: set[int] = set()
+        self.identities = Identities()
         #: The last count of suspects, and the first call's cyclic garbage by type.
         self.counts: dict[str, int] = {}
         self.cyclic_types: dict[str, int] = {}
 
     def own(self) -> tuple[object, ...]:
-        return (self, self.scope, self.filt, self.previous_ids, self.counts, self.cyclic_types, self.scope.before)
+        return (
+            self,
+            self.scope,
+            self.filt,
+            self.previous_ids,
+            self.counts,
+            self.cyclic_types,
+            self.scope.before,
+            *self.identities.own(),
+        )
 
     def _explain(
         self, verdict: Verdict, samples: list[list[object]], latest: list[object], stayed: list[object]
@@ -382,7 +404,13 @@ class _Run:
             verdict.leaks.append(Leak(name, n, growth=growth))
         candidates = survivors.candidates()
         # Samples from what outlived a later run (proven to stay), else from the last run's.
+        # An id whose earlier object died is a newer object's: not among what stayed.
         previous = self.previous_ids
+        if previous:
+            now = survivors.identities(())
+            previous = previous - self.identities.replaced(previous.intersection(map(id, candidates)), now)
+            now.clear()
+            self.identities.clear()
         stayed = list(compress(candidates, map(previous.__contains__, map(id, candidates))))
         latest = [obj for obj in candidates if id(obj) not in previous] if previous else list(candidates)
         survivors.clear()
@@ -543,6 +571,14 @@ class _Outcome:
         return result
 
 
+def _grown(confirmation: Confirmation) -> set[str]:
+    """The types whose count grew in the last call (all of the first call's): only they can
+    be confirmed, so only their objects need telling apart from newer ones."""
+    counts = confirmation.counts
+    before = counts[-2] if len(counts) > 1 else {}
+    return {name for name, n in counts[-1].items() if n > before.get(name, 0)}
+
+
 def _check_calls(
     func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], settings: Settings, label: str
 ) -> _Outcome:
@@ -568,6 +604,8 @@ def _check_calls(
         run.confirmation = confirmation = Confirmation(run.counts, settings.reruns, run.filt.allowed)
         if run.counts or first_cyclic:
             while (rerun := confirmation.next_rerun()) is not None:
+                run.identities.clear()
+                run.identities = survivors.identities(_grown(confirmation))
                 run.previous_ids = survivors.suspect_ids()
                 survivors.clear()
                 if rerun.fresh:

@@ -104,9 +104,10 @@ class Identities:
         }
 
     def clear(self) -> None:
-        self.tokens = {}
-        self.refs = []
-        self.kinds = {}
+        """Let go of the weak references (in place: nothing is made)."""
+        self.tokens.clear()
+        self.refs.clear()
+        self.kinds.clear()
 
 
 def identify(objs: list[object], ours: Iterable[object] = (), seen: list[object] | None = None) -> Identities:

@@ -55,6 +55,19 @@ def feeds_a_bounded_cache_and_rebinds():
     parse(next(FRESH))
     KEEP_HOLDER.latest = Widget()
 
+REMADE = {}
+
+def feeds_a_bounded_cache_and_remakes():
+    # Each call's function (and its defaults tuple, often made where the last one's was
+    # freed) replaces the last call's: only the cache's new tuple key stays.
+    CALLS.append(1)
+    REMADE.clear()  # the last call's function goes first: this call's may take its memory
+    spare = tuple(range(7))  # takes one of the freed addresses: a new tuple is made elsewhere
+    parse((Widget(),))
+    def per_call(x=(1, Widget, 2, 3, 4, 5, 6), y=(Widget, 2, 3, 4, 5, 6, 7, 8, 9)):
+        return x, y
+    REMADE["latest"] = per_call
+
 def feeds_a_bounded_cache_and_keeps():
     parse(next(FRESH))
     KEEP.append(Widget())
@@ -190,6 +203,10 @@ def test_growth_held_by_a_declared_bound_is_not_a_leak():
 def test_what_each_call_rebinds_beside_a_bounded_cache_is_not_a_leak():
     assert assert_no_leaks(feeds_a_bounded_cache_and_rebinds) is None
     assert len(CALLS) == 3
+
+def test_what_each_call_remakes_at_freed_addresses_beside_a_bounded_cache_is_not_a_leak():
+    for _ in range(5):
+        assert assert_no_leaks(feeds_a_bounded_cache_and_remakes) is None
 
 def test_a_leak_beside_a_bounded_cache_is_found():
     # The type is reported whole (the cache's Widget with the kept one); the lists are the cache's.
@@ -327,14 +344,14 @@ def test_block_checks_inside_pytest(tester: pytest.Pytester, gcguard_on: bool) -
         args.append("--gcguard")
     result = tester.runpytest_subprocess(*args)
     if not gcguard_on:
-        result.assert_outcomes(passed=27)
+        result.assert_outcomes(passed=28)
         return
     # The per-test check goes on around the block checks: tests that leak
     # (on purpose, here) are still found, clean ones judged clean.
     records = {r["nodeid"].rpartition("::")[2]: r for r in json.loads((tester.path / "out.json").read_text())["tests"]}
     verdicts = {name: (r["verdict"], r["reason"]) for name, r in records.items()}
     failing = [v for v in verdicts.values() if v[0] not in ("clean", "skipped")]
-    result.assert_outcomes(passed=26, skipped=1, errors=len(failing))
+    result.assert_outcomes(passed=27, skipped=1, errors=len(failing))
     for name in (
         "test_clean_call_is_called_once",
         "test_arguments_are_passed_and_the_last_result_returned",
