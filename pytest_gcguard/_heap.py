@@ -1308,6 +1308,15 @@ class Survivors:
         """Exclude exactly these objects (by identity), not what they reach."""
         self.ids.difference_update(map(id, objs))
 
+    def exclude_ids(self, ids: set[int]) -> None:
+        """Exclude the candidates with these ids (exactly: not what they reach)."""
+        self.ids.difference_update(ids)
+
+    def count_of(self, ids: set[int]) -> dict[type, int]:
+        """How many of the young objects with these ids (candidates or not) are of each type."""
+        young = self._young
+        return dict(Counter(map(type, compress(young, map(ids.__contains__, map(id, young))))))
+
     def exclude_reachable(self, starts: Iterable[object]) -> None:
         """Exclude candidates reachable from ``starts`` through candidates.
 

@@ -104,7 +104,14 @@ class _Samples:
         self.recorded = 0
 
     def own(self, confirmation: Confirmation) -> tuple[object, ...]:
-        containers = (self.new_ids, self.last_new, self.previous_ids, confirmation.counts, confirmation.growth)
+        containers = (
+            self.new_ids,
+            self.last_new,
+            self.previous_ids,
+            confirmation.counts,
+            confirmation.growth,
+            confirmation.imported,
+        )
         return (
             self,
             confirmation,
@@ -220,12 +227,16 @@ class Judge:
         self.rerunner = rerunner
         #: The session's climbs from older containers to a module or class.
         self.memo = memo
+        #: Ids of what the first run's imports made, set aside in that run (``_classify``),
+        #: and their counts by type name.
+        self.imported: set[int] = set()
+        self.imported_counts: dict[str, int] = {}
 
     def own(self) -> tuple[object, ...]:
         """Our objects, made after the window closed: excluded by identity."""
-        return (self,)
+        return (self, self.imported, self.imported_counts)
 
-    def _classify(self, own: tuple[object, ...]) -> Survivors:
+    def _classify(self, own: tuple[object, ...], rerun: bool = False) -> Survivors:
         item, window = self.item, self.window
         # Cheapest exclusions first; stop as soon as nothing is left (the usual
         # case for a clean test), so a check costs what the test allocated.
@@ -266,7 +277,17 @@ class Judge:
         survivors.exclude_reachable(window.runner)
         survivors.exclude_reachable(gc.garbage[window.garbage0 :])
         survivors.exclude_reachable(instance_dicts(gc.garbage[window.garbage0 :]))
-        survivors.exclude_new_modules(window.modules0)
+        if rerun:
+            # What the first run's imports made is set aside exactly, not what
+            # reaches it: what a rerun adds to those modules (a leak into a
+            # module-level cache) is counted like growth anywhere else.
+            survivors.exclude_ids(self.imported)
+            survivors.exclude_new_modules(window.modules0)
+        elif len(sys.modules) > window.modules0:
+            before = set(survivors.ids)
+            survivors.exclude_new_modules(window.modules0)
+            self.imported = before.difference(survivors.ids)
+            before.clear()
         survivors.exclude_reachable(import_cache_roots())
         survivors.exclude_reachable(coverage_tracer_roots())
         survivors.exclude_weakrefs_to_others()
@@ -281,18 +302,29 @@ class Judge:
         # Nothing made here before the objects are listed may count: only
         # ``closed`` exists, and it is excluded by identity.
         survivors = self._classify((*own_objects(closed), *self.own()))
-        if not survivors.remaining and not closed.cyclic and not closed.uncollectable and not closed.notes:
+        imported = self.imported
+        # The usual case, a clean test (one that imported modules is rerun once).
+        if (
+            not survivors.remaining
+            and not closed.cyclic
+            and not closed.uncollectable
+            and not closed.notes
+            and not (imported and settings.reruns)
+        ):
             survivors.clear()
-            return None  # the usual case: a clean test
+            return None
         filt = TypeFilter(settings)
+        if imported:
+            # The test imported modules: a rerun shows whether it adds to them.
+            self.imported_counts = filt.reported(survivors.count_of(imported))
         verdict = Verdict(item.nodeid, notes=list(closed.notes))
         verdict.uncollectable = dict(closed.uncollectable)
         if settings.cycles:
             verdict.cyclic_types = filt.kept(closed.cyclic_types)
             verdict.cyclic = min(closed.cyclic, sum(verdict.cyclic_types.values()))
             verdict.cycle_chain = closed.cycle_chain
-        confirmation = Confirmation(self._count(survivors, filt), settings.reruns, filt.allowed)
-        if not confirmation.counts[0] and not verdict.cyclic:
+        confirmation = Confirmation(self._count(survivors, filt), settings.reruns, filt.allowed, self.imported_counts)
+        if not confirmation.counts[0] and not verdict.cyclic and not (confirmation.imported and settings.reruns):
             survivors.clear()
             return verdict
         samples = _Samples(survivors.suspect_ids(), survivors.identities(confirmation.counts[0]))
@@ -307,7 +339,7 @@ class Judge:
                 verdict.notes.append(f"suspected leak not confirmed: {confirmation.failure}")
                 verdict.unconfirmed = confirmation.failure
                 verdict.cyclic = 0
-                verdict.first_run = _most_numerous(confirmation.counts[0], FIRST_RUN_TYPES)
+                verdict.first_run = self._first_run(confirmation)
                 verdict.suspicion = "not confirmed"
                 return verdict
             if verdict.cyclic and min(confirmation.cyclic) == 0:
@@ -317,9 +349,13 @@ class Judge:
                 verdict.cyclic = 0
         self._describe(confirmation, samples, verdict)
         if verdict.reruns:
-            verdict.first_run = _most_numerous(confirmation.counts[0], FIRST_RUN_TYPES)
-            verdict.suspicion = _cause(verdict, bool(confirmation.counts[0]))
+            verdict.first_run = self._first_run(confirmation)
+            verdict.suspicion = _cause(verdict, bool(confirmation.counts[0] or confirmation.imported))
         return verdict
+
+    def _first_run(self, confirmation: Confirmation) -> dict[str, int]:
+        """The types most common among the first run's suspects (its imports', if only they)."""
+        return _most_numerous(confirmation.counts[0] or self.imported_counts, FIRST_RUN_TYPES)
 
     def _describe(self, confirmation: Confirmation, samples_of: _Samples, verdict: Verdict) -> None:
         """Turn confirmed growth into the report (runs after all measurements).
@@ -446,7 +482,7 @@ class Judge:
             if failed:
                 confirmation.fail(f"rerun {confirmation.attempts + 1} {failed}")
                 return
-            survivors = self._classify((*samples.own(confirmation), *self.own()))
+            survivors = self._classify((*samples.own(confirmation), *self.own()), rerun=True)
             counts = self._count(survivors, filt)
             # Only a type that grew can be confirmed: its objects are the ones to tell apart.
             previous = {} if rerun.fresh else confirmation.counts[-1]

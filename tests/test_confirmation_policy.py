@@ -207,6 +207,27 @@ def test_cycles_keep_the_confirmation_going_while_they_repeat() -> None:
     assert confirmation.next_rerun() is None
 
 
+def test_types_the_first_runs_imports_made_can_be_confirmed_by_reruns() -> None:
+    """The first run set aside what its imports made (``Linter`` among it): a rerun's new
+    ``Linter`` that stays is growth, confirmed like any other."""
+    confirmation = Confirmation({}, 2, lambda name: 0, imported={"Linter": 1, "function": 40})
+    assert confirmation.next_rerun() == PLAIN
+    confirmation.record({"Linter": 1})
+    assert confirmation.confirmed() == {"Linter": 1}
+    assert confirmation.next_rerun() == MEASURED
+    confirmation.record({"Linter": 2})
+    assert confirmation.next_rerun() is None
+    assert confirmation.confirmed() == {"Linter": 1}
+
+
+def test_an_import_alone_is_cleared_by_one_rerun() -> None:
+    confirmation = Confirmation({}, 2, lambda name: 0, imported={"function": 40})
+    assert confirmation.next_rerun() == PLAIN
+    confirmation.record({})
+    assert confirmation.next_rerun() is None
+    assert confirmation.confirmed() == {}
+
+
 def _measured(replaced: int, kept: int, attempts: int = 2) -> Confirmation:
     confirmation = Confirmation({"Entry": kept}, 2, lambda name: 0)
     confirmation.replaced, confirmation.kept, confirmation.attempts = replaced, kept, attempts

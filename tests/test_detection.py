@@ -588,3 +588,48 @@ def test_a_thread_ending_during_the_measured_rerun_does_not_hide_a_leak(tester: 
     assert leak["reruns"] == 3  # the disturbed measurement was taken again
     [widget] = leak["leaked"]
     assert (widget["type"].rpartition(".")[2], widget["count"]) == ("Widget", 1)
+
+
+def test_a_leak_into_a_module_the_test_first_imports_is_reported(tester: pytest.Pytester) -> None:
+    """What a test's first import makes is the module's, but a leak into something of that
+    module's is the test's: trio's suite, where pylint's unbounded method cache keeps every
+    ``PyLinter``, had the first test that made one pass and the next six reported.  A test
+    whose first import is clean is rerun once and judged clean."""
+    tester.makepyfile(
+        lazy_linter="""
+        import functools
+
+        class Linter:
+            @functools.cache
+            def messages(self):  # an unbounded method cache: keeps every Linter
+                return [self]
+        """,
+        lazy_clean="""
+        TABLE = {n: [n] for n in range(50)}
+
+        def look_up(n):
+            return TABLE[n]
+        """,
+        test_imports="""
+        def test_first_import_and_leak():
+            import lazy_linter
+            lazy_linter.Linter().messages()
+
+        def test_later_leak():
+            import lazy_linter
+            lazy_linter.Linter().messages()
+
+        def test_first_import_clean():
+            import lazy_clean
+            assert lazy_clean.look_up(3) == [3]
+        """,
+    )
+    result = tester.runpytest_subprocess("--gcguard", "--gcguard-json=out.json", "-p", "no:randomly")
+    records = {r["nodeid"].rpartition("::")[2]: r for r in json.loads((tester.path / "out.json").read_text())["tests"]}
+    for name in ("test_first_import_and_leak", "test_later_leak"):
+        leaked = {leak["type"]: leak["count"] for leak in records[name]["leaked"]}
+        assert records[name]["verdict"] == "leaked", records[name]
+        assert leaked["lazy_linter.Linter"] == 1, records[name]
+    clean = records["test_first_import_clean"]
+    assert (clean["verdict"], clean["reruns"], clean["suspicion"]["cause"]) == ("clean", 1, "first use"), clean
+    result.assert_outcomes(passed=3, errors=2)
