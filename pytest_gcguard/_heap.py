@@ -1312,6 +1312,17 @@ class Survivors:
         """Exclude the candidates with these ids (exactly: not what they reach)."""
         self.ids.difference_update(ids)
 
+    def made_dicts(self, ids: set[int]) -> set[int]:
+        """3.13: the ids of the instance dicts of the young objects with these ids, which a
+        walk read (and so made: they are not among the objects' referents) after the
+        objects were listed."""
+        if not _HIDDEN_DICTS:
+            return set()
+        young = self._young
+        chosen = compress(young, map(ids.__contains__, map(id, young)))
+        managed = [obj for obj in chosen if _TYPE_FLAGS.__get__(type(obj)) & _MANAGED_DICT]
+        return {id(namespace) for namespace in map(_instance_dict, managed) if namespace is not None}
+
     def count_of(self, ids: set[int]) -> dict[type, int]:
         """How many of the young objects with these ids (candidates or not) are of each type."""
         young = self._young

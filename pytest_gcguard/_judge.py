@@ -287,6 +287,7 @@ class Judge:
             before = set(survivors.ids)
             survivors.exclude_new_modules(window.modules0)
             self.imported = before.difference(survivors.ids)
+            self.imported.update(survivors.made_dicts(self.imported))
             before.clear()
         survivors.exclude_reachable(import_cache_roots())
         survivors.exclude_reachable(coverage_tracer_roots())
