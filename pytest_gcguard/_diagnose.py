@@ -593,8 +593,18 @@ class _CacheHolds:
         )
         kinds = {tp for tp in kinds if 0 < reached[tp] < self.totals[tp]}
         reached.clear()
-        found = [obj for obj in self.latest if type(obj) in kinds and id(obj) not in together]
-        del found[most:]
+        # Spread over the types: a fixture's many young tuples must not take every
+        # search from the one object of another type that a second cache holds.
+        share = max(1, most // max(1, len(kinds)))
+        taken: collections.Counter[type] = collections.Counter()
+        found: list[object] = []
+        for obj in self.latest:
+            tp = type(obj)
+            if tp in kinds and taken[tp] < share and id(obj) not in together:
+                taken[tp] += 1
+                found.append(obj)
+                if len(found) >= most:
+                    break
         return found
 
     def finish(self) -> dict[str, str]:
@@ -775,6 +785,39 @@ def _draw(
         verdict.warnings.append(note)
 
 
+def _spare_searches(
+    verdict: Verdict,
+    samples: Sequence[list[object]],
+    held: dict[str, str],
+    pre_existing: Callable[[object], bool],
+    ignore: set[int],
+    chains: list[list[object]],
+    memo: ChainMemo | None,
+    runs: tuple[list[object] | None, set[int], list[object] | None],
+) -> dict[str, str]:
+    """The chains went to the most numerous types; when some of those turn out to be
+    a bounded cache's, the types still reported get the spare searches.  A spare
+    chain may pass through a bounded cache the first ones did not (the type with few
+    objects got no search before): then the caches are decided again.  ``runs``:
+    what the last run kept, the new objects' ids and what stayed."""
+    latest, young, stayed = runs
+    wanted = MAX_CHAINS - sum(1 for leak in verdict.leaks if leak.name not in held and leak.chain)
+    spare: list[tuple[Leak, object]] = []
+    ignore.add(id(spare))
+    for leak, objs_of_type in zip(verdict.leaks, samples, strict=False):
+        if len(spare) >= wanted:
+            break
+        if leak.name not in held and not leak.chain and objs_of_type:
+            spare.append((leak, objs_of_type[0]))
+    if spare:
+        found = len(chains)
+        _find_chains(spare, pre_existing, ignore, chains, memo)
+        if len(chains) > found:
+            held = _bounded_holders(chains, verdict, latest or [], young, stayed, ignore)
+    spare.clear()
+    return held
+
+
 def explain(
     verdict: Verdict,
     samples: Sequence[list[object]],
@@ -846,21 +889,7 @@ def explain(
         first.clear()
 
         held = _bounded_holders(chains, verdict, latest or [], young, stayed, ignore) if chains else {}
-        # The chains went to the most numerous types; when some of those turn out
-        # to be a bounded cache's, the types still reported get the spare searches.
-        reported = [leak for leak in verdict.leaks if leak.name not in held]
-        wanted = MAX_CHAINS - sum(1 for leak in reported if leak.chain)
-        spare: list[tuple[Leak, object]] = []
-        ignore.add(id(spare))
-        for leak, objs_of_type in zip(verdict.leaks, samples, strict=False):
-            if len(spare) >= wanted:
-                break
-            if leak.name not in held and not leak.chain and objs_of_type:
-                spare.append((leak, objs_of_type[0]))
-        if spare:
-            _find_chains(spare, pre_existing, ignore, chains, memo)
-        spare.clear()
-        del reported
+        held = _spare_searches(verdict, samples, held, pre_existing, ignore, chains, memo, (latest, young, stayed))
         if settings.graph_dir:
             _draw(verdict, samples, settings.graph_dir, nodeid, chains, ignore)
     finally:

@@ -43,8 +43,9 @@ _getrefcount = sys.getrefcount
 #: up (each level walks the young heap once and every holder found in Python):
 #: they are told apart by id only.
 MAX_LOOKED_UP = 20_000
-#: Levels of holders without weak references climbed to reach ones with them.
-HOLDER_DEPTH = 3
+#: Levels of holders without weak references climbed to reach ones with them (a
+#: closure's: tuple <- list <- cell <- closure tuple <- function is four).
+HOLDER_DEPTH = 6
 
 
 # Read through ``type``'s own descriptor: a metaclass may lie or raise.
@@ -180,7 +181,8 @@ class _Holders:
     def _look_up(self, level: list[object]) -> list[object]:
         """Look up the holders of ``level``; return those of them to climb next."""
         held_by = self.held_by
-        work: list[object] = [obj for obj in level if id(obj) not in held_by]
+        # Each once: a holder of two objects of the level below is listed twice.
+        work: list[object] = list({id(obj): obj for obj in level if id(obj) not in held_by}.values())
         if not work:
             return []
         work.append([])  # a probe held only by ``work``: what our own references add

@@ -1013,3 +1013,75 @@ def test_objects_a_fixture_remakes_at_freed_addresses_are_not_taken_for_a_leak(t
         assert record["suspicion"]["cause"] == "bounded cache", (name, record)
         assert record["reruns"] >= 2, (name, record)
     result.assert_outcomes(passed=25, errors=1)
+
+
+def test_a_wrapper_a_fixture_leaves_patched_until_the_next_test_is_not_a_leak(tester: pytest.Pytester) -> None:
+    """aiohttp's ``blockbuster`` fixture patches builtins' types with wrappers (forbiddenfruit)
+    and leaves the last one in the type's dict until the next test's setup replaces it; the
+    wrapper's closure holds a list of tuples, made again at the addresses the old ones
+    freed.  Beside three bounded caches (one of tuples, two of URLs), every test was reported
+    for ``tuple`` and often ``URL``.  A tuple leak beside the same fixture is still reported."""
+    tester.makepyfile(
+        test_patched="""
+        import functools
+        import itertools
+
+        import pytest
+
+        PORTS = itertools.count(1000)
+        PATCHED = {}  # older than the tests, like a builtin type's dict
+        KEPT = []
+
+        class URL:
+            def __init__(self, text):
+                self.text = text
+
+        class Key:
+            pass
+
+        @functools.lru_cache(maxsize=56)
+        def parse(key):
+            return (key, "value")
+
+        @functools.lru_cache(maxsize=128)
+        def from_parts(port):
+            return URL(f"http://127.0.0.1:{port}/")
+
+        @functools.lru_cache(maxsize=128)
+        def encode(text):
+            return URL(text)
+
+        def wrap(func, allowed):
+            rules = [(name, {"load"}) for name in allowed]
+
+            def wrapper(*args):
+                assert rules
+                return func(*args)
+
+            return wrapper
+
+        @pytest.fixture
+        def blocking_guard():
+            PATCHED.clear()
+            PATCHED["read"] = wrap(len, ["cookiejar.py", "helpers.py"])
+            yield
+
+        @pytest.mark.parametrize("i", range(20))
+        def test_request(blocking_guard, i):
+            parse((Key(),))
+            from_parts(next(PORTS))
+            encode(f"/path/{i}")
+
+        def test_leaks_a_tuple(blocking_guard):
+            KEPT.append((Key(), "kept"))
+        """
+    )
+    result = tester.runpytest_subprocess("--gcguard", "--gcguard-json=out.json", "-p", "no:randomly")
+    records = records_by_name(tester)
+    leaking = records.pop("test_leaks_a_tuple")
+    leaked = sorted((leak["type"], leak["count"]) for leak in leaking["leaked"])
+    assert leaked == [("test_patched.Key", 1), ("tuple", 1)], leaking
+    assert len(records) == 20
+    for name, record in records.items():
+        assert (record["verdict"], record["suspicion"]["cause"]) == ("clean", "bounded cache"), (name, record)
+    result.assert_outcomes(passed=21, errors=1)
