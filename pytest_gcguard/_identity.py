@@ -39,6 +39,10 @@ from typing import Any
 _get_referrers = gc.get_referrers
 _getrefcount = sys.getrefcount
 
+#: Above this many objects seen, nothing is recorded (a large growth's reruns freeze
+#: what the runs before kept, and a million weak references would cost what the
+#: leak does): they are told apart by id only.
+MAX_IDENTIFIED = 100_000
 #: Above this many objects without weak references, their holders are not looked
 #: up (each level walks the young heap once and every holder found in Python):
 #: they are told apart by id only.
@@ -119,6 +123,8 @@ def identify(objs: list[object], ours: Iterable[object] = (), seen: list[object]
     """
     found = Identities()
     every = objs if seen is None else seen
+    if len(every) > MAX_IDENTIFIED:
+        return found
     found.kinds = dict(zip(map(id, every), map(id, map(type, every)), strict=True))
     made: dict[int, weakref.ref[Any]] = {}
     others = _own_references(objs, made)

@@ -122,3 +122,10 @@ def test_too_many_objects_without_weak_references_are_told_apart_by_id_only(monk
     found = identify(objs)
     assert found.tokens == {}
     assert set(found.kinds) == set(map(id, objs))
+
+
+def test_a_large_growth_is_told_apart_by_id_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_identity, "MAX_IDENTIFIED", 2)
+    objs: list[object] = [Made(), Made(), Made()]
+    found = identify(objs)
+    assert (found.tokens, found.kinds, found.refs) == ({}, {}, [])
