@@ -575,7 +575,7 @@ class _CacheHolds:
             kinds = names.get(leak.name)
             if leak.name in held or not kinds:
                 continue
-            if all(reached[tp] == self.totals[tp] for tp in kinds) or (
+            if (any(self.totals[tp] for tp in kinds) and all(reached[tp] == self.totals[tp] for tp in kinds)) or (
                 any(self.stayed_totals[tp] for tp in kinds) and all(kept[tp] == self.stayed_totals[tp] for tp in kinds)
             ):
                 held[leak.name] = label
