@@ -107,13 +107,6 @@ class Confirmation:
         self._refrozen = False
         return self._pending
 
-    def first_run_frozen(self) -> None:
-        """What the first run kept was frozen before any rerun (a diagnosis of the
-        first run looked for a bounded cache that holds it all, ``_judge``, and
-        found none): the first rerun's counts are all growth, as after a fresh rerun."""
-        if not self.attempts:
-            self._refrozen = True
-
     def fail(self, reason: str) -> None:
         """The rerun asked for did not pass: the suspicion stays unconfirmed."""
         self.attempts += 1
