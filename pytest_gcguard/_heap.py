@@ -175,6 +175,75 @@ def _path_under(path: object, prefixes: tuple[str, ...]) -> bool:
     return text is not None and text.startswith(prefixes)
 
 
+_THREAD_LOCAL = type(__import__("_thread")._local())
+#: Hypothesis's wrappers of a ``threading.local`` (``utils.threading.ThreadLocal``,
+#: ``utils.dynamicvariables.DynamicVariable``), by class name: the attribute that holds it.
+_HYPOTHESIS_LOCAL_WRAPPERS = {"ThreadLocal": "_ThreadLocal__threadlocal", "DynamicVariable": "data"}
+
+
+def _hypothesis_thread_dicts(test: object = None) -> list[object]:
+    """Each thread's dicts of the thread-locals Hypothesis keeps.
+
+    Those at module level, and the one each ``@given`` wrapper keeps in its
+    closure (``prev_self``: the test's instance of its class), found from
+    ``test`` through a few levels of closures (a suite's own decorator may wrap
+    it).  Each is made on a thread's first use (``ThreadLocal``'s defaults, a
+    ``DynamicVariable``'s value restored after a ``with_value``) and then
+    rebound, never added to: what a test's first use of Hypothesis made once.
+    Nothing is made here: a wrapper's local is read by attribute name (reading
+    an instance's ``__dict__`` makes one on 3.11+, which keeps attributes
+    inline until asked), and each thread's dict is found among what the local
+    refers to (reading ``__dict__`` would make one for this thread).
+    """
+    values: list[object] = []
+    for name, module in list(sys.modules.items()):
+        if name.startswith("hypothesis.") and issubclass(type(module), types.ModuleType):
+            namespace = _instance_dict(module)
+            if type(namespace) is dict:
+                values.extend(namespace.values())
+    functions = [test]
+    for _ in range(_CLOSURE_DEPTH):
+        cells = [
+            cell
+            for function in functions
+            if type(function) is types.FunctionType
+            for cell in (function.__closure__ or ())
+        ]
+        functions = []
+        for cell in cells:
+            try:
+                content = cell.cell_contents
+            except ValueError:  # an empty cell
+                continue
+            values.append(content)
+            functions.append(content)
+    locals_: list[object] = []
+    for value in values:
+        tp = type(value)
+        if tp is _THREAD_LOCAL:
+            locals_.append(value)
+            continue
+        attribute = _HYPOTHESIS_LOCAL_WRAPPERS.get(_TYPE_NAME.__get__(tp))
+        if attribute is not None and (type_module(tp) or "").startswith("hypothesis."):
+            try:
+                inner = object.__getattribute__(value, attribute)
+            except Exception:
+                continue
+            if type(inner) is _THREAD_LOCAL:
+                locals_.append(inner)
+    values.clear()
+    dicts: list[object] = []
+    for local in locals_:
+        for inner in _get_referents(local):
+            if type(inner) is dict:  # its map from each thread's dummy to that thread's dict
+                dicts.extend(value for value in _get_referents(inner) if type(value) is dict)
+    return dicts
+
+
+#: Levels of closures looked into from a test for its ``@given`` wrapper's thread-local.
+_CLOSURE_DEPTH = 3
+
+
 def _hypothesis_database_dirs(test: object) -> list[str]:
     """The directories of the example databases Hypothesis keeps key paths for.
 
@@ -1515,10 +1584,9 @@ class Survivors:
     def exclude_hypothesis_runner(self, test: object = None) -> None:
         """Exclude what Hypothesis's runner keeps once per test, for the whole run.
 
-        Its tags per strategy label (``exclude_hypothesis_labels``), and three
-        things every ``@given`` test's first run makes, which made every such
-        test suspected and rerun (bidict's, at the cost of all its examples
-        again):
+        Its tags per strategy label (``exclude_hypothesis_labels``), and what
+        a ``@given`` test's first run makes once, which made every such test
+        suspected and rerun (bidict's, at the cost of all its examples again):
 
         - the module Hypothesis compiles a test's signature into, kept by
           source in ``hypothesis.internal.reflection.eval_cache`` (its name
@@ -1528,7 +1596,9 @@ class Survivors:
         - the paths its example database keeps per test key
           (``DirectoryBasedExampleDatabase.keypaths``), under the database's
           directory.  ``test``: the ``@given`` test, whose own settings may
-          name a database of their own.
+          name a database of their own;
+        - this thread's state in its module-level thread-locals, made on the
+          thread's first use of each (``_hypothesis_thread_dicts``).
 
         Each is recognised exactly, among the candidates: what the test's
         strategies and code hold stays a candidate.
@@ -1537,6 +1607,7 @@ class Survivors:
         if not self.remaining or "hypothesis.internal.reflection" not in sys.modules:
             return
         self.exclude_reachable(module for module in self.of_types(_is_module_type) if _is_hypothesis_compiled(module))
+        self.exclude_reachable(_hypothesis_thread_dicts(test))
         junkdrawer = sys.modules.get("hypothesis.internal.conjecture.junkdrawer")
         limits = getattr(getattr(junkdrawer, "_stackframe_limiter", None), "_known_limits", None)
         if type(limits) is set:
