@@ -29,7 +29,6 @@ from ._heap import (
     type_name,
     type_namespace,
 )
-from ._policy import BUILT_ONCE
 from ._report import (
     CHAIN_DEPTH,
     Leak,
@@ -534,80 +533,11 @@ def _is_namespace(obj: object) -> bool:
     return type(obj) is dict and "__name__" in obj and "__builtins__" in obj
 
 
-def _is_strategy(obj: object) -> bool:
-    """A Hypothesis strategy (read without running its code)."""
-    module = sys.modules.get("hypothesis.strategies._internal.strategies")
-    base = getattr(module, "SearchStrategy", None) if module is not None else None
-    return type(base) is type and issubclass(type(obj), base)
-
-
-def _built_once(strategy: object, young: set[int]) -> set[int]:
-    """Ids of the new objects older Hypothesis strategies hold in their own attributes.
-
-    A strategy builds what it draws from on first use and keeps it (a
-    ``LazyStrategy`` its wrapped strategy, a ``one_of`` its branch sampler):
-    from its attributes (its ``__dict__`` included, new when first asked for)
-    the walk goes through new objects only.  The older strategies it is made
-    of (``one_of``'s branches, in an older tuple) are looked at in the same
-    way.  Another older object it refers to (an argument, a list of the
-    user's) is not looked into for new objects: what is new in it is not a
-    strategy's building.
-    """
-    starts: list[object] = []
-    strategies = [strategy]
-    done: set[int] = set()
-    while strategies and len(done) < MAX_STRATEGIES:
-        node = strategies.pop()
-        if id(node) in done:
-            continue
-        done.add(id(node))
-        own = instance_dicts([node])
-        refs = _get_referents(node)
-        refs.extend(own)
-        if own:  # what its __dict__ holds is its attributes
-            refs.extend(_get_referents(own[0]))
-        for ref in refs:
-            if id(ref) in young:
-                starts.append(ref)
-            elif _is_strategy(ref):
-                strategies.append(ref)
-            elif type(ref) in _STRATEGY_CONTAINERS:  # an older tuple of strategies (``one_of``'s)
-                strategies.extend(part for part in _get_referents(ref) if _is_strategy(part))
-        del refs, own
-    seen: set[int] = set()
-    while starts:
-        obj = starts.pop()
-        if id(obj) in seen:
-            continue
-        seen.add(id(obj))
-        if len(seen) > MAX_REACH:
-            return set()
-        more = _get_referents(obj)
-        more.extend(instance_dicts([obj]))
-        starts.extend(ref for ref in more if id(ref) in young and id(ref) not in seen)
-        del more
-    return seen
-
-
-#: Older strategies a walk from one looks at, at most (``_built_once``).
-MAX_STRATEGIES = 10_000
-#: The older containers through which a strategy holds the strategies it is made of.
-_STRATEGY_CONTAINERS = (tuple, list, dict, frozenset)
-
-
 class _CacheHolds:
-    """Which leaked types' new objects bounded caches hold (see ``_bounded_holders``).
+    """Which leaked types' new objects bounded caches hold (see ``_bounded_holders``)."""
 
-    ``built_once``: a first run's (no rerun yet): older Hypothesis strategies
-    count as holders too, of what they build on first use (``_built_once``);
-    a rerun's growth through one is a leak.
-    """
-
-    def __init__(
-        self, verdict: Verdict, latest: list[object], young: set[int], stayed: list[object], built_once: bool = False
-    ) -> None:
+    def __init__(self, verdict: Verdict, latest: list[object], young: set[int], stayed: list[object]) -> None:
         self.verdict, self.latest, self.young, self.stayed = verdict, latest, young, stayed
-        self.built_once = built_once
         self.held: dict[str, str] = {}
         self.seen: set[int] = set()
         self.totals = collections.Counter(map(type, latest))
@@ -625,28 +555,16 @@ class _CacheHolds:
             return
         self.seen.add(id(cache))
         capacity = declared_capacity(cache)
-        if capacity is not None:
-            reach = _reachable(cache, self.young)
-            reach.update(_weak_references_into(reach, self.latest or self.stayed))
-            label = f"{type_name(type(cache))} ({capacity[1]} of at most {capacity[0]} entries)"
-        elif self.is_strategy_holder(cache):
-            reach = _built_once(cache, self.young)
-            label = f"{type_name(type(cache))}{BUILT_ONCE}"
-        else:
+        if capacity is None:
             return
+        reach = _reachable(cache, self.young)
+        reach.update(_weak_references_into(reach, self.latest))
+        label = f"{type_name(type(cache))} ({capacity[1]} of at most {capacity[0]} entries)"
         self.hold(reach, label)
         if reach:
             self.together |= reach
             self.labels.append(label)
         reach.clear()
-
-    def is_strategy_holder(self, obj: object) -> bool:
-        """An older Hypothesis strategy, when those hold what they build (``built_once``)."""
-        return self.built_once and id(obj) not in self.young and _is_strategy(obj)
-
-    def is_holder(self, obj: object) -> bool:
-        """What the search for the holders of the rest looks for."""
-        return _is_bounded(obj) or self.is_strategy_holder(obj)
 
     def hold(self, reach: set[int], label: str) -> None:
         """Mark the leaked types whose new objects ``reach`` holds (all, or all that stayed)."""
@@ -665,27 +583,22 @@ class _CacheHolds:
         kept.clear()
 
     def rest(self, most: int) -> list[object]:
-        """Up to ``most`` new objects of the types the caches seen hold some of, not all, that they do not hold.
-
-        ``built_once`` (a first run's, whose objects are all in ``stayed``): of
-        every type not held, whether the caches seen hold some of it or none.
-        """
+        """Up to ``most`` new objects of the types the caches seen hold some of, not all, that they do not hold."""
         together = self.together
-        pool = self.stayed if self.built_once else self.latest
-        totals = self.stayed_totals if self.built_once else self.totals
         kinds = {
             tp for leak in self.verdict.leaks if leak.name not in self.held for tp in self.names.get(leak.name, [])
         }
-        reached = collections.Counter(map(type, compress(pool, map(together.__contains__, map(id, pool)))))
-        least = 0 if self.built_once else 1
-        kinds = {tp for tp in kinds if least <= reached[tp] < totals[tp]}
+        reached = collections.Counter(
+            map(type, compress(self.latest, map(together.__contains__, map(id, self.latest))))
+        )
+        kinds = {tp for tp in kinds if 0 < reached[tp] < self.totals[tp]}
         reached.clear()
         # Spread over the types: a fixture's many young tuples must not take every
         # search from the one object of another type that a second cache holds.
         share = max(1, most // max(1, len(kinds)))
         taken: collections.Counter[type] = collections.Counter()
         found: list[object] = []
-        for obj in pool:
+        for obj in self.latest:
             tp = type(obj)
             if tp in kinds and taken[tp] < share and id(obj) not in together:
                 taken[tp] += 1
@@ -712,7 +625,6 @@ def _bounded_holders(
     young: set[int],
     stayed: list[object] | None = None,
     ignore: set[int] | None = None,
-    built_once: bool = False,
 ) -> dict[str, str]:
     """Leaked types whose new objects hang off a bounded cache found on a chain.
 
@@ -733,29 +645,19 @@ def _bounded_holders(
     Counted per type in C (``map``, ``compress``, ``Counter``): a leak of a
     million objects costs a few passes in C, not a million steps in Python.
     """
-    holds = _CacheHolds(verdict, latest, young, stayed or [], built_once)
+    holds = _CacheHolds(verdict, latest, young, stayed or [])
     for chain in chains:
         for node in chain:
             holds.add(node)
-    # A first run's diagnosis (``built_once``) looks further: it saves the reruns.
-    rounds, most = (REST_ROUNDS, REST_OBJECTS) if built_once else (1, MAX_CHAINS)
-    while rounds and ignore is not None and (holds.labels or built_once):
-        rounds -= 1
-        rest = holds.rest(most)
-        if not rest:
-            break
-        found = backref_chains(rest, holds.is_holder, CACHE_DEPTH + ENTRY_DEPTH + 1, ignore)
-        for chain in found:
-            holds.add(chain[0])
-        found.clear()
+    if holds.labels and ignore is not None:
+        rest = holds.rest(MAX_CHAINS)
+        if rest:
+            found = backref_chains(rest, _is_bounded, CACHE_DEPTH + ENTRY_DEPTH + 1, ignore)
+            for chain in found:
+                holds.add(chain[0])
+            found.clear()
         rest.clear()
     return holds.finish()
-
-
-#: A first run's diagnosis (``built_once``): searches for the holders of what the
-#: holders found so far do not hold, and the objects each starts from.
-REST_ROUNDS = 3
-REST_OBJECTS = 20
 
 
 def _best_match(matches: list[object], parent: dict[int, object]) -> object:
@@ -892,7 +794,6 @@ def _spare_searches(
     chains: list[list[object]],
     memo: ChainMemo | None,
     runs: tuple[list[object] | None, set[int], list[object] | None],
-    built_once: bool = False,
 ) -> dict[str, str]:
     """The chains went to the most numerous types; when some of those turn out to be
     a bounded cache's, the types still reported get the spare searches.  A spare
@@ -912,7 +813,7 @@ def _spare_searches(
         found = len(chains)
         _find_chains(spare, pre_existing, ignore, chains, memo)
         if len(chains) > found:
-            held = _bounded_holders(chains, verdict, latest or [], young, stayed, ignore, built_once)
+            held = _bounded_holders(chains, verdict, latest or [], young, stayed, ignore)
     spare.clear()
     return held
 
@@ -927,7 +828,6 @@ def explain(
     thaw: bool = True,
     memo: ChainMemo | None = None,
     stayed: list[object] | None = None,
-    built_once: bool = False,
 ) -> dict[str, str]:
     """Fill in samples, why-alive chains and graph paths for ``verdict.leaks``.
 
@@ -937,8 +837,6 @@ def explain(
     through: a cache that stops growing at its bound (``_bounded_holders``).
     ``young``: the ids of the new objects, when the unfrozen objects are not
     all new (a block check nested in another).
-    ``built_once``: a first run's diagnosis, before any rerun: what an older
-    Hypothesis strategy builds on first use counts as held (``_built_once``).
     ``thaw=False``: search without unfreezing the heap (objects the
     application froze stay frozen, and unseen).  ``memo``: the session's
     climbs from older containers up to a module or class (``ChainMemo``).
@@ -990,10 +888,8 @@ def explain(
         unfreeze()
         first.clear()
 
-        held = _bounded_holders(chains, verdict, latest or [], young, stayed, ignore, built_once) if chains else {}
-        held = _spare_searches(
-            verdict, samples, held, pre_existing, ignore, chains, memo, (latest, young, stayed), built_once
-        )
+        held = _bounded_holders(chains, verdict, latest or [], young, stayed, ignore) if chains else {}
+        held = _spare_searches(verdict, samples, held, pre_existing, ignore, chains, memo, (latest, young, stayed))
         if settings.graph_dir:
             _draw(verdict, samples, settings.graph_dir, nodeid, chains, ignore)
     finally:

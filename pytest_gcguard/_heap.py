@@ -184,23 +184,18 @@ _HYPOTHESIS_LOCAL_WRAPPERS = {"ThreadLocal": "_ThreadLocal__threadlocal", "Dynam
 def _hypothesis_thread_dicts(test: object = None) -> list[object]:
     """Each thread's dicts of the thread-locals Hypothesis keeps.
 
-    Those at module level, and the one each ``@given`` wrapper keeps in its
-    closure (``prev_self``: the test's instance of its class), found from
-    ``test`` through a few levels of closures (a suite's own decorator may wrap
-    it).  Each is made on a thread's first use (``ThreadLocal``'s defaults, a
-    ``DynamicVariable``'s value restored after a ``with_value``) and then
-    rebound, never added to: what a test's first use of Hypothesis made once.
-    Nothing is made here: a wrapper's local is read by attribute name (reading
-    an instance's ``__dict__`` makes one on 3.11+, which keeps attributes
-    inline until asked), and each thread's dict is found among what the local
-    refers to (reading ``__dict__`` would make one for this thread).
+    Those in its modules' namespaces, and the one each ``@given`` wrapper keeps
+    in its closure (``prev_self``, set on a thread's first run of the test),
+    found from ``test`` through a few levels of closures (a suite's own
+    decorator may wrap it).  Each dict is made on a thread's first use of its
+    thread-local (``ThreadLocal``'s defaults, a ``DynamicVariable``'s value
+    restored after a ``with_value``).  Nothing is made here: a wrapper's local
+    is read by attribute name (reading an instance's ``__dict__`` makes one on
+    3.11+, which keeps attributes inline until asked), and each thread's dict
+    is found among what the local refers to (reading ``__dict__`` would make
+    one for this thread).
     """
-    values: list[object] = []
-    for name, module in list(sys.modules.items()):
-        if name.startswith("hypothesis.") and issubclass(type(module), types.ModuleType):
-            namespace = _instance_dict(module)
-            if type(namespace) is dict:
-                values.extend(namespace.values())
+    locals_ = list(_module_thread_locals())
     functions = [test]
     for _ in range(_CLOSURE_DEPTH):
         cells = [
@@ -215,29 +210,56 @@ def _hypothesis_thread_dicts(test: object = None) -> list[object]:
                 content = cell.cell_contents
             except ValueError:  # an empty cell
                 continue
-            values.append(content)
             functions.append(content)
-    locals_: list[object] = []
-    for value in values:
-        tp = type(value)
-        if tp is _THREAD_LOCAL:
-            locals_.append(value)
-            continue
-        attribute = _HYPOTHESIS_LOCAL_WRAPPERS.get(_TYPE_NAME.__get__(tp))
-        if attribute is not None and (type_module(tp) or "").startswith("hypothesis."):
-            try:
-                inner = object.__getattribute__(value, attribute)
-            except Exception:
-                continue
-            if type(inner) is _THREAD_LOCAL:
+            inner = _wrapped_local(content)  # only Hypothesis's wrappers: a closure's own local is not
+            if inner is not None:
                 locals_.append(inner)
-    values.clear()
     dicts: list[object] = []
     for local in locals_:
         for inner in _get_referents(local):
             if type(inner) is dict:  # its map from each thread's dummy to that thread's dict
                 dicts.extend(value for value in _get_referents(inner) if type(value) is dict)
     return dicts
+
+
+def _wrapped_local(value: object) -> object | None:
+    """The ``threading.local`` a Hypothesis wrapper (``ThreadLocal``, ``DynamicVariable``) holds."""
+    tp = type(value)
+    attribute = _HYPOTHESIS_LOCAL_WRAPPERS.get(_TYPE_NAME.__get__(tp))
+    if attribute is None or not (type_module(tp) or "").startswith("hypothesis."):
+        return None
+    try:
+        inner = object.__getattribute__(value, attribute)
+    except Exception:
+        return None
+    return inner if type(inner) is _THREAD_LOCAL else None
+
+
+#: The thread-locals in Hypothesis's modules' namespaces, and how many modules were
+#: loaded when they were listed (a new module may add one).
+_MODULE_LOCALS: list[object] = []
+_MODULE_LOCALS_AT = [-1]
+
+
+def _module_thread_locals() -> list[object]:
+    """The thread-locals in Hypothesis's modules' namespaces (listed again when a module loads)."""
+    if _MODULE_LOCALS_AT[0] == len(sys.modules):
+        return _MODULE_LOCALS
+    found: list[object] = []
+    for name, module in list(sys.modules.items()):
+        if not name.startswith("hypothesis.") or not issubclass(type(module), types.ModuleType):
+            continue
+        namespace = _instance_dict(module)
+        if type(namespace) is not dict:
+            continue
+        for value in list(namespace.values()):
+            inner = value if type(value) is _THREAD_LOCAL else _wrapped_local(value)
+            if inner is not None:
+                found.append(inner)
+    _MODULE_LOCALS[:] = found
+    _MODULE_LOCALS_AT[0] = len(sys.modules)
+    found.clear()
+    return _MODULE_LOCALS
 
 
 #: Levels of closures looked into from a test for its ``@given`` wrapper's thread-local.
@@ -1597,8 +1619,9 @@ class Survivors:
           (``DirectoryBasedExampleDatabase.keypaths``), under the database's
           directory.  ``test``: the ``@given`` test, whose own settings may
           name a database of their own;
-        - this thread's state in its module-level thread-locals, made on the
-          thread's first use of each (``_hypothesis_thread_dicts``).
+        - each thread's dict of its thread-locals (in its modules, and the
+          ``@given`` wrapper's), made on the thread's first use of each, and
+          the values in it (``_hypothesis_thread_dicts``).
 
         Each is recognised exactly, among the candidates: what the test's
         strategies and code hold stays a candidate.
@@ -1607,7 +1630,12 @@ class Survivors:
         if not self.remaining or "hypothesis.internal.reflection" not in sys.modules:
             return
         self.exclude_reachable(module for module in self.of_types(_is_module_type) if _is_hypothesis_compiled(module))
-        self.exclude_reachable(_hypothesis_thread_dicts(test))
+        # Exactly: the dicts and the values in them (a test method's instance, as
+        # ``prev_self``, pins what it holds until the next run of the test).
+        thread_dicts = _hypothesis_thread_dicts(test)
+        self.exclude_exact(thread_dicts)
+        self.exclude_exact([value for attrs in thread_dicts for value in attrs.values()])  # type: ignore[attr-defined]
+        thread_dicts.clear()
         junkdrawer = sys.modules.get("hypothesis.internal.conjecture.junkdrawer")
         limits = getattr(getattr(junkdrawer, "_stackframe_limiter", None), "_known_limits", None)
         if type(limits) is set:

@@ -11,7 +11,6 @@ import gc
 import sys
 import time
 import types
-from dataclasses import replace
 from itertools import compress
 from typing import Protocol
 
@@ -41,10 +40,9 @@ from ._heap import (
     type_name,
 )
 from ._identity import Identities
-from ._policy import BUILT_ONCE, Confirmation, set_aside
+from ._policy import Confirmation, set_aside
 from ._pytest_internals import (
     historic_call_lists,
-    is_hypothesis_test,
     plugin_result_lists,
     setup_state,
     spent_finalizer_objects,
@@ -333,15 +331,6 @@ class Judge:
         samples = _Samples(survivors.suspect_ids(), survivors.identities(confirmation.counts[0]))
         survivors.clear()
         del survivors
-        if (
-            settings.reruns
-            and settings.diagnosis
-            and is_hypothesis_test(item)
-            and not (imported or confirmation.large or verdict.cyclic or verdict.uncollectable)
-        ):
-            if self._held_by_bounded_caches(filt, confirmation, samples, verdict):
-                return verdict
-            confirmation.first_run_frozen()  # the diagnosis froze what the first run kept
         if settings.reruns:
             started = time.perf_counter()
             self._confirm(filt, confirmation, samples)
@@ -365,55 +354,11 @@ class Judge:
             verdict.suspicion = _cause(verdict, bool(confirmation.counts[0] or confirmation.imported))
         return verdict
 
-    def _held_by_bounded_caches(
-        self, filt: TypeFilter, confirmation: Confirmation, samples: _Samples, verdict: Verdict
-    ) -> bool:
-        """Whether all a Hypothesis test's first run kept hangs off bounded caches (then it is clean).
-
-        Each rerun of a ``@given`` test replays all its examples, and the
-        strategies it builds (Hypothesis keeps them in an ``LRUReusedCache`` of
-        1,024) are what its first run keeps: a rerun showed the growth again,
-        a second one too, and the diagnosis then set it aside as the cache's
-        (attrs: 18 tests, 38 reruns, 12 s).  The same diagnosis of the first
-        run alone (``_describe``, as with ``--gcguard-reruns=0``) decides it
-        first: when every type it kept hangs off a cache that declares its
-        bound, or off an older strategy that built it on first use (a
-        ``LazyStrategy``'s wrapped strategy: bidict's module-level strategies),
-        that growth is bounded whatever the reruns show, and none is run.
-        Otherwise nothing of the trial is kept, and the reruns go on as before,
-        the first one fresh: the diagnosis froze the first run's objects.
-        """
-        trial = Confirmation(confirmation.counts[0], 0, filt.allowed)
-        trial_samples = _Samples(set(samples.new_ids), Identities())
-        scratch = Verdict(verdict.nodeid)
-        self._describe(trial, trial_samples, scratch, replace(self.settings, graph_dir=None), built_once=True)
-        held = not scratch.leaks and bool(scratch.set_aside) and scratch.suspicion == "bounded cache"
-        verdict.diagnosis_seconds += scratch.diagnosis_seconds
-        if held:
-            verdict.set_aside = scratch.set_aside
-            verdict.set_aside_reason = scratch.set_aside_reason
-            verdict.notes.extend(scratch.notes)
-            verdict.notes.append(
-                "settled on the first run, without a rerun (a Hypothesis test's rerun replays its examples)"
-            )
-            verdict.suspicion = "first use" if BUILT_ONCE in scratch.set_aside_reason else "bounded cache"
-            verdict.first_run = self._first_run(confirmation)
-            samples.forget()
-        scratch.leaks.clear()
-        return held
-
     def _first_run(self, confirmation: Confirmation) -> dict[str, int]:
         """The types most common among the first run's suspects (its imports', if only they)."""
         return _most_numerous(confirmation.counts[0] or self.imported_counts, FIRST_RUN_TYPES)
 
-    def _describe(
-        self,
-        confirmation: Confirmation,
-        samples_of: _Samples,
-        verdict: Verdict,
-        settings: Settings | None = None,
-        built_once: bool = False,
-    ) -> None:
+    def _describe(self, confirmation: Confirmation, samples_of: _Samples, verdict: Verdict) -> None:
         """Turn confirmed growth into the report (runs after all measurements).
 
         Growth that only feeds a bounded cache is set aside, type by type when
@@ -424,7 +369,7 @@ class Judge:
         confirmed = confirmation.confirmed()
         if not confirmed:
             return
-        settings = settings or self.settings
+        settings = self.settings
         verdict.confirmed_by = len(confirmation.growth)
         # Members: objects that outlived a later run of the test (accumulating);
         # the first few of each type are the report's samples.  Latest: what
@@ -463,18 +408,8 @@ class Judge:
         members.clear()  # the samples are copies: nothing of ours may look like a referrer
         if settings.diagnosis:
             started = time.perf_counter()
-            held = explain(
-                verdict,
-                samples,
-                settings,
-                self.item.nodeid,
-                latest,
-                new_ids,
-                memo=self.memo,
-                stayed=stayed,
-                built_once=built_once,
-            )
-            verdict.diagnosis_seconds += time.perf_counter() - started
+            held = explain(verdict, samples, settings, self.item.nodeid, latest, new_ids, memo=self.memo, stayed=stayed)
+            verdict.diagnosis_seconds = time.perf_counter() - started
         else:
             if new_ids is not None:
                 _freeze()

@@ -14,9 +14,6 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
-#: The end of a holder's label that is an older Hypothesis strategy, holding what it
-#: built on first use, not a cache (``_diagnose._built_once``: a first run's only).
-BUILT_ONCE = " (what it builds once)"
 #: The rerun in which objects older than the test that die are counted: the
 #: first rerun also frees what collection made (the fixture request).
 REPLACEMENT_RERUN = 2
@@ -109,13 +106,6 @@ class Confirmation:
         self._pending = Rerun(measure=measure, fresh=self.large or self._refrozen)
         self._refrozen = False
         return self._pending
-
-    def first_run_frozen(self) -> None:
-        """What the first run kept was frozen before any rerun (a diagnosis of the
-        first run looked for a bounded cache that holds it all, ``_judge``, and
-        found none): the first rerun's counts are all growth, as after a fresh rerun."""
-        if not self.attempts:
-            self._refrozen = True
 
     def fail(self, reason: str) -> None:
         """The rerun asked for did not pass: the suspicion stays unconfirmed."""
@@ -240,8 +230,6 @@ def set_aside(confirmation: Confirmation, leaked: list[str], held: Mapping[str, 
         caches = ", ".join(sorted(set(held.values())))
         kind = " replacing its entries" if freed else ""
         reason = f"held only by a bounded cache{kind} ({caches}), which stops growing at its bound"
-        if BUILT_ONCE in caches:  # a first run's: what older Hypothesis strategies build once
-            reason = f"held only by bounded caches and older Hypothesis strategies ({caches}), which stop growing"
         notes = (f"{freed}; the types not held by {caches} are reported",) if freed else ()
         return SetAside(frozenset(held), reason, notes)
     if freed:

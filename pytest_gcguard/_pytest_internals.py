@@ -234,11 +234,6 @@ _LAST_EXCEPTION = ("last_type", "last_value", "last_traceback", "last_exc")
 _AFTER_A_FAILURE = frozenset({"shrink", "explain"})
 
 
-def is_hypothesis_test(item: pytest.Item) -> bool:
-    """Whether ``item`` runs a Hypothesis ``@given`` test (each run replays all its examples)."""
-    return getattr(getattr(item, "function", None), "is_hypothesis_test", False) is True
-
-
 @contextmanager
 def _stop_at_first_failure(item: pytest.Item) -> Iterator[None]:
     """A Hypothesis test's rerun stops at its first failing example.
@@ -255,7 +250,7 @@ def _stop_at_first_failure(item: pytest.Item) -> Iterator[None]:
     hypothesis = sys.modules.get("hypothesis")
     own = getattr(function, "_hypothesis_internal_use_settings", None)
     quiet = None
-    if hypothesis is not None and own is not None and is_hypothesis_test(item):
+    if hypothesis is not None and own is not None and getattr(function, "is_hypothesis_test", False) is True:
         try:
             phases = tuple(phase for phase in own.phases if phase.name not in _AFTER_A_FAILURE)
             if len(phases) < len(own.phases):

@@ -347,13 +347,8 @@ def _root_weight(item: tuple[str, list[Leak]]) -> tuple[int, int]:
 
 #: How a suspected test's confirmation ended (the record's ``suspicion.cause``).
 SUSPICION_CAUSES = {
-    "first use": (
-        "the growth was not repeated by a rerun (a cache or table filled once), or a Hypothesis "
-        "test's first run only built what older strategies build once"
-    ),
-    "bounded cache": (
-        "repeated growth (or a Hypothesis test's first run's) held only by a cache that declares its bound"
-    ),
+    "first use": "the growth was not repeated by a rerun (a cache or table filled once)",
+    "bounded cache": "repeated growth held only by a cache that declares its bound",
     "replacing": "repeated growth while as many older objects were freed (a cache at capacity)",
     "leak": "repeated growth, reported",
     "cycles": "reference cycles made in the first run only, or repeated and reported",

@@ -228,33 +228,6 @@ def test_an_import_alone_is_cleared_by_one_rerun() -> None:
     assert confirmation.confirmed() == {}
 
 
-def test_a_first_run_frozen_before_the_reruns_makes_the_first_rerun_fresh() -> None:
-    """The diagnosis of a Hypothesis test's first run froze its objects: the first rerun's
-    counts are all its own growth; a first-use replacement (+1 there) cancels out in the next."""
-    confirmation = Confirmation({"list": 41}, 2, lambda name: 0)
-    confirmation.first_run_frozen()
-    assert confirmation.next_rerun() == Rerun(measure=False, fresh=True)
-    confirmation.record({"list": 1})  # the list it rebinds each run replaced the first run's
-    assert confirmation.growth == [{"list": 1}]
-    assert confirmation.next_rerun() == MEASURED
-    confirmation.record({"list": 1})
-    assert confirmation.confirmed() == {}
-    assert confirmation.next_rerun() is None
-
-
-def test_a_leak_after_a_frozen_first_run_is_confirmed() -> None:
-    confirmation = Confirmation({"list": 40}, 2, lambda name: 0)
-    confirmation.first_run_frozen()
-    assert confirmation.next_rerun() == Rerun(measure=False, fresh=True)
-    confirmation.record({"list": 40})
-    assert confirmation.next_rerun() == MEASURED
-    confirmation.record({"list": 80})
-    assert confirmation.confirmed() == {"list": 40}
-    # Too late once a rerun ran: nothing changes.
-    confirmation.first_run_frozen()
-    assert confirmation.next_rerun() is None
-
-
 def _measured(replaced: int, kept: int, attempts: int = 2) -> Confirmation:
     confirmation = Confirmation({"Entry": kept}, 2, lambda name: 0)
     confirmation.replaced, confirmation.kept, confirmation.attempts = replaced, kept, attempts

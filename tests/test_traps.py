@@ -623,128 +623,70 @@ def test_hypothesis_feeding_a_bounded_cache_gets_one_verdict(tester: pytest.Pyte
         assert_clean(records)
 
 
-def test_a_hypothesis_test_whose_first_run_only_fed_a_bounded_cache_is_not_rerun(tester: pytest.Pytester) -> None:
-    """A ``@given`` test's rerun replays all its examples: growth that the diagnosis of
-    the first run finds all held by caches that declare their bound is settled there.
-    Anything else the first run kept (a lazily built value, a leak beside the cache)
-    gets the reruns, the first of them fresh (the diagnosis froze the first run's objects)."""
+def test_a_hypothesis_leak_that_only_looks_bounded_on_its_first_run_is_rerun_and_reported(
+    tester: pytest.Pytester,
+) -> None:
+    """Growth beside what looks bounded is still a leak: a bounded container each leaked
+    object brings along (a ``deque`` with ``maxlen``, an ``lru_cache`` per instance) bounds
+    nothing, and what a strategy's function keeps on every example (a list in its closure)
+    is not what the strategy built once.  (A first-run shortcut for Hypothesis tests that was
+    tried, and dropped, passed the first two.)"""
     pytest.importorskip("hypothesis")
     tester.makepyfile(
-        test_hyp="""
+        test_looks_bounded="""
+        import collections
         import functools
         from hypothesis import given, settings, strategies as st
 
-        @functools.lru_cache(maxsize=10_000)
-        def cached(x):
-            return [x]
-
         KEPT = []
-        LAZY = {}
-        RUNS = []
 
-        @given(st.integers())
-        @settings(max_examples=40, database=None)
-        def test_warm_up(x):  # Hypothesis imports modules on its first run
-            pass
+        class Client:
+            def __init__(self):
+                self.get = functools.lru_cache(maxsize=128)(self._get)
 
-        @given(st.integers())
-        @settings(max_examples=40, database=None)
-        def test_feeds_cache(x):
-            cached(x)
+            def _get(self, key):
+                return [key]
 
-        @given(st.integers())
-        @settings(max_examples=40, database=None)
-        def test_feeds_cache_and_leaks(x):
-            cached(x)
-            KEPT.append([x])
+        def make():
+            history = []
+            return st.integers().map(lambda x: history.append([x]) or x)
 
-        @given(st.integers())
-        @settings(max_examples=40, database=None)
-        def test_builds_a_table_once(x):
-            cached(x)
-            if "table" not in LAZY:
-                LAZY["table"] = [[n] for n in range(50)]
-
-        @given(st.integers())
-        @settings(max_examples=40, database=None)
-        def test_replaces_its_last_run(x):
-            RUNS[:] = [[x]]
-
-        def test_not_hypothesis():
-            for n in range(40):
-                cached(("plain", n))
-        """
-    )
-    result, records = run_with_report(tester)
-    result.assert_outcomes(passed=6, errors=1)
-    assert_clean(
-        records, ["test_warm_up", "test_feeds_cache", "test_builds_a_table_once", "test_replaces_its_last_run"]
-    )
-    settled = records["test_feeds_cache"]
-    assert settled["reruns"] == 0, settled
-    assert settled["suspicion"]["cause"] == "bounded cache", settled
-    assert "functools._lru_cache_wrapper" in settled["set_aside"]["reason"], settled
-    assert any("settled on the first run" in note for note in settled["notes"]), settled
-    # Not all held by the cache: rerun (fresh first), and judged as before.
-    leak = records["test_feeds_cache_and_leaks"]
-    assert leak["verdict"] == "leaked", leak
-    assert leak["reruns"] >= 2, leak
-    assert [entry["type"] for entry in leak["leaked"]] == ["list"], leak
-    assert leak["leaked"][0]["count"] >= 40, leak  # one per example
-    assert "KEPT (list)" in leak["leaked"][0]["why_alive"], leak
-    # A table built once beside the cache's growth: rerun, then the cache's growth set aside.
-    table = records["test_builds_a_table_once"]
-    assert table["reruns"] >= 1, table
-    assert table["suspicion"]["cause"] == "bounded cache", table
-    replaced = records["test_replaces_its_last_run"]
-    assert replaced["reruns"] >= 1, replaced
-    assert replaced["suspicion"]["cause"] == "first use", replaced
-    # A test that is not Hypothesis's is rerun as before (a rerun is as cheap as its run).
-    assert records["test_not_hypothesis"]["reruns"] >= 1, records["test_not_hypothesis"]
-    assert records["test_not_hypothesis"]["verdict"] == "clean", records["test_not_hypothesis"]
-
-
-def test_what_an_older_strategy_builds_on_first_use_is_settled_on_the_first_run(tester: pytest.Pytester) -> None:
-    """A module-level strategy builds what it draws from the first time it is drawn from
-    (a ``one_of``'s branch sampler, each lazy branch's wrapped strategy) and keeps it: a
-    ``@given`` test whose first run only did that is not rerun.  New objects in an older
-    value a strategy holds (a list in ``just``) are not the strategy's building: rerun, reported."""
-    pytest.importorskip("hypothesis")
-    tester.makepyfile(
-        test_strategies="""
-        from hypothesis import given, settings, strategies as st
-
-        BRANCHES = st.one_of(st.tuples(st.integers()).map(list), st.lists(st.booleans(), max_size=3))
-        SHARED = st.just([])
+        RECORDED = st.deferred(make)
 
         @given(st.data())
-        @settings(max_examples=30, database=None)
+        @settings(max_examples=25, database=None)
         def test_warm_up(data):  # Hypothesis imports modules on its first run
             data.draw(st.integers())
 
-        @given(st.data())
-        @settings(max_examples=30, database=None)
-        def test_draws_a_module_strategy(data):
-            data.draw(BRANCHES)
+        @given(st.integers())
+        @settings(max_examples=25, database=None)
+        def test_keeps_deques(x):
+            KEPT.append(collections.deque([[x]], maxlen=3))
+
+        @given(st.integers())
+        @settings(max_examples=25, database=None)
+        def test_keeps_clients(x):
+            client = Client()
+            client.get(x)
+            KEPT.append(client)
 
         @given(st.data())
-        @settings(max_examples=30, database=None)
-        def test_leaks_into_a_strategys_list(data):
-            data.draw(SHARED).append([1])
+        @settings(max_examples=25, database=None)
+        def test_draws_a_recording_strategy(data):
+            data.draw(RECORDED)
         """
     )
     result, records = run_with_report(tester)
-    result.assert_outcomes(passed=3, errors=1)
-    assert_clean(records, ["test_warm_up", "test_draws_a_module_strategy"])
-    settled = records["test_draws_a_module_strategy"]
-    assert settled["reruns"] == 0, settled
-    assert settled["suspicion"]["cause"] == "first use", settled
-    assert "older Hypothesis strategies" in settled["set_aside"]["reason"], settled
-    assert any("settled on the first run" in note for note in settled["notes"]), settled
-    leak = records["test_leaks_into_a_strategys_list"]
-    assert leak["verdict"] == "leaked", leak
-    assert leak["reruns"] >= 2, leak
-    assert [entry["type"] for entry in leak["leaked"]] == ["list"], leak
+    result.assert_outcomes(passed=4, errors=3)
+    for name, kind in [
+        ("test_keeps_deques", "collections.deque"),
+        ("test_keeps_clients", "test_looks_bounded.Client"),
+        ("test_draws_a_recording_strategy", "list"),
+    ]:
+        record = records[name]
+        assert record["verdict"] == "leaked", record
+        assert record["reruns"] >= 2, record
+        assert kind in {leak["type"] for leak in record["leaked"]}, record
 
 
 def test_without_reruns_a_leak_beside_a_bounded_caches_growth_is_reported(tester: pytest.Pytester) -> None:
