@@ -181,7 +181,7 @@ _THREAD_LOCAL = type(__import__("_thread")._local())
 _HYPOTHESIS_LOCAL_WRAPPERS = {"ThreadLocal": "_ThreadLocal__threadlocal", "DynamicVariable": "data"}
 
 
-def _hypothesis_thread_dicts(test: object = None) -> list[object]:
+def _hypothesis_thread_dicts(test: object = None) -> list[dict[object, object]]:
     """Each thread's dicts of the thread-locals Hypothesis keeps.
 
     Those in its modules' namespaces, and the one each ``@given`` wrapper keeps
@@ -214,7 +214,7 @@ def _hypothesis_thread_dicts(test: object = None) -> list[object]:
             inner = _wrapped_local(content)  # only Hypothesis's wrappers: a closure's own local is not
             if inner is not None:
                 locals_.append(inner)
-    dicts: list[object] = []
+    dicts: list[dict[object, object]] = []
     for local in locals_:
         for inner in _get_referents(local):
             if type(inner) is dict:  # its map from each thread's dummy to that thread's dict
@@ -236,7 +236,9 @@ def _wrapped_local(value: object) -> object | None:
 
 
 #: The thread-locals in Hypothesis's modules' namespaces, and how many modules were
-#: loaded when they were listed (a new module may add one).
+#: loaded when they were listed (a new module may add one).  Refilled in place, not
+#: an ``lru_cache``: a container made while a suspected test is classified would be
+#: new in its rerun.
 _MODULE_LOCALS: list[object] = []
 _MODULE_LOCALS_AT = [-1]
 
@@ -1630,11 +1632,11 @@ class Survivors:
         if not self.remaining or "hypothesis.internal.reflection" not in sys.modules:
             return
         self.exclude_reachable(module for module in self.of_types(_is_module_type) if _is_hypothesis_compiled(module))
-        # Exactly: the dicts and the values in them (a test method's instance, as
-        # ``prev_self``, pins what it holds until the next run of the test).
+        # Exactly: the dicts and the values in them, not what the values hold (a
+        # ``unittest`` instance kept as ``prev_self`` holds what its test made).
         thread_dicts = _hypothesis_thread_dicts(test)
         self.exclude_exact(thread_dicts)
-        self.exclude_exact([value for attrs in thread_dicts for value in attrs.values()])  # type: ignore[attr-defined]
+        self.exclude_exact([value for attrs in thread_dicts for value in attrs.values()])
         thread_dicts.clear()
         junkdrawer = sys.modules.get("hypothesis.internal.conjecture.junkdrawer")
         limits = getattr(getattr(junkdrawer, "_stackframe_limiter", None), "_known_limits", None)
