@@ -40,7 +40,7 @@ from ._heap import (
     type_name,
 )
 from ._identity import Identities
-from ._policy import Confirmation, set_aside
+from ._policy import Confirmation, set_aside, unbalanced
 from ._pytest_internals import (
     historic_call_lists,
     plugin_result_lists,
@@ -421,8 +421,11 @@ class Judge:
         samples.clear()
         latest.clear()
         stayed.clear()
-        decision = set_aside(confirmation, [leak.name for leak in verdict.leaks], held)
+        names = [leak.name for leak in verdict.leaks]
+        decision = set_aside(confirmation, names, held)
         if decision is None:
+            if note := unbalanced(confirmation, names):
+                verdict.notes.append(note)
             return
         verdict.suspicion = "bounded cache" if held else "replacing"
         verdict.notes.extend(decision.notes)

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from pytest_gcguard._policy import LARGE_GROWTH, Confirmation, Rerun, set_aside
+from pytest_gcguard._policy import LARGE_GROWTH, Confirmation, Rerun, set_aside, unbalanced
 
 
 @dataclass
@@ -231,6 +231,7 @@ def test_an_import_alone_is_cleared_by_one_rerun() -> None:
 def _measured(replaced: int, kept: int, attempts: int = 2) -> Confirmation:
     confirmation = Confirmation({"Entry": kept}, 2, lambda name: 0)
     confirmation.replaced, confirmation.kept, confirmation.attempts = replaced, kept, attempts
+    confirmation.measured_in = attempts
     return confirmation
 
 
@@ -265,6 +266,48 @@ def test_a_declared_bound_sets_aside_only_the_types_it_holds() -> None:
         "in rerun 2 the test kept 4 new object(s) while 4 object(s) older than the test were freed; "
         "the types not held by functools.lru_cache(maxsize=128) are reported",
     )
+
+
+def test_older_objects_freed_balance_only_growth_beyond_what_does_not_repeat() -> None:
+    """A per-example leak of 20 lists in a Hypothesis test, beside Hypothesis's caches that kept
+    74 new objects (17 of them lists) while evicting 74 older ones: the freed are the turnover's,
+    and the growth that repeats replaced nothing.  Measured by the second rerun, whose growth
+    was uneven, so two more reruns followed."""
+    confirmation = Confirmation({"list": 22, "tuple": 3}, 2, lambda name: 0)
+    runs = [
+        ({"list": 42, "tuple": 3}, 0),
+        ({"list": 79, "tuple": 60}, 74),  # kept 37 + 57 = 94
+        ({"list": 99, "tuple": 60}, 0),
+        ({"list": 119, "tuple": 61}, 0),
+    ]
+    while (rerun := confirmation.next_rerun()) is not None:
+        counts, freed = runs.pop(0)
+        assert rerun.measure == (freed > 0)
+        confirmation.record(counts, freed=freed)
+    assert not runs
+    assert confirmation.confirmed() == {"list": 20}
+    assert (confirmation.kept, confirmation.replaced, confirmation.measured_in) == (94, 74, 2)
+    assert set_aside(confirmation, ["list"], {}) is None
+    assert unbalanced(confirmation, ["list"]) == (
+        "in rerun 2 the test kept 94 new object(s) while 74 object(s) older than the test were freed: "
+        "no more than the new objects of types that did not grow in every rerun, so the growth reported "
+        "replaced nothing"
+    )
+
+
+def test_a_full_cache_with_uneven_turnover_beside_it_is_still_set_aside() -> None:
+    """What is freed beyond the turnover balances at least half of the repeating growth."""
+    confirmation = _measured(10, 12)  # 8 new entries repeat, 4 new objects do not
+    confirmation.counts.append({"Entry": 16})
+    confirmation.growth.append({"Entry": 8, "dict": 4})
+    assert confirmation.confirmed() == {"Entry": 8}
+    decision = set_aside(confirmation, ["Entry"], {})
+    assert decision is not None
+    assert decision.types == {"Entry"}
+    assert unbalanced(confirmation, ["Entry"]) == ""
+    confirmation.replaced = 7  # 3 beyond the turnover: less than half of the 8
+    assert set_aside(confirmation, ["Entry"], {}) is None
+    assert unbalanced(confirmation, ["Entry"]).endswith("so the growth reported replaced nothing")
 
 
 def test_a_thread_that_ends_during_the_measured_rerun_gets_it_measured_again() -> None:

@@ -933,3 +933,43 @@ def test_a_broader_fixtures_teardown_in_cycles_mode_is_not_the_tests(tester: pyt
     result, records = run_with_report(tester, "--gcguard-cycles")
     result.assert_outcomes(passed=1)
     assert_clean(records, ["test_only"])
+
+
+def test_a_leak_beside_older_objects_replaced_unevenly_is_reported(tester: pytest.Pytester) -> None:
+    """Older objects freed while a test keeps new ones are a full cache's signature, but only
+    what is freed beyond the new objects that do not repeat can be what the repeating growth
+    replaced (a Hypothesis test leaking a list per example beside Hypothesis's own caches
+    evicting older entries, in 1 of 8 seeds, passed as 'replacing')."""
+    tester.makepyfile(
+        test_churn="""
+        import itertools
+
+        class Entry:
+            pass
+
+        class Leaked:
+            pass
+
+        KEPT = []
+        OLD = [Entry() for _ in range(100)]  # made at import: older than the test
+        RUNS = itertools.count()
+        TURNOVER = [5, 0, 6, 4, 3, 5, 2, 4]  # entries replaced per run: uneven, and none in one run
+
+        def test_warm_up():
+            pass
+
+        def test_leaks_beside_a_turnover():
+            for _ in range(TURNOVER[next(RUNS) % len(TURNOVER)]):
+                OLD.pop(0)
+                OLD.append(Entry())
+            KEPT.append(Leaked())
+        """
+    )
+    result, records = run_with_report(tester)
+    result.assert_outcomes(passed=2, errors=1)
+    record = records["test_leaks_beside_a_turnover"]
+    assert record["verdict"] == "leaked", record
+    assert [(leak["type"], leak["count"]) for leak in record["leaked"]] == [("test_churn.Leaked", 1)], record
+    assert record["set_aside"] is None, record
+    assert any("the growth reported replaced nothing" in note for note in record["notes"]), record
+    assert_clean(records, ["test_warm_up"])
