@@ -40,7 +40,7 @@ from ._heap import (
     type_name,
 )
 from ._identity import Identities
-from ._policy import Confirmation, set_aside, unbalanced
+from ._policy import Confirmation, set_aside
 from ._pytest_internals import (
     historic_call_lists,
     plugin_result_lists,
@@ -421,11 +421,13 @@ class Judge:
         samples.clear()
         latest.clear()
         stayed.clear()
-        names = [leak.name for leak in verdict.leaks]
-        decision = set_aside(confirmation, names, held)
+        decision = set_aside(confirmation, [leak.name for leak in verdict.leaks], held)
         if decision is None:
-            if note := unbalanced(confirmation, names):
-                verdict.notes.append(note)
+            if confirmation.remeasured and verdict.leaks:
+                verdict.notes.append(
+                    f"{confirmation.remeasured}; measured again in rerun {confirmation.measured_in}, "
+                    "the growth replaced nothing"
+                )
             return
         verdict.suspicion = "bounded cache" if held else "replacing"
         verdict.notes.extend(decision.notes)

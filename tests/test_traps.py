@@ -935,11 +935,11 @@ def test_a_broader_fixtures_teardown_in_cycles_mode_is_not_the_tests(tester: pyt
     assert_clean(records, ["test_only"])
 
 
-def test_a_leak_beside_older_objects_replaced_unevenly_is_reported(tester: pytest.Pytester) -> None:
-    """Older objects freed while a test keeps new ones are a full cache's signature, but only
-    what is freed beyond the new objects that do not repeat can be what the repeating growth
-    replaced (a Hypothesis test leaking a list per example beside Hypothesis's own caches
-    evicting older entries, in 1 of 8 seeds, passed as 'replacing')."""
+def test_a_leak_beside_a_one_off_replacement_is_reported(tester: pytest.Pytester) -> None:
+    """Older objects freed while a test keeps new ones are a full cache's signature, but not
+    when they are no more than the new objects that do not repeat: measured again, the leak
+    frees nothing (a Hypothesis test leaking a list per example passed as 'replacing' in 1
+    of 8 seeds, when its measured rerun also rebuilt Hypothesis's constants of the module)."""
     tester.makepyfile(
         test_churn="""
         import itertools
@@ -953,7 +953,7 @@ def test_a_leak_beside_older_objects_replaced_unevenly_is_reported(tester: pytes
         KEPT = []
         OLD = [Entry() for _ in range(100)]  # made at import: older than the test
         RUNS = itertools.count()
-        TURNOVER = [5, 0, 6, 4, 3, 5, 2, 4]  # entries replaced per run: uneven, and none in one run
+        TURNOVER = [5, 0, 6, 0, 0, 0, 0, 0]  # entries replaced per run: in the measured rerun, once
 
         def test_warm_up():
             pass
@@ -971,5 +971,8 @@ def test_a_leak_beside_older_objects_replaced_unevenly_is_reported(tester: pytes
     assert record["verdict"] == "leaked", record
     assert [(leak["type"], leak["count"]) for leak in record["leaked"]] == [("test_churn.Leaked", 1)], record
     assert record["set_aside"] is None, record
-    assert any("the growth reported replaced nothing" in note for note in record["notes"]), record
+    assert (
+        "in rerun 2 the test kept 7 new object(s) while 6 object(s) older than the test were freed, no more "
+        "than the 6 of them that are not repeated growth; measured again in rerun 3, the growth replaced nothing"
+    ) in record["notes"], record
     assert_clean(records, ["test_warm_up"])
