@@ -976,3 +976,41 @@ def test_a_leak_beside_a_one_off_replacement_is_reported(tester: pytest.Pytester
         "than the 6 of them that are not repeated growth; measured again in rerun 3, the growth replaced nothing"
     ) in record["notes"], record
     assert_clean(records, ["test_warm_up"])
+
+
+def test_a_bounded_container_the_test_leaks_is_not_a_cache_for_what_it_holds(tester: pytest.Pytester) -> None:
+    """A ``deque(maxlen=...)`` made and kept on every run is part of the leak, not a cache that
+    stops growing: the objects in it are reported, even when a real bounded cache holds the
+    other objects of their type."""
+    tester.makepyfile(
+        test_held="""
+        import collections
+        import functools
+        import itertools
+
+        KEPT = []
+        FRESH = itertools.count()
+
+        class Item:
+            pass
+
+        @functools.lru_cache(maxsize=1000)
+        def cached(n):
+            return Item()
+
+        def test_warm_up():
+            cached(-1)
+
+        def test_feeds_a_cache_and_leaks_deques():
+            cached(next(FRESH))
+            KEPT.append(collections.deque([Item(), Item()], maxlen=10))
+        """
+    )
+    result, records = run_with_report(tester)
+    result.assert_outcomes(passed=2, errors=1)
+    record = records["test_feeds_a_cache_and_leaks_deques"]
+    assert record["verdict"] == "leaked", record
+    leaked = {leak["type"]: leak["count"] for leak in record["leaked"]}
+    assert leaked == {"test_held.Item": 3, "collections.deque": 1}, record
+    assert record["set_aside"] is None, record
+    assert_clean(records, ["test_warm_up"])
