@@ -25,6 +25,7 @@ import pathlib
 import subprocess
 import sys
 import sysconfig
+import threading
 import time
 import types
 import weakref
@@ -195,7 +196,20 @@ def _hypothesis_thread_dicts(test: object = None) -> list[dict[object, object]]:
     is found among what the local refers to (reading ``__dict__`` would make
     one for this thread).
     """
-    locals_ = list(_module_thread_locals())
+    locals_ = [*_module_thread_locals(), *hypothesis_wrapper_locals(test)]
+    dicts: list[dict[object, object]] = []
+    for local in locals_:
+        for inner in _get_referents(local):
+            if type(inner) is dict:  # its map from each thread's dummy to that thread's dict
+                dicts.extend(value for value in _get_referents(inner) if type(value) is dict)
+    return dicts
+
+
+def hypothesis_wrapper_locals(test: object) -> list[threading.local]:
+    """The ``threading.local`` objects of the Hypothesis wrappers (``ThreadLocal``) in
+    ``test``'s closures, a few levels down (a suite's own decorator may wrap the
+    ``@given`` wrapper, which keeps its ``prev_self`` in one)."""
+    found: list[threading.local] = []
     functions = [test]
     for _ in range(_CLOSURE_DEPTH):
         cells = [
@@ -213,16 +227,11 @@ def _hypothesis_thread_dicts(test: object = None) -> list[dict[object, object]]:
             functions.append(content)
             inner = _wrapped_local(content)  # only Hypothesis's wrappers: a closure's own local is not
             if inner is not None:
-                locals_.append(inner)
-    dicts: list[dict[object, object]] = []
-    for local in locals_:
-        for inner in _get_referents(local):
-            if type(inner) is dict:  # its map from each thread's dummy to that thread's dict
-                dicts.extend(value for value in _get_referents(inner) if type(value) is dict)
-    return dicts
+                found.append(inner)
+    return found
 
 
-def _wrapped_local(value: object) -> object | None:
+def _wrapped_local(value: object) -> threading.local | None:
     """The ``threading.local`` a Hypothesis wrapper (``ThreadLocal``, ``DynamicVariable``) holds."""
     tp = type(value)
     attribute = _HYPOTHESIS_LOCAL_WRAPPERS.get(_TYPE_NAME.__get__(tp))
@@ -232,7 +241,7 @@ def _wrapped_local(value: object) -> object | None:
         inner = object.__getattribute__(value, attribute)
     except Exception:
         return None
-    return inner if type(inner) is _THREAD_LOCAL else None
+    return inner if isinstance(inner, threading.local) and type(inner) is _THREAD_LOCAL else None
 
 
 #: The thread-locals in Hypothesis's modules' namespaces, and how many modules were

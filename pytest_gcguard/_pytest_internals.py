@@ -19,6 +19,8 @@ from contextlib import contextmanager
 
 import pytest
 
+from ._heap import hypothesis_wrapper_locals
+
 
 def load_unrewritten(package: str) -> None:
     """Have pytest's assertion-rewriting import hook leave ``package``'s modules alone.
@@ -267,6 +269,39 @@ def _stop_at_first_failure(item: pytest.Item) -> Iterator[None]:
         function._hypothesis_internal_use_settings = own  # type: ignore[union-attr]
 
 
+#: A missing ``prev_self`` (the wrapper's thread-local has no value for this thread).
+_MISSING = object()
+
+
+@contextmanager
+def _a_new_executor_is_expected(item: pytest.Item) -> Iterator[None]:
+    """A Hypothesis test's rerun may run on a new instance of its class.
+
+    The ``@given`` wrapper keeps the instance a thread first ran it with
+    (``prev_self``, in a ``ThreadLocal`` in its closure) and fails the
+    ``differing_executors`` health check when another runs it: pytest makes
+    a new ``unittest.TestCase`` for each run, so every rerun of a
+    ``unittest`` ``@given`` test failed, and a leak in one was never
+    confirmed.  The rerun starts with the value unset, as the first run did;
+    the first run's is put back after.  Nothing is made: the thread's dict of
+    the local exists (the first run set it), and its key is removed and set.
+    """
+    function = getattr(item, "function", None)
+    if getattr(function, "is_hypothesis_test", False) is not True:
+        yield
+        return
+    saved = [(local, getattr(local, "prev_self", _MISSING)) for local in hypothesis_wrapper_locals(function)]
+    saved = [(local, value) for local, value in saved if value is not _MISSING]
+    for local, _ in saved:
+        delattr(local, "prev_self")
+    try:
+        yield
+    finally:
+        for local, value in saved:
+            local.prev_self = value
+        saved.clear()
+
+
 def rerun_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> list[pytest.TestReport]:
     """Run ``item``'s whole protocol again, without logging (as pytest-rerunfailures does).
 
@@ -284,7 +319,7 @@ def rerun_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> list[pyte
     # that every later search and collection walked; nothing was reported.
     last = {name: getattr(sys, name) for name in _LAST_EXCEPTION if hasattr(sys, name)}
     try:
-        with _stop_at_first_failure(item):
+        with _stop_at_first_failure(item), _a_new_executor_is_expected(item):
             return runtestprotocol(item, log=False, nextitem=nextitem)
     finally:
         for name in _LAST_EXCEPTION:

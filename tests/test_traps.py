@@ -1014,3 +1014,37 @@ def test_a_bounded_container_the_test_leaks_is_not_a_cache_for_what_it_holds(tes
     assert leaked == {"test_held.Item": 3, "collections.deque": 1}, record
     assert record["set_aside"] is None, record
     assert_clean(records, ["test_warm_up"])
+
+
+def test_a_leak_in_a_unittest_hypothesis_test_is_confirmed_by_reruns(tester: pytest.Pytester) -> None:
+    """pytest makes a new ``TestCase`` for each run, and the ``@given`` wrapper fails its
+    ``differing_executors`` health check when a second instance runs it: every rerun of a
+    ``unittest`` ``@given`` test failed, and a leak in one was never confirmed."""
+    pytest.importorskip("hypothesis")
+    tester.makepyfile(
+        test_unit="""
+        import unittest
+        from hypothesis import given, settings, strategies as st
+
+        KEPT = []
+
+        class TestUnit(unittest.TestCase):
+            @given(st.integers())
+            @settings(max_examples=20, database=None, derandomize=True)
+            def test_leaks(self, x):
+                KEPT.append([x])
+
+            @given(st.integers())
+            @settings(max_examples=20, database=None, derandomize=True)
+            def test_clean(self, x):
+                assert [x]
+        """
+    )
+    result, records = run_with_report(tester, "-p", "no:randomly")
+    result.assert_outcomes(passed=2, errors=1)
+    record = records["TestUnit::test_leaks"]
+    assert record["verdict"] == "leaked", record
+    assert [(leak["type"], leak["count"]) for leak in record["leaked"]] == [("list", 20)], record
+    clean = records["TestUnit::test_clean"]
+    assert clean["verdict"] == "clean", clean
+    assert clean["suspicion"] is None or clean["suspicion"]["cause"] != "not confirmed", clean
