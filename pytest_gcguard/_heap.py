@@ -205,11 +205,10 @@ def _hypothesis_thread_dicts(test: object = None) -> list[dict[object, object]]:
     return dicts
 
 
-def hypothesis_wrapper_locals(test: object) -> list[threading.local]:
-    """The ``threading.local`` objects of the Hypothesis wrappers (``ThreadLocal``) in
-    ``test``'s closures, a few levels down (a suite's own decorator may wrap the
-    ``@given`` wrapper, which keeps its ``prev_self`` in one)."""
-    found: list[threading.local] = []
+def _closure_cells(test: object) -> list[types.CellType]:
+    """The cells of ``test``'s closure and of the functions in them, a few levels down
+    (a suite's own decorator may wrap the ``@given`` wrapper)."""
+    found: list[types.CellType] = []
     functions = [test]
     for _ in range(_CLOSURE_DEPTH):
         cells = [
@@ -218,16 +217,59 @@ def hypothesis_wrapper_locals(test: object) -> list[threading.local]:
             if type(function) is types.FunctionType
             for cell in (function.__closure__ or ())
         ]
+        found.extend(cells)
         functions = []
         for cell in cells:
             try:
-                content = cell.cell_contents
+                functions.append(cell.cell_contents)
             except ValueError:  # an empty cell
                 continue
-            functions.append(content)
-            inner = _wrapped_local(content)  # only Hypothesis's wrappers: a closure's own local is not
-            if inner is not None:
-                found.append(inner)
+    return found
+
+
+def hypothesis_wrapper_locals(test: object) -> list[threading.local]:
+    """The ``threading.local`` objects of the Hypothesis wrappers (``ThreadLocal``) in
+    ``test``'s closures, a few levels down (the ``@given`` wrapper keeps its
+    ``prev_self`` in one, from Hypothesis 6.136.4)."""
+    found: list[threading.local] = []
+    for cell in _closure_cells(test):
+        try:
+            content = cell.cell_contents
+        except ValueError:  # an empty cell
+            continue
+        inner = _wrapped_local(content)  # only Hypothesis's wrappers: a closure's own local is not
+        if inner is not None:
+            found.append(inner)
+    return found
+
+
+def hypothesis_prev_self_cells(test: object) -> list[tuple[types.CellType, object]]:
+    """Before Hypothesis 6.136.4 the ``@given`` wrapper keeps ``prev_self`` in a cell of
+    its own closure, beside ``Unset``, its value before the first run: each such
+    cell, with that value.  Only functions of Hypothesis's modules (their globals;
+    the wrapper takes the test's name, module and file)."""
+    found: list[tuple[types.CellType, object]] = []
+    functions = [test]
+    for cell in _closure_cells(test):
+        try:
+            functions.append(cell.cell_contents)
+        except ValueError:  # an empty cell
+            continue
+    for function in functions:
+        if type(function) is not types.FunctionType:
+            continue
+        module = function.__globals__.get("__name__")
+        if type(module) is not str or not module.startswith("hypothesis."):
+            continue
+        names = function.__code__.co_freevars
+        if "prev_self" not in names or "Unset" not in names or not function.__closure__:
+            continue
+        cells = dict(zip(names, function.__closure__, strict=False))
+        try:
+            unset = cells["Unset"].cell_contents
+        except ValueError:
+            continue
+        found.append((cells["prev_self"], unset))
     return found
 
 

@@ -19,7 +19,7 @@ from contextlib import contextmanager
 
 import pytest
 
-from ._heap import hypothesis_wrapper_locals
+from ._heap import hypothesis_prev_self_cells, hypothesis_wrapper_locals
 
 
 def load_unrewritten(package: str) -> None:
@@ -277,14 +277,16 @@ _MISSING = object()
 def _a_new_executor_is_expected(item: pytest.Item) -> Iterator[None]:
     """A Hypothesis test's rerun may run on a new instance of its class.
 
-    The ``@given`` wrapper keeps the instance a thread first ran it with
-    (``prev_self``, in a ``ThreadLocal`` in its closure) and fails the
-    ``differing_executors`` health check when another runs it: pytest makes
-    a new ``unittest.TestCase`` for each run, so every rerun of a
-    ``unittest`` ``@given`` test failed, and a leak in one was never
-    confirmed.  The rerun starts with the value unset, as the first run did;
-    the first run's is put back after.  Nothing is made: the thread's dict of
-    the local exists (the first run set it), and its key is removed and set.
+    The ``@given`` wrapper keeps the instance it first ran on (``prev_self``:
+    in a ``ThreadLocal`` in its closure, per thread, from Hypothesis 6.136.4;
+    in a cell of its closure before) and fails the ``differing_executors``
+    health check when another runs it: pytest makes a new
+    ``unittest.TestCase`` for each run, so every rerun of a ``unittest``
+    ``@given`` test failed, and a leak in one was never confirmed.  The rerun
+    starts with the value unset, as the first run did; the first run's is put
+    back after.  Nothing is made: the thread's dict of the local exists (the
+    first run set it), and its key is removed and set again; a cell's contents
+    are replaced.
     """
     function = getattr(item, "function", None)
     if getattr(function, "is_hypothesis_test", False) is not True:
@@ -292,14 +294,25 @@ def _a_new_executor_is_expected(item: pytest.Item) -> Iterator[None]:
         return
     saved = [(local, getattr(local, "prev_self", _MISSING)) for local in hypothesis_wrapper_locals(function)]
     saved = [(local, value) for local, value in saved if value is not _MISSING]
-    for local, _ in saved:
-        delattr(local, "prev_self")
+    cells = []
+    for cell, unset in hypothesis_prev_self_cells(function):
+        try:
+            cells.append((cell, cell.cell_contents, unset))
+        except ValueError:  # an empty cell: nothing to put back
+            continue
     try:
+        for local, _ in saved:
+            delattr(local, "prev_self")
+        for cell, _, unset in cells:
+            cell.cell_contents = unset
         yield
     finally:
         for local, value in saved:
             local.prev_self = value
+        for cell, value, _ in cells:
+            cell.cell_contents = value
         saved.clear()
+        cells.clear()
 
 
 def rerun_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> list[pytest.TestReport]:

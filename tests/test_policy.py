@@ -13,7 +13,7 @@ from unittest import mock
 from pytest_gcguard import _heap
 from pytest_gcguard._identity import Identities, identify
 from pytest_gcguard._judge import _Samples
-from pytest_gcguard._pytest_internals import recorded_warnings
+from pytest_gcguard._pytest_internals import _a_new_executor_is_expected, recorded_warnings
 
 
 def test_cycle_members_finds_every_node_on_a_cycle_and_no_other() -> None:
@@ -232,3 +232,51 @@ def test_a_search_that_shares_passes_finds_the_chains_of_one_pass_per_level(tmp_
     assert lengths[2] == 3  # crowded: a holder -> a new list -> crowded
     assert lengths[3] == 1  # orphan: nothing refers to it
     assert lengths[5] == 1  # deeper than the search goes
+
+
+#: The ``@given`` wrapper's health check as Hypothesis before 6.136.4 wrote it: ``prev_self``
+#: in a cell of its closure beside ``Unset``; defined as if in a Hypothesis module.
+_OLD_GIVEN = """
+def given_wrapper(test):
+    prev_self = Unset = object()
+
+    def wrapped_test(self):
+        nonlocal prev_self
+        if prev_self is Unset:
+            prev_self = self
+        elif self is not prev_self:
+            raise AssertionError("called from multiple different executors")
+        return test(self)
+
+    def outer(self):  # as define_function_signature's generated function, holding it in a cell
+        return wrapped_test(self)
+
+    outer.is_hypothesis_test = True
+    return outer
+"""
+
+
+def test_a_rerun_unsets_the_executor_an_old_given_wrapper_keeps_in_its_closure() -> None:
+    """Before Hypothesis 6.136.4 the ``@given`` wrapper kept the instance it first ran on in
+    a closure cell: a rerun on a new ``TestCase`` failed its health check.  The rerun starts
+    with it unset, and the first run's instance is put back after."""
+    namespace: dict[str, object] = {"__name__": "hypothesis.core"}
+    exec(compile(_OLD_GIVEN, "<old hypothesis>", "exec"), namespace)
+    test = namespace["given_wrapper"](lambda self: None)  # type: ignore[operator]
+    item = mock.Mock(spec=["function"], function=test)
+    first, second = object(), object()
+    test(first)
+    try:
+        test(second)
+    except AssertionError:
+        pass
+    else:
+        raise AssertionError("the imitation should fail a second executor")
+    with _a_new_executor_is_expected(item):
+        test(second)  # the rerun's new instance is accepted
+    test(first)  # the first run's is back: the test as the user runs it is unchanged
+    # A function outside Hypothesis's modules is left alone, whatever its cells are called.
+    elsewhere: dict[str, object] = {"__name__": "tests.helpers"}
+    exec(compile(_OLD_GIVEN, "<not hypothesis>", "exec"), elsewhere)
+    own = elsewhere["given_wrapper"](lambda self: None)  # type: ignore[operator]
+    assert _heap.hypothesis_prev_self_cells(own) == []

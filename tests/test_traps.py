@@ -1024,18 +1024,22 @@ def test_a_leak_in_a_unittest_hypothesis_test_is_confirmed_by_reruns(tester: pyt
     tester.makepyfile(
         test_unit="""
         import unittest
-        from hypothesis import given, settings, strategies as st
+        from hypothesis import given, seed, settings, strategies as st
+        from hypothesis.database import InMemoryExampleDatabase
 
         KEPT = []
+        DATABASE = InMemoryExampleDatabase()  # before 6.136.4 the check runs only with a database
 
         class TestUnit(unittest.TestCase):
             @given(st.integers())
-            @settings(max_examples=20, database=None, derandomize=True)
+            @settings(max_examples=20, database=DATABASE)
+            @seed(0)
             def test_leaks(self, x):
                 KEPT.append([x])
 
             @given(st.integers())
-            @settings(max_examples=20, database=None, derandomize=True)
+            @settings(max_examples=20, database=DATABASE)
+            @seed(0)
             def test_clean(self, x):
                 assert [x]
         """
