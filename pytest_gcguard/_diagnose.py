@@ -536,8 +536,17 @@ def _is_namespace(obj: object) -> bool:
 class _CacheHolds:
     """Which leaked types' new objects bounded caches hold (see ``_bounded_holders``)."""
 
-    def __init__(self, verdict: Verdict, latest: list[object], young: set[int], stayed: list[object]) -> None:
+    def __init__(
+        self,
+        verdict: Verdict,
+        latest: list[object],
+        young: set[int],
+        stayed: list[object],
+        growth: Sequence[Sequence[object]] = (),
+    ) -> None:
         self.verdict, self.latest, self.young, self.stayed = verdict, latest, young, stayed
+        #: The new objects of every type, when a type filter leaves some out of ``latest``/``stayed``.
+        self.growth = growth
         self.held: dict[str, str] = {}
         self.seen: set[int] = set()
         self.totals = collections.Counter(map(type, latest))
@@ -571,7 +580,7 @@ class _CacheHolds:
         test makes and keeps on every run is part of the leak, not a cache that stops
         growing (compared by id, in C: no ``__eq__`` runs)."""
         key = id(cache)
-        return key in map(id, self.latest) or key in map(id, self.stayed)
+        return any(key in map(id, objs) for objs in (self.latest, self.stayed, *self.growth))
 
     def hold(self, reach: set[int], label: str) -> None:
         """Mark the leaked types whose new objects ``reach`` holds (all, or all that stayed)."""
@@ -632,6 +641,7 @@ def _bounded_holders(
     young: set[int],
     stayed: list[object] | None = None,
     ignore: set[int] | None = None,
+    growth: Sequence[Sequence[object]] = (),
 ) -> dict[str, str]:
     """Leaked types whose new objects hang off a bounded cache found on a chain.
 
@@ -652,7 +662,7 @@ def _bounded_holders(
     Counted per type in C (``map``, ``compress``, ``Counter``): a leak of a
     million objects costs a few passes in C, not a million steps in Python.
     """
-    holds = _CacheHolds(verdict, latest, young, stayed or [])
+    holds = _CacheHolds(verdict, latest, young, stayed or [], growth)
     for chain in chains:
         for node in chain:
             holds.add(node)
@@ -801,14 +811,14 @@ def _spare_searches(
     ignore: set[int],
     chains: list[list[object]],
     memo: ChainMemo | None,
-    runs: tuple[list[object] | None, set[int], list[object] | None],
+    runs: tuple[list[object] | None, set[int], list[object] | None, Sequence[Sequence[object]]],
 ) -> dict[str, str]:
     """The chains went to the most numerous types; when some of those turn out to be
     a bounded cache's, the types still reported get the spare searches.  A spare
     chain may pass through a bounded cache the first ones did not (the type with few
     objects got no search before): then the caches are decided again.  ``runs``:
     what the last run kept, the new objects' ids and what stayed."""
-    latest, young, stayed = runs
+    latest, young, stayed, growth = runs
     wanted = MAX_CHAINS - sum(1 for leak in verdict.leaks if leak.name not in held and leak.chain)
     spare: list[tuple[Leak, object]] = []
     ignore.add(id(spare))
@@ -821,7 +831,7 @@ def _spare_searches(
         found = len(chains)
         _find_chains(spare, pre_existing, ignore, chains, memo)
         if len(chains) > found:
-            held = _bounded_holders(chains, verdict, latest or [], young, stayed, ignore)
+            held = _bounded_holders(chains, verdict, latest or [], young, stayed, ignore, growth)
     spare.clear()
     return held
 
@@ -836,6 +846,7 @@ def explain(
     thaw: bool = True,
     memo: ChainMemo | None = None,
     stayed: list[object] | None = None,
+    growth: Sequence[Sequence[object]] = (),
 ) -> dict[str, str]:
     """Fill in samples, why-alive chains and graph paths for ``verdict.leaks``.
 
@@ -871,6 +882,8 @@ def explain(
     ignore.add(id(chains))
     ignore.add(id(latest))
     ignore.add(id(stayed))
+    ignore.add(id(growth))
+    ignore.update(map(id, growth))
     held: dict[str, str] = {}
     frozen = [thaw]
 
@@ -896,8 +909,10 @@ def explain(
         unfreeze()
         first.clear()
 
-        held = _bounded_holders(chains, verdict, latest or [], young, stayed, ignore) if chains else {}
-        held = _spare_searches(verdict, samples, held, pre_existing, ignore, chains, memo, (latest, young, stayed))
+        held = _bounded_holders(chains, verdict, latest or [], young, stayed, ignore, growth) if chains else {}
+        held = _spare_searches(
+            verdict, samples, held, pre_existing, ignore, chains, memo, (latest, young, stayed, growth)
+        )
         if settings.graph_dir:
             _draw(verdict, samples, settings.graph_dir, nodeid, chains, ignore)
     finally:

@@ -227,10 +227,12 @@ def _closure_cells(test: object) -> list[types.CellType]:
     return found
 
 
-def hypothesis_wrapper_locals(test: object) -> list[threading.local]:
+def hypothesis_wrapper_locals(test: object, declaring: str = "") -> list[threading.local]:
     """The ``threading.local`` objects of the Hypothesis wrappers (``ThreadLocal``) in
     ``test``'s closures, a few levels down (the ``@given`` wrapper keeps its
-    ``prev_self`` in one, from Hypothesis 6.136.4)."""
+    ``prev_self`` in one, from Hypothesis 6.136.4).  ``declaring``: only the
+    ``ThreadLocal`` wrappers that declare this attribute (read by name: nothing
+    is made)."""
     found: list[threading.local] = []
     for cell in _closure_cells(test):
         try:
@@ -238,8 +240,16 @@ def hypothesis_wrapper_locals(test: object) -> list[threading.local]:
         except ValueError:  # an empty cell
             continue
         inner = _wrapped_local(content)  # only Hypothesis's wrappers: a closure's own local is not
-        if inner is not None:
-            found.append(inner)
+        if inner is None:
+            continue
+        if declaring:
+            try:
+                declared = object.__getattribute__(content, "_ThreadLocal__kwargs")
+            except Exception:
+                continue
+            if type(declared) is not dict or declaring not in declared:
+                continue
+        found.append(inner)
     return found
 
 
@@ -283,7 +293,7 @@ def _wrapped_local(value: object) -> threading.local | None:
         inner = object.__getattribute__(value, attribute)
     except Exception:
         return None
-    return inner if isinstance(inner, threading.local) and type(inner) is _THREAD_LOCAL else None
+    return inner if type(inner) is _THREAD_LOCAL and isinstance(inner, threading.local) else None
 
 
 #: The thread-locals in Hypothesis's modules' namespaces, and how many modules were

@@ -394,6 +394,11 @@ class Judge:
         samples_of.forget()  # no more use for the ids (a million of them, in a large leak)
         name_of = {tp: type_name(tp) for tp in set(map(type, latest)) | set(map(type, accumulated))}
         name_of = {tp: name for tp, name in name_of.items() if name in confirmed}
+        # A type filter leaves some growth out of what is confirmed: a bounded
+        # container among it (a ``deque(maxlen=...)`` of an ignored type, kept per
+        # run) is the test's growth, not a cache of what it holds.
+        filtered = bool(settings.ignore or settings.only or settings.allow)
+        growth = (list(latest), list(accumulated)) if filtered else ()
         latest = list(compress(latest, map(name_of.__contains__, map(type, latest))))
         members = first_of_each(accumulated, name_of, _settings.MAX_SAMPLES)
         # What stays, for the bounded-cache rule: the last run may have replaced
@@ -408,7 +413,17 @@ class Judge:
         members.clear()  # the samples are copies: nothing of ours may look like a referrer
         if settings.diagnosis:
             started = time.perf_counter()
-            held = explain(verdict, samples, settings, self.item.nodeid, latest, new_ids, memo=self.memo, stayed=stayed)
+            held = explain(
+                verdict,
+                samples,
+                settings,
+                self.item.nodeid,
+                latest,
+                new_ids,
+                memo=self.memo,
+                stayed=stayed,
+                growth=growth,
+            )
             verdict.diagnosis_seconds = time.perf_counter() - started
         else:
             if new_ids is not None:
@@ -421,12 +436,15 @@ class Judge:
         samples.clear()
         latest.clear()
         stayed.clear()
+        for objs in growth:
+            objs.clear()
+        del growth
         decision = set_aside(confirmation, [leak.name for leak in verdict.leaks], held)
         if decision is None:
             if confirmation.remeasured and verdict.leaks:
                 verdict.notes.append(
-                    f"{confirmation.remeasured}; measured again in rerun {confirmation.measured_in}, "
-                    "the growth replaced nothing"
+                    f"{confirmation.remeasured}; measured again in rerun {confirmation.measured_in}: "
+                    "too few older objects were freed to balance the growth"
                 )
             return
         verdict.suspicion = "bounded cache" if held else "replacing"

@@ -292,7 +292,9 @@ def _a_new_executor_is_expected(item: pytest.Item) -> Iterator[None]:
     if getattr(function, "is_hypothesis_test", False) is not True:
         yield
         return
-    saved = [(local, getattr(local, "prev_self", _MISSING)) for local in hypothesis_wrapper_locals(function)]
+    saved = [
+        (local, getattr(local, "prev_self", _MISSING)) for local in hypothesis_wrapper_locals(function, "prev_self")
+    ]
     saved = [(local, value) for local, value in saved if value is not _MISSING]
     cells = []
     for cell, unset in hypothesis_prev_self_cells(function):

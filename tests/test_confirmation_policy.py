@@ -292,7 +292,7 @@ def test_older_objects_freed_no_more_than_the_turnover_are_measured_again() -> N
     assert set_aside(confirmation, ["list"], {}) is None
     assert confirmation.remeasured == (
         "in rerun 2 the test kept 94 new object(s) while 74 object(s) older than the test were freed, "
-        "no more than the 74 of them that are not repeated growth"
+        "with 74 of the new objects not repeated growth"
     )
 
 

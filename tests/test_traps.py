@@ -972,16 +972,27 @@ def test_a_leak_beside_a_one_off_replacement_is_reported(tester: pytest.Pytester
     assert [(leak["type"], leak["count"]) for leak in record["leaked"]] == [("test_churn.Leaked", 1)], record
     assert record["set_aside"] is None, record
     assert (
-        "in rerun 2 the test kept 7 new object(s) while 6 object(s) older than the test were freed, no more "
-        "than the 6 of them that are not repeated growth; measured again in rerun 3, the growth replaced nothing"
+        "in rerun 2 the test kept 7 new object(s) while 6 object(s) older than the test were freed, with 6 of "
+        "the new objects not repeated growth; measured again in rerun 3: too few older objects were freed to "
+        "balance the growth"
     ) in record["notes"], record
     assert_clean(records, ["test_warm_up"])
 
 
-def test_a_bounded_container_the_test_leaks_is_not_a_cache_for_what_it_holds(tester: pytest.Pytester) -> None:
+@pytest.mark.parametrize(
+    ("options", "reported"),
+    [
+        pytest.param((), {"test_held.Item": 3, "collections.deque": 1}, id="every type"),
+        pytest.param(("--gcguard-ignore=deque",), {"test_held.Item": 3}, id="its type ignored"),
+        pytest.param(("--gcguard-only=*Item",), {"test_held.Item": 3}, id="only the items' type"),
+    ],
+)
+def test_a_bounded_container_the_test_leaks_is_not_a_cache_for_what_it_holds(
+    tester: pytest.Pytester, options: tuple[str, ...], reported: dict[str, int]
+) -> None:
     """A ``deque(maxlen=...)`` made and kept on every run is part of the leak, not a cache that
     stops growing: the objects in it are reported, even when a real bounded cache holds the
-    other objects of their type."""
+    other objects of their type, and when a type filter leaves the deques themselves out."""
     tester.makepyfile(
         test_held="""
         import collections
@@ -1006,12 +1017,12 @@ def test_a_bounded_container_the_test_leaks_is_not_a_cache_for_what_it_holds(tes
             KEPT.append(collections.deque([Item(), Item()], maxlen=10))
         """
     )
-    result, records = run_with_report(tester)
+    result, records = run_with_report(tester, *options)
     result.assert_outcomes(passed=2, errors=1)
     record = records["test_feeds_a_cache_and_leaks_deques"]
     assert record["verdict"] == "leaked", record
     leaked = {leak["type"]: leak["count"] for leak in record["leaked"]}
-    assert leaked == {"test_held.Item": 3, "collections.deque": 1}, record
+    assert leaked == reported, record
     assert record["set_aside"] is None, record
     assert_clean(records, ["test_warm_up"])
 
@@ -1052,3 +1063,49 @@ def test_a_leak_in_a_unittest_hypothesis_test_is_confirmed_by_reruns(tester: pyt
     clean = records["TestUnit::test_clean"]
     assert clean["verdict"] == "clean", clean
     assert clean["suspicion"] is None or clean["suspicion"]["cause"] != "not confirmed", clean
+
+
+@pytest.mark.parametrize(
+    "once",
+    [
+        pytest.param("OLD[:6] = [Entry() for _ in range(5)]", id="a rebuild one object smaller"),
+        pytest.param("del OLD[:60]", id="a clear of older objects"),
+    ],
+)
+def test_a_one_object_leak_beside_a_one_off_change_to_older_objects_is_reported(
+    tester: pytest.Pytester, once: str
+) -> None:
+    """A leak of one object per run hides in any mix of kept and freed: the measured rerun
+    that also rebuilds older objects (6 freed for 5 new and the leak) or clears them (60
+    freed for 1 kept) is measured again, and the leak frees nothing then."""
+    tester.makepyfile(
+        test_once=f"""
+        import itertools
+
+        class Entry:
+            pass
+
+        class Leaked:
+            pass
+
+        KEPT = []
+        OLD = [Entry() for _ in range(100)]  # made at import: older than the test
+        RUNS = itertools.count()
+
+        def test_warm_up():
+            pass
+
+        def test_leaks_beside_a_one_off_change():
+            if next(RUNS) == 2:  # the second rerun: the measured one
+                {once}
+            KEPT.append(Leaked())
+        """
+    )
+    result, records = run_with_report(tester)
+    result.assert_outcomes(passed=2, errors=1)
+    record = records["test_leaks_beside_a_one_off_change"]
+    assert record["verdict"] == "leaked", record
+    assert [(leak["type"], leak["count"]) for leak in record["leaked"]] == [("test_once.Leaked", 1)], record
+    assert record["set_aside"] is None, record
+    assert any("measured again in rerun 3" in note for note in record["notes"]), record
+    assert_clean(records, ["test_warm_up"])
