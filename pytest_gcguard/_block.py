@@ -370,12 +370,17 @@ class _Run:
         )
 
     def _explain(
-        self, verdict: Verdict, samples: list[list[object]], latest: list[object], stayed: list[object]
+        self,
+        verdict: Verdict,
+        samples: list[list[object]],
+        latest: list[object],
+        stayed: list[object],
+        growth: tuple[list[object], ...] = (),
     ) -> dict[str, str]:
         """``explain``, which unfreezes the heap to search it and freezes all of it after."""
         scope = self.scope
         if scope.froze and len(_ACTIVE) == 1:
-            return explain(verdict, samples, self.settings, self.label, latest, stayed=stayed)
+            return explain(verdict, samples, self.settings, self.label, latest, stayed=stayed, growth=growth)
         if scope.foreign_freeze:
             # The application froze objects: unfreezing them for the search could
             # not be undone exactly, so the search sees only what is not frozen.
@@ -384,13 +389,15 @@ class _Run:
                 "so a chain may stop short of its module"
             )
             visible = _unfrozen_ids().difference(map(id, scope.before))
-            return explain(verdict, samples, self.settings, self.label, latest, visible, thaw=False, stayed=stayed)
+            return explain(
+                verdict, samples, self.settings, self.label, latest, visible, thaw=False, stayed=stayed, growth=growth
+            )
         unfrozen = _unfrozen_ids()
         young: set[int] | None = None
         if not scope.froze:  # the unfrozen objects that existed before are not new
             young = unfrozen.difference(map(id, scope.before))
         try:
-            return explain(verdict, samples, self.settings, self.label, latest, young, stayed=stayed)
+            return explain(verdict, samples, self.settings, self.label, latest, young, stayed=stayed, growth=growth)
         finally:
             _give_back_views(unfrozen, scope)
             unfrozen.clear()
@@ -415,6 +422,12 @@ class _Run:
         latest = [obj for obj in candidates if id(obj) not in previous] if previous else list(candidates)
         survivors.clear()
         del candidates
+        # A type filter leaves some growth out of what is confirmed: a bounded
+        # container among it is the block's growth, not a cache (``_judge``).
+        settings = self.settings
+        unfiltered: tuple[list[object], ...] = (
+            (list(latest), list(stayed)) if settings.ignore or settings.only or settings.allow else ()
+        )
         name_of = {tp: type_name(tp) for tp in {*map(type, stayed), *map(type, latest)} if type_name(tp) in confirmed}
         members = first_of_each(stayed, name_of, _settings.MAX_SAMPLES)
         for name, objs in first_of_each(latest, name_of, _settings.MAX_SAMPLES).items():
@@ -427,10 +440,13 @@ class _Run:
         latest = [obj for obj in latest if type_name(type(obj)) in confirmed]
         held: dict[str, str] = {}
         if self.settings.diagnosis:
-            held = self._explain(verdict, samples, latest, stayed)
+            held = self._explain(verdict, samples, latest, stayed, unfiltered)
         samples.clear()
         latest.clear()
         stayed.clear()
+        for objs in unfiltered:
+            objs.clear()
+        del unfiltered
         if confirmation is None:
             confirmation = Confirmation({}, 0, self.filt.allowed)
         decision = set_aside(confirmation, [leak.name for leak in verdict.leaks], held)

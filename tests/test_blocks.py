@@ -10,7 +10,7 @@ import pytest
 
 #: Callables and blocks shared by the inner suites and scripts below.
 SUBJECTS = """
-import functools, gc, itertools, threading, time
+import collections, functools, gc, itertools, threading, time
 
 KEEP = []
 CALLS = []
@@ -71,6 +71,11 @@ def feeds_a_bounded_cache_and_remakes():
 def feeds_a_bounded_cache_and_keeps():
     parse(next(FRESH))
     KEEP.append(Widget())
+
+def feeds_a_bounded_cache_and_keeps_deques():
+    # The deque is the call's growth, not a cache of its widgets, even when ignored.
+    parse(next(FRESH))
+    KEEP.append(collections.deque([Widget(), Widget()], maxlen=10))
 
 def makes_a_cycle():
     node = {}
@@ -214,6 +219,11 @@ def test_a_leak_beside_a_bounded_cache_is_found():
         assert_no_leaks(feeds_a_bounded_cache_and_keeps)
     assert caught.value.leaked == {"test_inner.Widget": 2}
 
+def test_a_bounded_container_each_call_keeps_is_not_a_cache_even_when_ignored():
+    with pytest.raises(LeakError) as caught:
+        assert_no_leaks(feeds_a_bounded_cache_and_keeps_deques, ignore="deque")
+    assert caught.value.leaked == {"test_inner.Widget": 3}
+
 def test_arguments_are_passed_and_the_last_result_returned():
     assert assert_no_leaks(sorted, [3, 1, 2], reverse=True) == [3, 2, 1]
 
@@ -344,14 +354,14 @@ def test_block_checks_inside_pytest(tester: pytest.Pytester, gcguard_on: bool) -
         args.append("--gcguard")
     result = tester.runpytest_subprocess(*args)
     if not gcguard_on:
-        result.assert_outcomes(passed=28)
+        result.assert_outcomes(passed=29)
         return
     # The per-test check goes on around the block checks: tests that leak
     # (on purpose, here) are still found, clean ones judged clean.
     records = {r["nodeid"].rpartition("::")[2]: r for r in json.loads((tester.path / "out.json").read_text())["tests"]}
     verdicts = {name: (r["verdict"], r["reason"]) for name, r in records.items()}
     failing = [v for v in verdicts.values() if v[0] not in ("clean", "skipped")]
-    result.assert_outcomes(passed=27, skipped=1, errors=len(failing))
+    result.assert_outcomes(passed=28, skipped=1, errors=len(failing))
     for name in (
         "test_clean_call_is_called_once",
         "test_arguments_are_passed_and_the_last_result_returned",
