@@ -746,6 +746,32 @@ def context_map_nodes() -> list[object]:
     return nodes
 
 
+def context_held(objs: list[object]) -> set[int]:
+    """The ids of those of ``objs`` that the current context's variables hold: each
+    variable's value, and what the values hold among ``objs``.
+
+    Setting a variable copies the nodes on its path in the context's map and frees
+    the old ones, so a context that gains a value on every run (a new
+    ``ContextVar`` each time: asgiref's ``Local``) frees older objects as it grows,
+    as a full cache replacing entries does.  It evicts nothing.
+    """
+    ids = set(map(id, objs))
+    held: set[int] = set()
+    stack: list[object] = []
+    for node in context_map_nodes():
+        for ref in _get_referents(node):
+            if id(ref) in ids and id(ref) not in held:
+                held.add(id(ref))
+                stack.append(ref)
+    while stack:
+        for ref in _get_referents(stack.pop()):
+            if id(ref) in ids and id(ref) not in held:
+                held.add(id(ref))
+                stack.append(ref)
+    ids.clear()
+    return held
+
+
 def _is_weakref_type(tp: type) -> bool:
     return tp is weakref.ReferenceType
 

@@ -27,6 +27,7 @@ from ._heap import (
     _get_objects,
     _unfreeze,
     close_window,
+    context_held,
     context_map_nodes,
     coverage_tracer_roots,
     first_of_each,
@@ -55,6 +56,15 @@ from ._warnings import GcGuardWarning
 
 #: What a test item holds that holds more of its bookkeeping.
 _ITEM_CONTAINERS = (pytest.Stash, pytest.FixtureRequest)
+
+
+def _by_name(objs: list[object]) -> dict[str, list[object]]:
+    """``objs`` by type name (named once per type)."""
+    names = {tp: type_name(tp) for tp in set(map(type, objs))}
+    out: dict[str, list[object]] = {}
+    for obj in objs:
+        out.setdefault(names[type(obj)], []).append(obj)
+    return out
 
 
 def _most_numerous(counts: dict[str, int], limit: int) -> dict[str, int]:
@@ -433,15 +443,30 @@ class Judge:
                 "diagnosis off (--gcguard-no-diagnosis): no samples, chains or graphs, and a bounded cache "
                 "is recognised only when it replaces entries"
             )
+        in_context: set[str] = set()
+        if confirmation.replaced and not held:
+            # Values the thread's context keeps: its map frees older nodes as it grows.
+            by_context = context_held(latest)
+            for name, tp_objs in _by_name(latest).items():
+                if all(id(obj) in by_context for obj in tp_objs):
+                    in_context.add(name)
+            by_context.clear()
         samples.clear()
         latest.clear()
         stayed.clear()
         for objs in growth:
             objs.clear()
         del growth
-        decision = set_aside(confirmation, [leak.name for leak in verdict.leaks], held)
+        decision = set_aside(confirmation, [leak.name for leak in verdict.leaks], held, in_context)
+        if in_context:
+            verdict.notes.append(
+                f"in rerun {confirmation.measured_in}, {confirmation.replaced} object(s) older than the test were "
+                "freed, but the thread's context variables hold the new objects of "
+                + ", ".join(sorted(in_context))
+                + ": setting a variable frees the context's old map nodes, and a context evicts nothing"
+            )
         if decision is None:
-            if confirmation.remeasured and verdict.leaks:
+            if confirmation.remeasured and verdict.leaks and not confirmation.replaced:
                 verdict.notes.append(
                     f"{confirmation.remeasured}; measured again in rerun {confirmation.measured_in}: "
                     "too few older objects were freed to balance the growth"

@@ -251,14 +251,18 @@ class SetAside:
     notes: tuple[str, ...] = ()
 
 
-def set_aside(confirmation: Confirmation, leaked: list[str], held: Mapping[str, str]) -> SetAside | None:
+def set_aside(
+    confirmation: Confirmation, leaked: list[str], held: Mapping[str, str], in_context: Iterable[str] = ()
+) -> SetAside | None:
     """Which confirmed growth only feeds a bounded cache, or None.
 
     ``held``: leaked types (name: the cache) whose newest objects all hang off
     a cache that declares its bound (found on the why-alive chains).  Without
     one, the older objects freed as the new ones were kept in the measuring
     rerun (``confirmation.replaced``) are the one sign of a full cache, and
-    then all of the growth is set aside.
+    then all of the growth is set aside but ``in_context``: types whose new
+    objects the thread's context variables hold (a context frees its old map
+    nodes as it gains values, and evicts nothing).
     """
     freed = (
         f"in rerun {confirmation.measured_in} the test kept {confirmation.kept} new object(s) while "
@@ -272,7 +276,8 @@ def set_aside(confirmation: Confirmation, leaked: list[str], held: Mapping[str, 
         reason = f"held only by a bounded cache{kind} ({caches}), which stops growing at its bound"
         notes = (f"{freed}; the types not held by {caches} are reported",) if freed else ()
         return SetAside(frozenset(held), reason, notes)
-    if freed:
+    replacing = frozenset(leaked).difference(in_context)
+    if freed and replacing:
         reason = f"{freed}, so it replaces what was there (a bounded cache at capacity, say) rather than adding to it"
-        return SetAside(frozenset(leaked), reason)
+        return SetAside(replacing, reason)
     return None

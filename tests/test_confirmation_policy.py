@@ -329,6 +329,15 @@ def test_a_full_cache_beside_other_new_objects_is_set_aside_once_measured_again(
     )
 
 
+def test_what_the_threads_context_holds_is_never_a_replacement() -> None:
+    """A context frees its old map nodes as it gains values, and evicts nothing: the types
+    whose new objects its variables hold stay reported beside older objects freed."""
+    decision = set_aside(_measured(4, 4), ["Entry", "Storage"], {}, in_context={"Storage"})
+    assert decision is not None
+    assert decision.types == {"Entry"}
+    assert set_aside(_measured(4, 4), ["Storage"], {}, in_context={"Storage"}) is None
+
+
 def test_a_thread_that_ends_during_the_measured_rerun_gets_it_measured_again() -> None:
     """Older objects freed while a thread started or ended may be the thread's: measure once more."""
     confirmation = Confirmation({"Widget": 1}, 2, lambda name: 0)

@@ -1109,3 +1109,42 @@ def test_a_one_object_leak_beside_a_one_off_change_to_older_objects_is_reported(
     assert record["set_aside"] is None, record
     assert any("measured again in rerun 3" in note for note in record["notes"]), record
     assert_clean(records, ["test_warm_up"])
+
+
+def test_a_new_context_variable_value_per_run_is_reported_though_older_map_nodes_die(
+    tester: pytest.Pytester,
+) -> None:
+    """Setting a context variable copies the path of nodes in the context's map and frees the
+    old ones: a test that leaves a new value in the thread's context on every run (asgiref's
+    ``Local``: a new ``ContextVar`` each time) frees older objects as it grows, which looked
+    like a full cache replacing entries.  A context evicts nothing: reported."""
+    tester.makepyfile(
+        test_context="""
+        import contextvars
+
+        class Storage:
+            pass
+
+        # Many variables set at import: the context's map is a trie several nodes deep.
+        SEEDED = [contextvars.ContextVar(f"seed-{n}") for n in range(2000)]
+        for var in SEEDED:
+            var.set(object())
+
+        def test_warm_up():
+            pass
+
+        def test_sets_a_new_context_variable_per_run():
+            contextvars.ContextVar("local").set(Storage())
+        """
+    )
+    result, records = run_with_report(tester)
+    result.assert_outcomes(passed=2, errors=1)
+    record = records["test_sets_a_new_context_variable_per_run"]
+    assert record["verdict"] == "leaked", record
+    assert [(leak["type"], leak["count"]) for leak in record["leaked"]] == [("test_context.Storage", 1)], record
+    assert record["set_aside"] is None, record
+    assert any(
+        "the thread's context variables hold the new objects of test_context.Storage" in note
+        for note in record["notes"]
+    ), record
+    assert_clean(records, ["test_warm_up"])
