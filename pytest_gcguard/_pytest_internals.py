@@ -19,8 +19,6 @@ from contextlib import contextmanager
 
 import pytest
 
-from ._heap import hypothesis_prev_self_cells, hypothesis_wrapper_locals
-
 
 def load_unrewritten(package: str) -> None:
     """Have pytest's assertion-rewriting import hook leave ``package``'s modules alone.
@@ -292,6 +290,10 @@ def _a_new_executor_is_expected(item: pytest.Item) -> Iterator[None]:
     if getattr(function, "is_hypothesis_test", False) is not True:
         yield
         return
+    # Imported here: this module is the one pytest's assertion rewriter loads, and
+    # it tells the rewriter to leave the package's others alone (``load_unrewritten``).
+    from ._heap import hypothesis_prev_self_cells, hypothesis_wrapper_locals
+
     saved = [
         (local, getattr(local, "prev_self", _MISSING)) for local in hypothesis_wrapper_locals(function, "prev_self")
     ]
