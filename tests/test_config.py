@@ -53,8 +53,9 @@ def test_the_plugin_loads_without_assertion_rewriting(tester: pytest.Pytester, m
                 name for name in names
                 if type(sys.modules[name].__loader__).__name__ == "AssertionRewritingHook"
             ]
-            # Only the module that tells pytest's hook to leave the others alone.
-            assert rewritten == ["pytest_gcguard._pytest_internals"]
+            # At most the module that tells pytest's hook to leave the others alone
+            # (none from an editable install, whose modules the hook does not load).
+            assert set(rewritten) <= {"pytest_gcguard._pytest_internals"}, rewritten
         """
     )
     monkeypatch.setenv("PYTHONDONTWRITEBYTECODE", "1")
