@@ -424,10 +424,7 @@ class _Run:
         del candidates
         # A type filter leaves some growth out of what is confirmed: a bounded
         # container among it is the block's growth, not a cache (``_judge``).
-        settings = self.settings
-        unfiltered: tuple[list[object], ...] = (
-            (list(latest), list(stayed)) if settings.ignore or settings.only or settings.allow else ()
-        )
+        unfiltered: tuple[list[object], ...] = (list(latest), list(stayed)) if self.settings.filters_types else ()
         name_of = {tp: type_name(tp) for tp in {*map(type, stayed), *map(type, latest)} if type_name(tp) in confirmed}
         members = first_of_each(stayed, name_of, _settings.MAX_SAMPLES)
         for name, objs in first_of_each(latest, name_of, _settings.MAX_SAMPLES).items():

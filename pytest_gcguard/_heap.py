@@ -205,10 +205,10 @@ def _hypothesis_thread_dicts(test: object = None) -> list[dict[object, object]]:
     return dicts
 
 
-def _closure_cells(test: object) -> list[types.CellType]:
-    """The cells of ``test``'s closure and of the functions in them, a few levels down
-    (a suite's own decorator may wrap the ``@given`` wrapper)."""
-    found: list[types.CellType] = []
+def _closure_contents(test: object) -> list[object]:
+    """What the cells of ``test``'s closure hold, and those of the functions in them, a
+    few levels down (a suite's own decorator may wrap the ``@given`` wrapper)."""
+    found: list[object] = []
     functions = [test]
     for _ in range(_CLOSURE_DEPTH):
         cells = [
@@ -217,13 +217,13 @@ def _closure_cells(test: object) -> list[types.CellType]:
             if type(function) is types.FunctionType
             for cell in (function.__closure__ or ())
         ]
-        found.extend(cells)
         functions = []
         for cell in cells:
             try:
                 functions.append(cell.cell_contents)
             except ValueError:  # an empty cell
                 continue
+        found.extend(functions)
     return found
 
 
@@ -234,11 +234,7 @@ def hypothesis_wrapper_locals(test: object, declaring: str = "") -> list[threadi
     ``ThreadLocal`` wrappers that declare this attribute (read by name: nothing
     is made)."""
     found: list[threading.local] = []
-    for cell in _closure_cells(test):
-        try:
-            content = cell.cell_contents
-        except ValueError:  # an empty cell
-            continue
+    for content in _closure_contents(test):
         inner = _wrapped_local(content)  # only Hypothesis's wrappers: a closure's own local is not
         if inner is None:
             continue
@@ -259,13 +255,7 @@ def hypothesis_prev_self_cells(test: object) -> list[tuple[types.CellType, objec
     cell, with that value.  Only functions of Hypothesis's modules (their globals;
     the wrapper takes the test's name, module and file)."""
     found: list[tuple[types.CellType, object]] = []
-    functions = [test]
-    for cell in _closure_cells(test):
-        try:
-            functions.append(cell.cell_contents)
-        except ValueError:  # an empty cell
-            continue
-    for function in functions:
+    for function in (test, *_closure_contents(test)):
         if type(function) is not types.FunctionType:
             continue
         module = function.__globals__.get("__name__")

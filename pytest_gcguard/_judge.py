@@ -12,6 +12,7 @@ import sys
 import time
 import types
 from itertools import compress
+from operator import not_
 from typing import Protocol
 
 import pytest
@@ -56,15 +57,6 @@ from ._warnings import GcGuardWarning
 
 #: What a test item holds that holds more of its bookkeeping.
 _ITEM_CONTAINERS = (pytest.Stash, pytest.FixtureRequest)
-
-
-def _by_name(objs: list[object]) -> dict[str, list[object]]:
-    """``objs`` by type name (named once per type)."""
-    names = {tp: type_name(tp) for tp in set(map(type, objs))}
-    out: dict[str, list[object]] = {}
-    for obj in objs:
-        out.setdefault(names[type(obj)], []).append(obj)
-    return out
 
 
 def _most_numerous(counts: dict[str, int], limit: int) -> dict[str, int]:
@@ -407,8 +399,7 @@ class Judge:
         # A type filter leaves some growth out of what is confirmed: a bounded
         # container among it (a ``deque(maxlen=...)`` of an ignored type, kept per
         # run) is the test's growth, not a cache of what it holds.
-        filtered = bool(settings.ignore or settings.only or settings.allow)
-        growth = (list(latest), list(accumulated)) if filtered else ()
+        growth = (list(latest), list(accumulated)) if settings.filters_types else ()
         latest = list(compress(latest, map(name_of.__contains__, map(type, latest))))
         members = first_of_each(accumulated, name_of, _settings.MAX_SAMPLES)
         # What stays, for the bounded-cache rule: the last run may have replaced
@@ -447,9 +438,8 @@ class Judge:
         if confirmation.replaced and not held:
             # Values the thread's context keeps: its map frees older nodes as it grows.
             by_context = context_held(latest)
-            for name, tp_objs in _by_name(latest).items():
-                if all(id(obj) in by_context for obj in tp_objs):
-                    in_context.add(name)
+            loose = set(map(type, compress(latest, map(not_, map(by_context.__contains__, map(id, latest))))))
+            in_context = {type_name(tp) for tp in set(map(type, latest)) - loose}
             by_context.clear()
         samples.clear()
         latest.clear()

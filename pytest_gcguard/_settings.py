@@ -109,6 +109,11 @@ class Settings:
     #: Set by ``expect_leak`` on the marker: the reason the test is known to leak.
     expect_leak: str | None = None
 
+    @property
+    def filters_types(self) -> bool:
+        """Some types' growth is left out (ignored, not among ``only``, or allowed)."""
+        return bool(self.ignore or self.only or self.allow)
+
     def describe(self) -> str:
         parts = [f"cycles={'on' if self.cycles else 'off'}", f"reruns={self.reruns}"]
         if self.ignore:
