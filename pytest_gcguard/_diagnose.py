@@ -42,6 +42,8 @@ from ._report import (
 )
 from ._settings import Settings
 
+_getrefcount = sys.getrefcount
+
 #: Chains are searched for at most this many leaked types per test.
 MAX_CHAINS = 5
 #: Referrers followed per level of a chain search: a class or a shared dict
@@ -77,19 +79,37 @@ class ChainMemo:
 
     #: Climbs kept at most (the oldest is dropped first).
     MAX_CHAINS = 1024
+    #: Containers offered to the next search as known holders (``holders``).
+    KNOWN_HOLDERS = 8
 
     def __init__(self) -> None:
         self._climbs: dict[int, tuple[weakref.ref[object], tuple[int, ...]]] = {}
         #: Climbs reused and climbs searched (for the benchmarks and tests).
         self.reused = 0
         self.searched = 0
+        #: Passes over the whole heap a search did without, its older referrers known.
+        self.passes_spared = 0
 
     def __len__(self) -> int:
         return len(self._climbs)
 
     def climb(self, holder: object) -> list[object] | None:
         """A verified ``[root, ..., holder]`` kept for ``holder``, or None."""
-        entry = self._climbs.get(id(holder))
+        path = self._walk(id(holder))
+        if path is None or path[-1] is not holder:
+            if path is not None:
+                path.clear()
+                del self._climbs[id(holder)]
+            return None
+        self.reused += 1
+        self._climbs[id(holder)] = self._climbs.pop(id(holder))  # the latest first in ``holders``
+        return path
+
+    def _walk(self, key: int) -> list[object] | None:
+        """The climb kept for the container at id ``key``, followed from its root down
+        link by link: ``[root, ..., holder]``; None if nothing is kept for ``key``, and
+        dropped if a link broke or the path now passes a declared bound."""
+        entry = self._climbs.get(key)
         if entry is None:
             return None
         ref, links = entry
@@ -97,17 +117,27 @@ class ChainMemo:
         path: list[object] = []
         if node is not None:
             path.append(node)
-            for key in (*links, id(holder)):
-                node = next((r for r in _get_referents(node) if id(r) == key), None)
+            for link in (*links, key):
+                node = next((r for r in _get_referents(node) if id(r) == link), None)
                 if node is None:
                     break
                 path.append(node)
-        if node is not holder or any(declared_capacity(n) is not None for n in path):
-            del self._climbs[id(holder)]
+        if node is None or any(declared_capacity(n) is not None for n in path):
+            del self._climbs[key]
             path.clear()
             return None
-        self.reused += 1
         return path
+
+    def holders(self) -> list[object]:
+        """The older containers the latest kept climbs end at (``KNOWN_HOLDERS`` at most),
+        each reached again from its root: where the next test's leak is likely held."""
+        found: list[object] = []
+        for key in list(self._climbs)[-self.KNOWN_HOLDERS :]:
+            path = self._walk(key)
+            if path is not None:
+                found.append(path[-1])
+                path.clear()
+        return found
 
     def remember(self, path: list[object]) -> None:
         """Keep ``path`` (``[root, ..., holder]``, just searched) for the next test."""
@@ -196,6 +226,7 @@ def backref_chains(
     ignore: set[int],
     thaw: Callable[[], None] | None = None,
     referred: set[int] | None = None,
+    memo: ChainMemo | None = None,
 ) -> list[list[object]]:
     """For each target, a shortest chain of references from an object matching ``predicate``.
 
@@ -217,16 +248,27 @@ def backref_chains(
     Each level is still taken by ``_Search.step`` from a pass that holds all
     of its referrers, so the chains are the ones found level by level; a
     prediction that turns out wrong (an older frame in a level) only ends the
-    sharing.
+    sharing.  And while the heap is still frozen, a pass's referrers are taken
+    from the new objects alone when the references to the pass's objects show
+    that one of the older containers the ``memo`` knows (earlier tests' leaks
+    were held there) is their only older referrer (``_referrers_known``): the
+    same referrers, in the same order, as the pass over the whole heap.  The
+    heap is thawed only for a pass that needs it; the caller thaws it after.
     """
     searches = [_Search(target) for target in targets]
     ours = {id(sys._getframe()), id(searches), id(targets)}  # 3.10: a frame is a referrer
     for search in searches:
         ours.update((id(search), id(search.parent), id(search.frontier)))
     plan: _PassPlan | None = None
+    known: list[object] = []
+    ours.add(id(known))
     if thaw is not None:
         plan = _PassPlan(targets, predicate, max_depth, ignore, ours)
-        thaw()
+        if memo is not None:
+            known.extend(holder for holder in memo.holders() if predicate(holder))
+        if not known:
+            thaw()
+            thaw = None
     depth = 0
     while depth < max_depth:
         active = [search for search in searches if search.chain is None and search.frontier]
@@ -239,7 +281,7 @@ def backref_chains(
         else:
             levels = 1
             level = tuple(obj for search in active for obj in search.frontier)
-        referrers = _referrers_of(level, ours)
+        referrers, thaw = _pass(level, known, ours, thaw, memo)
         for _ in range(levels):
             for search in active:
                 search.step(referrers, predicate, ignore, ours)
@@ -254,6 +296,7 @@ def backref_chains(
         del referrers, level, active
     if plan is not None:
         plan.clear()
+    known.clear()
     if referred is not None:
         referred.update(id(search.target) for search in searches if search.referred)
     chains = [search.result() for search in searches]
@@ -268,6 +311,75 @@ def _referrers_of(objects: tuple[object, ...], ours: set[int]) -> list[object]:
     referrers = _get_referrers(*objects)
     ours.add(id(referrers))
     return referrers
+
+
+def _pass(
+    level: tuple[object, ...],
+    known: list[object],
+    ours: set[int],
+    thaw: Callable[[], None] | None,
+    memo: ChainMemo | None,
+) -> tuple[list[object], Callable[[], None] | None]:
+    """The referrers of ``level``, and ``thaw`` if the heap is still frozen after: taken
+    from the new objects when they and a known container account for every reference
+    (``_referrers_known``), else from a pass over the whole heap, thawed first."""
+    if thaw is not None:
+        referrers = _referrers_known(level, known, ours)
+        if referrers is not None:
+            if memo is not None:
+                memo.passes_spared += 1
+            return referrers, thaw
+        thaw()  # this pass needs the older objects: every later one too
+    return _referrers_of(level, ours), None
+
+
+def _referrers_known(objects: tuple[object, ...], known: list[object], ours: set[int]) -> list[object] | None:
+    """While the heap is frozen: the referrers a pass over the whole heap would find for
+    ``objects``, if one of the ``known`` older containers holds every reference to them
+    that new objects do not; else None (the pass is needed).
+
+    ``gc.get_referrers`` walks only the new objects while the heap is frozen.  What
+    older objects hold of each object is its refcount less the references from new
+    objects and the ones this function holds, the same for each object as for a probe
+    held alike (a new list); references from our callers' running frames, which the
+    gc does not show, can only add to it.  When a known container holds exactly that
+    many, it is the only older referrer, and the referrers are the new ones (first,
+    as the pass lists them) and that container.  With two or more such containers
+    their order in the heap is unknown, and the pass is done.
+    """
+    if not known:
+        return None
+    # Each once (searches share objects), and last the probe, held by ``work`` alone.
+    work = (*{id(obj): obj for obj in objects}.values(), [])
+    ours.update((id(objects), id(work), id(work[-1])))
+    counts = [_getrefcount(obj) for obj in work]
+    young = _referrers_of(work, ours)
+    index = {id(obj): n for n, obj in enumerate(work)}
+    held = [0] * len(work)
+    for ref in young:
+        for n in map(index.get, map(id, _get_referents(ref))):
+            if n is not None:
+                held[n] += 1
+    base = counts[-1] - held[-1]
+    older = [count - base - n for count, n in zip(counts, held, strict=True)]
+    holders: list[object] = []
+    ours.add(id(holders))
+    for holder in known:
+        holds = [0] * len(work)
+        for n in map(index.get, map(id, _get_referents(holder))):
+            if n is not None:
+                holds[n] += 1
+        if any(holds):
+            holders.append(holder)
+            older = [left - n for left, n in zip(older, holds, strict=True)]
+    found = None
+    if len(holders) <= 1 and not any(older[:-1]):
+        found = young
+        found.extend(holders)
+    ours.discard(id(work[-1]))
+    holders.clear()
+    index.clear()
+    return found
 
 
 #: Objects whose referrers one shared pass asks for at most: ``gc.get_referrers``
@@ -728,7 +840,7 @@ def _find_chains(
     ignore.update((here, id(wanted)))
     ignore.update(id(pair) for pair in wanted)  # each (leak, sample) refers to its sample
     referred: set[int] = set()
-    found = backref_chains([target for _, target in wanted], pre_existing, CHAIN_DEPTH, ignore, thaw, referred)
+    found = backref_chains([target for _, target in wanted], pre_existing, CHAIN_DEPTH, ignore, thaw, referred, memo)
     ignore.add(id(found))
     # Chains that stop at an old object that is not a module or class go on up to one.
     climbing = [chain for chain in found if len(chain) > 1 and not _is_root(chain[0])]
@@ -743,6 +855,8 @@ def _find_chains(
             chain[:0] = up[:-1]
             up.clear()
     ignore.add(id(searching))
+    if searching and thaw is not None:
+        thaw()  # the climbs search the whole heap
     upward = backref_chains([chain[0] for chain in searching], _is_root, CLIMB_DEPTH, ignore)
     for chain, up in zip(searching, upward, strict=True):
         if memo is not None:

@@ -234,6 +234,92 @@ def test_a_search_that_shares_passes_finds_the_chains_of_one_pass_per_level(tmp_
     assert lengths[5] == 1  # deeper than the search goes
 
 
+KNOWN_HOLDER_PROBE = """
+import ctypes, gc, json, sys, types
+from pytest_gcguard._diagnose import ChainMemo, backref_chains
+
+# (each holds a list: a dict of untracked values is untracked, made young by an insertion)
+REGISTRY = {"seed": []}  # where earlier tests' leaks were found: the memo knows it
+OTHER = []  # an older list the memo does not know
+SECOND = {"seed": []}  # a second known container
+module = types.ModuleType("registry_module")
+module.REGISTRY, module.SECOND = REGISTRY, SECOND
+memo = ChainMemo()
+memo.remember([module, module.__dict__, SECOND])
+memo.remember([module, module.__dict__, REGISTRY])
+results = {}
+
+
+def search(name, box):
+    # The chain of the one object in box: no local variable refers to it (a running
+    # frame's locals are not shown to the gc, so they would count as an older referrer).
+    young = set(map(id, gc.get_objects()))
+
+    def pre_existing(obj):
+        return id(obj) not in young and type(obj) is not types.FrameType
+
+    thawed = []
+
+    def thaw():
+        thawed.append(True)
+        gc.unfreeze()
+
+    targets = [box.pop()]
+    ignore = {id(targets), id(young), id(sys._getframe()), id(thawed)}
+    spared = memo.passes_spared
+    (found,) = backref_chains(targets, pre_existing, 12, ignore, thaw, None, memo)
+    spared = memo.passes_spared - spared
+    thaw()  # as the caller does after: the search over the whole heap, for comparison
+    ignore.add(id(found))
+    (alone,) = backref_chains(targets, pre_existing, 12, ignore)
+    same = len(found) == len(alone) and all(a is b for a, b in zip(found, alone))
+    results[name] = {"spared": spared, "thawed": len(thawed) > 1, "same": same, "length": len(found)}
+    found.clear()
+    alone.clear()
+    targets.clear()
+    gc.collect()
+    gc.freeze()
+
+
+def main():
+    gc.collect()
+    gc.freeze()
+    REGISTRY[object()] = [object()]  # held by new objects, then the known container
+    search("known", [REGISTRY[next(reversed(REGISTRY))][0]])
+    REGISTRY[object()] = [[[object()]]]  # three new lists, then the known container
+    search("deep", [REGISTRY[next(reversed(REGISTRY))][0][0][0]])
+    REGISTRY[object()] = object()
+    OTHER.append(REGISTRY[next(reversed(REGISTRY))])  # an older referrer the memo does not know
+    search("another older referrer", [OTHER[-1]])
+    REGISTRY[object()] = object()
+    ctypes.pythonapi.Py_IncRef(ctypes.py_object(REGISTRY[next(reversed(REGISTRY))]))  # unseen
+    search("an unseen reference", [REGISTRY[next(reversed(REGISTRY))]])
+    REGISTRY[object()] = object()
+    SECOND[object()] = REGISTRY[next(reversed(REGISTRY))]  # two known containers: order unknown
+    search("two known containers", [REGISTRY[next(reversed(REGISTRY))]])
+    print(json.dumps(results))
+
+
+main()
+"""
+
+
+def test_a_search_takes_the_referrers_from_a_known_container_only_when_refcounts_leave_no_other() -> None:
+    """When an earlier test's leak was held by an older container, the next search takes
+    its referrers from the new objects and that container, without a pass over the whole
+    heap, only if the refcounts show no other older referrer: the chain is always the one
+    the pass over the whole heap finds (in a subprocess: it freezes the heap)."""
+    done = subprocess.run([sys.executable, "-c", KNOWN_HOLDER_PROBE], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    results = json.loads(done.stdout)
+    assert all(case["same"] for case in results.values()), results
+    assert results["known"] == {"spared": 1, "thawed": False, "same": True, "length": 3}, results
+    assert results["deep"] == {"spared": 1, "thawed": False, "same": True, "length": 5}, results
+    for refused in ("another older referrer", "an unseen reference", "two known containers"):
+        assert results[refused]["spared"] == 0, (refused, results)
+        assert results[refused]["thawed"], (refused, results)
+
+
 #: The ``@given`` wrapper's health check as Hypothesis before 6.136.4 wrote it: ``prev_self``
 #: in a cell of its closure beside ``Unset``; defined as if in a Hypothesis module.
 _OLD_GIVEN = """
