@@ -559,8 +559,9 @@ def _is_bounded(obj: object) -> bool:
     return declared_capacity(obj) is not None
 
 
-def _reachable(start: object, young: set[int]) -> set[int]:
-    """Ids of the new objects the bounded cache ``start`` holds (empty past MAX_REACH).
+def _reachable(start: object, young: set[int], structure: set[int] | None = None) -> set[int]:
+    """Ids of the new objects the bounded cache ``start`` holds (empty past MAX_REACH);
+    ``structure`` gets the ids of the older objects the walk went through (the cache's own).
 
     The walk goes through the cache's own older objects, at most CACHE_DEPTH
     levels and never into functions, modules or classes, and then through new
@@ -575,6 +576,8 @@ def _reachable(start: object, young: set[int]) -> set[int]:
     is the cache's.
     """
     seen = {id(start)}
+    if structure is not None:
+        structure.add(id(start))
     # (object, levels of older objects above it); None: a new object, from which
     # the walk goes through new objects only.
     stack: list[tuple[object, int | None]] = [(start, 0)]
@@ -586,6 +589,8 @@ def _reachable(start: object, young: set[int]) -> set[int]:
         # referents.
         own = instance_dicts([obj]) if depth is None or depth >= CACHE_DEPTH else []
         refs.extend(own)
+        if structure is not None and own:
+            structure.add(id(own[0]))  # made after ``young`` was listed, maybe: part of its object
         growing = False
         if depth is not None and depth > CACHE_DEPTH:
             kinds = {id(ref): type(ref) for ref in refs if id(ref) in young}  # a dict may be listed twice
@@ -608,6 +613,8 @@ def _reachable(start: object, young: set[int]) -> set[int]:
             ):
                 seen.add(key)
                 stack.append((ref, depth + 1))
+                if structure is not None:
+                    structure.add(key)
             else:
                 seen.add(key)
             if len(seen) > MAX_REACH:
@@ -669,6 +676,8 @@ class _CacheHolds:
         #: What all the caches seen hold together, and their labels.
         self.together: set[int] = set()
         self.labels: list[str] = []
+        #: Ids of the older objects that make up the caches seen (``_reachable``).
+        self.structure: set[int] = set()
 
     def add(self, cache: object) -> None:
         """Look at ``cache``, if it declares a bound and was not seen: what it holds."""
@@ -678,7 +687,7 @@ class _CacheHolds:
         capacity = declared_capacity(cache)
         if capacity is None or self._is_growth(cache):
             return
-        reach = _reachable(cache, self.young)
+        reach = _reachable(cache, self.young, self.structure)
         reach.update(_weak_references_into(reach, self.latest))
         label = f"{type_name(type(cache))} ({capacity[1]} of at most {capacity[0]} entries)"
         self.hold(reach, label)
@@ -735,15 +744,64 @@ class _CacheHolds:
                     break
         return found
 
-    def finish(self) -> dict[str, str]:
-        """The types held, with the types that only all the caches seen together hold."""
+    def finish(self, ignore: set[int] | None = None) -> dict[str, str]:
+        """The types held, with the types that only all the caches seen together hold,
+        less those that an older object outside the caches keeps too (``kept_outside``)."""
         if len(self.labels) > 1 and len(self.together) <= MAX_REACH:
             counted = collections.Counter(self.labels)
             self.hold(
                 self.together, " and ".join(label if n == 1 else f"{n} x {label}" for label, n in counted.items())
             )
         self.together.clear()
+        if self.held and ignore is not None:
+            for name, holder in self.kept_outside(ignore).items():
+                del self.held[name]
+                self.verdict.notes.append(
+                    f"{name}: also held outside the bounded cache, by an older {holder}, which the cache's bound "
+                    "does not bound: reported"
+                )
+        self.structure.clear()
         return self.held
+
+    def kept_outside(self, ignore: set[int]) -> dict[str, str]:
+        """Of the types held, those whose objects that stayed from an earlier run an older
+        object outside the caches' own also refers to (name: that object's type).
+
+        A cache keeps what it holds only until it evicts it; an older list or dict
+        that keeps the same objects keeps them for good (the code caches an object
+        and also appends it to a registry).  What stayed is what tells them apart: a
+        slot rebound on every run (the latest result) refers to the last run's
+        object only.  One pass over the heap, for a few objects of each type.
+        """
+        kinds = {tp: name for name in self.held for tp in self.names.get(name, [])}
+        share = max(1, PASS_OBJECTS // max(1, len(self.held)))
+        taken: collections.Counter[str] = collections.Counter()
+        sample: list[object] = []
+        for obj in compress(self.stayed, map(kinds.__contains__, map(type, self.stayed))):
+            name = kinds[type(obj)]
+            # A weak reference to what the cache keeps dies with its referent's entry
+            # (a ``WeakKeyDictionary`` drops it): its older holder is no leak.
+            if type(obj) in _WEAK_REFERENCE_TYPES and _dereference(obj) is not None:
+                continue
+            if taken[name] < share:
+                taken[name] += 1
+                sample.append(obj)
+        if not sample:
+            return {}
+        names = {id(obj): kinds[type(obj)] for obj in sample}
+        args = tuple(sample)
+        ignore.update((id(sample), id(args), id(self), id(self.stayed), id(self.latest)))
+        found: dict[str, str] = {}
+        young, structure = self.young, self.structure
+        for ref in _get_referrers(*args):
+            key = id(ref)
+            if key in young or key in structure or key in ignore or type(ref) is types.FrameType:
+                continue
+            for name in {names[id(r)] for r in _get_referents(ref) if id(r) in names}:
+                found.setdefault(name, type_name(type(ref)))
+        sample.clear()
+        names.clear()
+        return found
 
 
 def _bounded_holders(
@@ -787,7 +845,7 @@ def _bounded_holders(
                     holds.add(chain[0])
             found.clear()
         rest.clear()
-    return holds.finish()
+    return holds.finish(ignore)
 
 
 def _best_match(matches: list[object], parent: dict[int, object]) -> object:

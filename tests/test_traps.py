@@ -1027,6 +1027,69 @@ def test_a_bounded_container_the_test_leaks_is_not_a_cache_for_what_it_holds(
     assert_clean(records, ["test_warm_up"])
 
 
+def test_what_a_bounded_cache_holds_and_an_older_list_keeps_too_is_reported(tester: pytest.Pytester) -> None:
+    """What a bounded cache holds and the code also keeps in a module list: the cache's bound
+    does not bound the list, so the growth is reported, not set aside as the cache's (it was
+    when the chain search happened to meet the cache first).  A test that only remembers the
+    latest entry beside the cache (a slot rebound on every run) feeds the cache alone: clean."""
+    tester.makepyfile(
+        test_kept="""
+        import itertools
+
+        class Item:
+            def __init__(self, n):
+                self.payload = [n]
+
+        class Cache:
+            def __init__(self, maxsize):
+                self.maxsize = maxsize
+                self.data = {}
+
+            def __len__(self):
+                return len(self.data)
+
+            def put(self, key, value):
+                if len(self.data) >= self.maxsize:
+                    del self.data[next(iter(self.data))]
+                self.data[key] = value
+
+        class State:
+            last = None
+
+        CACHE = Cache(50)
+        KEPT = []
+        STATE = State()
+        FRESH = itertools.count()
+
+        def test_feeds_the_cache():
+            n = next(FRESH)
+            CACHE.put(("k", n), Item(n))
+
+        def test_caches_and_keeps_every_item():
+            n = next(FRESH)
+            item = Item(n)
+            CACHE.put(("k", n), item)
+            KEPT.append(item)
+
+        def test_caches_and_remembers_the_last_item():
+            n = next(FRESH)
+            item = Item(n)
+            CACHE.put(("k", n), item)
+            STATE.last = item
+        """
+    )
+    result, records = run_with_report(tester, "-p", "no:randomly")
+    result.assert_outcomes(passed=3, errors=1)
+    record = records["test_caches_and_keeps_every_item"]
+    assert record["verdict"] == "leaked", record
+    assert {leak["type"]: leak["count"] for leak in record["leaked"]} == {"test_kept.Item": 1}, record
+    assert any("also held outside the bounded cache" in note for note in record["notes"]), record
+    assert_clean(records, ["test_feeds_the_cache", "test_caches_and_remembers_the_last_item"])
+    for name in ("test_feeds_the_cache", "test_caches_and_remembers_the_last_item"):
+        assert records[name]["suspicion"]["cause"] == "bounded cache", records[name]
+        assert records[name]["set_aside"]["types"] == {"list": 1, "test_kept.Item": 1}, records[name]
+
+
 def test_a_leak_in_a_unittest_hypothesis_test_is_confirmed_by_reruns(tester: pytest.Pytester) -> None:
     """pytest makes a new ``TestCase`` for each run, and the ``@given`` wrapper fails its
     ``differing_executors`` health check when a second instance runs it: every rerun of a
