@@ -340,6 +340,13 @@ class Judge:
             verdict.reruns = confirmation.attempts
             if confirmation.failure:
                 verdict.notes.append(f"suspected leak not confirmed: {confirmation.failure}")
+                verdict.warnings.append(
+                    f"gcguard reran this test to confirm a suspected leak, and {confirmation.failure}: the test "
+                    "does not run twice the same way, and what that rerun changed (module state, settings) stays "
+                    "for the tests after it; if later tests fail only with --gcguard, make this one restore what it "
+                    "changes even when it fails (try/finally, a fixture), or mark it "
+                    "@pytest.mark.gcguard(enabled=False)"
+                )
                 verdict.unconfirmed = confirmation.failure
                 verdict.cyclic = 0
                 verdict.first_run = self._first_run(confirmation)

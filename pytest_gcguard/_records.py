@@ -392,6 +392,11 @@ def summary_lines(
         lines.extend(f"  {r['nodeid']}: {r['reason']}" for r in listed)
         if len(named) > len(listed):
             lines.append(f"  ... {len(named) - len(listed)} more (-v shows all)")
+        if any(RERUN_FAILED in r["reason"] for r in named):
+            lines.append(
+                "  (a rerun that fails leaves what it changed for the tests after it: if tests fail only with "
+                "--gcguard, mark the tests whose rerun failed @pytest.mark.gcguard(enabled=False))"
+            )
     unexpected = [r for r in by_outcome.get("failed", ()) if not findings(r)]
     if unexpected:
         lines.append(f"{len(unexpected)} expected leak(s) that did not happen (strict: the tests fail):")
@@ -435,6 +440,10 @@ def root_lines(records: Mapping[str, Mapping[str, Any]], verbosity: int) -> list
     if len(roots) > len(shown):
         lines.append(f"  ... {len(roots) - len(shown)} more (-v shows all)")
     return lines
+
+
+#: In a not-judged reason: the confirmation's rerun failed (``_judge``).
+RERUN_FAILED = "suspected leak not confirmed, rerun"
 
 
 def own_outcome(reason: str) -> bool:
