@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import collections
 import functools
+import gc
 import sys
 import types
 import weakref
@@ -102,7 +103,6 @@ class ChainMemo:
                 del self._climbs[id(holder)]
             return None
         self.reused += 1
-        self._climbs[id(holder)] = self._climbs.pop(id(holder))  # the latest first in ``holders``
         return path
 
     def _walk(self, key: int) -> list[object] | None:
@@ -112,6 +112,17 @@ class ChainMemo:
         entry = self._climbs.get(key)
         if entry is None:
             return None
+        path = self._follow(entry, key)
+        if path is None or any(declared_capacity(n) is not None for n in path):
+            del self._climbs[key]
+            if path is not None:
+                path.clear()
+            return None
+        return path
+
+    @staticmethod
+    def _follow(entry: tuple[weakref.ref[object], tuple[int, ...]], key: int) -> list[object] | None:
+        """``[root, ..., the object at id key]`` along ``entry``'s links, or None if one broke."""
         ref, links = entry
         node = ref()
         path: list[object] = []
@@ -122,8 +133,7 @@ class ChainMemo:
                 if node is None:
                     break
                 path.append(node)
-        if node is None or any(declared_capacity(n) is not None for n in path):
-            del self._climbs[key]
+        if node is None:
             path.clear()
             return None
         return path
@@ -133,7 +143,9 @@ class ChainMemo:
         each reached again from its root: where the next test's leak is likely held."""
         found: list[object] = []
         for key in list(self._climbs)[-self.KNOWN_HOLDERS :]:
-            path = self._walk(key)
+            # Followed only (no capacity read, which runs a container's ``__len__``):
+            # a holder only narrows where a pass looks; the climb is checked when reused.
+            path = self._follow(self._climbs[key], key)
             if path is not None:
                 found.append(path[-1])
                 path.clear()
@@ -333,6 +345,10 @@ def _pass(
     return _referrers_of(level, ours), None
 
 
+#: Seconds between thread switches while references are counted (``sys.setswitchinterval``).
+_NO_SWITCH = 1000.0
+
+
 def _referrers_known(objects: tuple[object, ...], known: list[object], ours: set[int]) -> list[object] | None:
     """While the heap is frozen: the referrers a pass over the whole heap would find for
     ``objects``, if one of the ``known`` older containers holds every reference to them
@@ -345,16 +361,38 @@ def _referrers_known(objects: tuple[object, ...], known: list[object], ours: set
     gc does not show, can only add to it.  When a known container holds exactly that
     many, it is the only older referrer, and the referrers are the new ones (first,
     as the pass lists them) and that container.  With two or more such containers
-    their order in the heap is unknown, and the pass is done.
+    their order in the heap is unknown, and the pass is done.  The counts and the
+    pass are taken with no collection and no thread switch between them, and the
+    counts are read again after: a reference another thread (or a finalizer) adds
+    or drops meanwhile refuses the shortcut.  This rests on each type's
+    ``tp_traverse`` visiting exactly the references it owns, as the gc itself does.
     """
     if not known:
         return None
     # Each once (searches share objects), and last the probe, held by ``work`` alone.
     work = (*{id(obj): obj for obj in objects}.values(), [])
     ours.update((id(objects), id(work), id(work[-1])))
-    counts = [_getrefcount(obj) for obj in work]
-    young = _referrers_of(work, ours)
     index = {id(obj): n for n, obj in enumerate(work)}
+    # The counts and the pass must see the same references: no collection (finalizers,
+    # gc.callbacks) and no thread switch between them, and the counts read again after.
+    enabled, interval = gc.isenabled(), sys.getswitchinterval()
+    gc.disable()
+    sys.setswitchinterval(_NO_SWITCH)
+    try:
+        counts = [_getrefcount(obj) for obj in work]
+        young = _referrers_of(work, ours)
+        again = [_getrefcount(obj) for obj in work]
+    finally:
+        sys.setswitchinterval(interval)
+        if enabled:
+            gc.enable()
+    for n in map(index.get, map(id, young)):  # a level's object that refers to another
+        if n is not None:
+            again[n] -= 1
+    if again != counts:
+        ours.discard(id(work[-1]))
+        index.clear()
+        return None
     held = [0] * len(work)
     for ref in young:
         for n in map(index.get, map(id, _get_referents(ref))):
@@ -648,6 +686,10 @@ def _weak_references_into(reach: set[int], latest: list[object]) -> list[int]:
     return found
 
 
+#: Older holders that keep what they are given until it is removed (``kept_outside``).
+_SEQUENCES = frozenset({list, set, collections.deque})
+
+
 def _is_namespace(obj: object) -> bool:
     return type(obj) is dict and "__name__" in obj and "__builtins__" in obj
 
@@ -765,15 +807,19 @@ class _CacheHolds:
 
     def kept_outside(self, ignore: set[int]) -> dict[str, str]:
         """Of the types held, those whose objects that stayed from an earlier run an older
-        object outside the caches' own also refers to (name: that object's type).
+        list, set or unbounded deque outside the caches' own also holds (name: its type).
 
-        A cache keeps what it holds only until it evicts it; an older list or dict
-        that keeps the same objects keeps them for good (the code caches an object
-        and also appends it to a registry).  What stayed is what tells them apart: a
-        slot rebound on every run (the latest result) refers to the last run's
-        object only.  One pass over the heap, for a few objects of each type.
+        A cache keeps what it holds only until it evicts it; an older list that keeps
+        the same objects keeps them for good (the code caches an object and also
+        appends it to a registry).  What stayed is what tells them apart: a slot
+        rebound on every run (the latest result) refers to the last run's object only.
+        Only such sequences count: a dict outside the caches is as often an older
+        object's ``__dict__`` with what it built on first use, or a registry by weak
+        reference or by id (a class's subclasses), as a leak.  Classes and live weak
+        references are never counted (what refers to a class is its instances and
+        subclasses).  One pass over the heap, for a few objects of each type.
         """
-        kinds = {tp: name for name in self.held for tp in self.names.get(name, [])}
+        kinds = {tp: name for name in self.held for tp in self.names.get(name, []) if not issubclass(tp, type)}
         share = max(1, PASS_OBJECTS // max(1, len(self.held)))
         taken: collections.Counter[str] = collections.Counter()
         sample: list[object] = []
@@ -786,16 +832,19 @@ class _CacheHolds:
             if taken[name] < share:
                 taken[name] += 1
                 sample.append(obj)
+        kinds.clear()
         if not sample:
             return {}
-        names = {id(obj): kinds[type(obj)] for obj in sample}
+        names = {id(obj): type_name(type(obj)) for obj in sample}
         args = tuple(sample)
-        ignore.update((id(sample), id(args), id(self), id(self.stayed), id(self.latest)))
+        ignore.update((id(sample), id(args), id(self), id(self.stayed), id(self.latest), *map(id, self.growth)))
         found: dict[str, str] = {}
         young, structure = self.young, self.structure
         for ref in _get_referrers(*args):
             key = id(ref)
-            if key in young or key in structure or key in ignore or type(ref) is types.FrameType:
+            if type(ref) not in _SEQUENCES or key in young or key in structure or key in ignore:
+                continue
+            if type(ref) is collections.deque and ref.maxlen is not None:
                 continue
             for name in {names[id(r)] for r in _get_referents(ref) if id(r) in names}:
                 found.setdefault(name, type_name(type(ref)))
@@ -888,8 +937,12 @@ def _find_chains(
     chains: list[list[object]],
     memo: ChainMemo | None = None,
     thaw: Callable[[], None] | None = None,
+    known: bool = True,
 ) -> None:
     """Set ``leak.chain`` for each (leak, sample): how it is reached from a module or class.
+
+    ``known``: the memo's holders may spare passes (the heap is frozen: only then does
+    a pass over the new objects cost less than one over the whole heap).
 
     The searches share their passes over the heap (``backref_chains``); each
     finds what it would alone.  A sample nothing old reaches gets a note why.
@@ -898,7 +951,9 @@ def _find_chains(
     ignore.update((here, id(wanted)))
     ignore.update(id(pair) for pair in wanted)  # each (leak, sample) refers to its sample
     referred: set[int] = set()
-    found = backref_chains([target for _, target in wanted], pre_existing, CHAIN_DEPTH, ignore, thaw, referred, memo)
+    found = backref_chains(
+        [target for _, target in wanted], pre_existing, CHAIN_DEPTH, ignore, thaw, referred, memo if known else None
+    )
     ignore.add(id(found))
     # Chains that stop at an old object that is not a module or class go on up to one.
     climbing = [chain for chain in found if len(chain) > 1 and not _is_root(chain[0])]
@@ -1035,6 +1090,7 @@ def explain(
     never by the clock, so the verdict is the same on any machine and at any
     point of a run.
     """
+    heap_frozen = young is None
     if young is None:  # the heap is frozen: what is not is new
         objs = _get_objects()
         young = set(map(id, objs))
@@ -1077,7 +1133,7 @@ def explain(
         # leaks with dozens of lists, sets and weakrefs, and its chain names the holder.
         first.sort(key=_builtin_first_last)
         del first[MAX_CHAINS:]
-        _find_chains(first, pre_existing, ignore, chains, memo, unfreeze if thaw else None)
+        _find_chains(first, pre_existing, ignore, chains, memo, unfreeze if thaw else None, heap_frozen)
         unfreeze()
         first.clear()
 
