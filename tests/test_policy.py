@@ -236,6 +236,7 @@ def test_a_search_that_shares_passes_finds_the_chains_of_one_pass_per_level(tmp_
 
 KNOWN_HOLDER_PROBE = """
 import ctypes, gc, json, sys, types
+from pytest_gcguard import _diagnose
 from pytest_gcguard._diagnose import ChainMemo, backref_chains
 
 # (each holds a list: a dict of untracked values is untracked, made young by an insertion)
@@ -264,16 +265,23 @@ def search(name, box):
         thawed.append(True)
         gc.unfreeze()
 
-    targets = [box.pop()]
+    targets = []
+    while box:
+        targets.append(box.pop())
     ignore = {id(targets), id(young), id(sys._getframe()), id(thawed)}
     spared = memo.passes_spared
-    (found,) = backref_chains(targets, pre_existing, 12, ignore, thaw, None, memo)
+    found = backref_chains(targets, pre_existing, 12, ignore, thaw, None, memo)
     spared = memo.passes_spared - spared
     thaw()  # as the caller does after: the search over the whole heap, for comparison
     ignore.add(id(found))
-    (alone,) = backref_chains(targets, pre_existing, 12, ignore)
-    same = len(found) == len(alone) and all(a is b for a, b in zip(found, alone))
-    results[name] = {"spared": spared, "thawed": len(thawed) > 1, "same": same, "length": len(found)}
+    ignore.update(map(id, found))
+    alone = backref_chains(targets, pre_existing, 12, ignore)
+    same = all(
+        len(one) == len(other) and all(a is b for a, b in zip(one, other)) for one, other in zip(found, alone)
+    )
+    results[name] = {"spared": spared, "thawed": len(thawed) > 1, "same": same, "length": len(found[0])}
+    for chain in (*found, *alone):
+        chain.clear()
     found.clear()
     alone.clear()
     targets.clear()
@@ -297,6 +305,25 @@ def main():
     REGISTRY[object()] = object()
     SECOND[object()] = REGISTRY[next(reversed(REGISTRY))]  # two known containers: order unknown
     search("two known containers", [REGISTRY[next(reversed(REGISTRY))]])
+    REGISTRY[object()] = [object(), object()]  # two targets in one new list: a level lists it twice
+    search("two targets", list(REGISTRY[next(reversed(REGISTRY))]))
+    # Another thread adds a new referrer between the counts and the pass, while an older
+    # list the memo does not know refers too: the pass sees one more reference than the
+    # counts, which would hide that list, but the counts read again refuse the shortcut.
+    REGISTRY[object()] = object()
+    OTHER.append(REGISTRY[next(reversed(REGISTRY))])
+    LATE = []
+    counted = _diagnose._getrefcount
+
+    def count_then_interleave(obj):
+        n = counted(obj)
+        if not LATE and obj is OTHER[-1]:
+            LATE.append(obj)  # as if another thread ran right after this count
+        return n
+
+    _diagnose._getrefcount = count_then_interleave
+    search("a referrer added while counting", [OTHER[-1]])
+    _diagnose._getrefcount = counted
     print(json.dumps(results))
 
 
@@ -315,7 +342,13 @@ def test_a_search_takes_the_referrers_from_a_known_container_only_when_refcounts
     assert all(case["same"] for case in results.values()), results
     assert results["known"] == {"spared": 1, "thawed": False, "same": True, "length": 3}, results
     assert results["deep"] == {"spared": 1, "thawed": False, "same": True, "length": 5}, results
-    for refused in ("another older referrer", "an unseen reference", "two known containers"):
+    assert results["two targets"] == {"spared": 1, "thawed": False, "same": True, "length": 3}, results
+    for refused in (
+        "another older referrer",
+        "an unseen reference",
+        "two known containers",
+        "a referrer added while counting",
+    ):
         assert results[refused]["spared"] == 0, (refused, results)
         assert results[refused]["thawed"], (refused, results)
 
