@@ -18,10 +18,10 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
+
+from bench_suites import measure
 
 TESTS = """
 import os
@@ -50,18 +50,13 @@ def run(directory: str, objects: int, gcguard: bool) -> tuple[float, float, floa
         command.append("--gcguard")
     env = dict(os.environ, BENCH_OBJECTS=str(objects), PYTHONDONTWRITEBYTECODE="1")
     env.pop("PYTEST_ADDOPTS", None)
-    start = time.perf_counter()
-    process = subprocess.Popen(command, cwd=directory, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    output = process.stdout.read() if process.stdout else b""
-    _, status, usage = os.wait4(process.pid, 0)
-    wall = time.perf_counter() - start
-    code = os.waitstatus_to_exitcode(status)
+    done, output = measure(command, env, cwd=directory, keep_output=True)
     expected = 1 if gcguard else 0
-    if code != expected:
-        raise SystemExit(f"unexpected exit code {code} (gcguard={gcguard}):\n{output.decode(errors='replace')}")
+    if done.code != expected:
+        raise SystemExit(f"unexpected exit code {done.code} (gcguard={gcguard}):\n{output.decode(errors='replace')}")
     if gcguard and b"test_big.Node" not in output:
         raise SystemExit(f"the leak was not reported:\n{output.decode(errors='replace')}")
-    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, code
+    return done.wall, done.cpu, done.rss_mb, done.code
 
 
 def main() -> None:

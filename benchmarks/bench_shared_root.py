@@ -21,10 +21,10 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
+
+from bench_suites import gcguard_figures, measure
 
 TESTS = """
 import os
@@ -64,26 +64,22 @@ def run(directory: str, tests: int, heap: int, gcguard: bool) -> tuple[float, fl
         command += ["--gcguard", "--gcguard-json=out.json"]
     env = dict(os.environ, BENCH_TESTS=str(tests), BENCH_HEAP=str(heap), PYTHONDONTWRITEBYTECODE="1")
     env.pop("PYTEST_ADDOPTS", None)
-    start = time.perf_counter()
-    process = subprocess.Popen(command, cwd=directory, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    output = process.stdout.read() if process.stdout else b""
-    _, status, usage = os.wait4(process.pid, 0)
-    wall = time.perf_counter() - start
-    code = os.waitstatus_to_exitcode(status)
-    if code != (1 if gcguard else 0):
-        raise SystemExit(f"unexpected exit code {code} (gcguard={gcguard}):\n{output.decode(errors='replace')}")
+    done, output = measure(command, env, cwd=directory, keep_output=True)
+    if done.code != (1 if gcguard else 0):
+        raise SystemExit(f"unexpected exit code {done.code} (gcguard={gcguard}):\n{output.decode(errors='replace')}")
     totals: dict[str, float] = {}
     if gcguard:
         with open(os.path.join(directory, "out.json")) as f:
-            records = json.load(f)["tests"]
-        leaked = [r for r in records if r["verdict"] == "leaked"]
-        if len(leaked) != tests:
-            raise SystemExit(f"{len(leaked)} of {tests} leaking tests reported:\n{output.decode(errors='replace')}")
+            figures = gcguard_figures(json.load(f))
+        if figures["reported"] != tests:
+            raise SystemExit(
+                f"{figures['reported']} of {tests} leaking tests reported:\n{output.decode(errors='replace')}"
+            )
         with open(os.path.join(directory, "spared.json")) as f:
             totals.update(json.load(f))
-        totals["reruns"] = sum(r["seconds"]["reruns"] for r in records)
-        totals["diagnosis"] = sum(r["seconds"]["diagnosis"] for r in records)
-    return wall, usage.ru_utime + usage.ru_stime, totals
+        totals["reruns"] = figures["rerun_s"]
+        totals["diagnosis"] = figures["diagnosis_s"]
+    return done.wall, done.cpu, totals
 
 
 def main() -> None:

@@ -89,18 +89,31 @@ def set_up(name: str, recipes: Path, workdir: Path, python: str) -> Suite:
     return Suite(name, command)
 
 
-def run(command: str, extra: list[str]) -> Run:
-    """One run of the suite's command in a fresh shell: wall, CPU, peak RSS of the pytest process."""
+def measure(
+    argv: list[str], env: dict[str, str], cwd: str | None = None, keep_output: bool = False
+) -> tuple[Run, bytes]:
+    """Run ``argv`` once: wall, CPU (user + system) and peak RSS of the process, its exit
+    code, and its output (stdout and stderr together) if ``keep_output``, else ``b""``.
+    Shared by the benchmarks that time a pytest process."""
     start = time.perf_counter()
     process = subprocess.Popen(
-        ["bash", "-c", f'exec_cmd() {{ {command} "$@"; }}; exec_cmd {" ".join(extra)}'],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env=dict(os.environ, PYTHONDONTWRITEBYTECODE="1"),
+        argv,
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE if keep_output else subprocess.DEVNULL,
+        stderr=subprocess.STDOUT if keep_output else subprocess.DEVNULL,
     )
+    output = process.stdout.read() if process.stdout else b""
     _, status, usage = os.wait4(process.pid, 0)
     wall = time.perf_counter() - start
-    return Run(wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, os.waitstatus_to_exitcode(status))
+    run = Run(wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, os.waitstatus_to_exitcode(status))
+    return run, output
+
+
+def run(command: str, extra: list[str]) -> Run:
+    """One run of the suite's command in a fresh shell: wall, CPU, peak RSS of the pytest process."""
+    argv = ["bash", "-c", f'exec_cmd() {{ {command} "$@"; }}; exec_cmd {" ".join(extra)}']
+    return measure(argv, dict(os.environ, PYTHONDONTWRITEBYTECODE="1"))[0]
 
 
 def gcguard_figures(report: dict[str, object]) -> dict[str, float]:
