@@ -345,6 +345,16 @@ def _pass(
     return _referrers_of(level, ours), None
 
 
+def _references_to(referrers: Sequence[object], index: dict[int, int]) -> list[int]:
+    """Per position in ``index`` (id: position), how many references ``referrers`` hold to it."""
+    counts = [0] * len(index)
+    for ref in referrers:
+        for n in map(index.get, map(id, _get_referents(ref))):
+            if n is not None:
+                counts[n] += 1
+    return counts
+
+
 #: Seconds between thread switches while references are counted (``sys.setswitchinterval``).
 _NO_SWITCH = 1000.0
 
@@ -393,20 +403,13 @@ def _referrers_known(objects: tuple[object, ...], known: list[object], ours: set
         ours.discard(id(work[-1]))
         index.clear()
         return None
-    held = [0] * len(work)
-    for ref in young:
-        for n in map(index.get, map(id, _get_referents(ref))):
-            if n is not None:
-                held[n] += 1
+    held = _references_to(young, index)
     base = counts[-1] - held[-1]
     older = [count - base - n for count, n in zip(counts, held, strict=True)]
     holders: list[object] = []
     ours.add(id(holders))
     for holder in known:
-        holds = [0] * len(work)
-        for n in map(index.get, map(id, _get_referents(holder))):
-            if n is not None:
-                holds[n] += 1
+        holds = _references_to((holder,), index)
         if any(holds):
             holders.append(holder)
             older = [left - n for left, n in zip(older, holds, strict=True)]
