@@ -697,6 +697,32 @@ def _is_namespace(obj: object) -> bool:
     return type(obj) is dict and "__name__" in obj and "__builtins__" in obj
 
 
+_module_namespace = vars(types.ModuleType)["__dict__"].__get__
+
+
+def _module_global_dicts() -> set[int]:
+    """Ids of the dicts bound to a global name of a module outside the standard library.
+
+    Such a dict (``REGISTRY = {}``) keeps what it is given for good, as a module
+    list does.  The standard library's module dicts are caches and registries
+    with their own rules (``linecache.cache``, ``sys.modules``), and dunder names
+    are the interpreter's (``__warningregistry__``): neither is counted.
+    """
+    found: set[int] = set()
+    stdlib = sys.stdlib_module_names
+    modules: list[tuple[str, object]] = list(sys.modules.items())  # anything can be put there
+    for name, module in modules:
+        if name.partition(".")[0] in stdlib or not issubclass(type(module), types.ModuleType):
+            continue
+        namespace = _module_namespace(module)
+        if type(namespace) is not dict:
+            continue
+        for key, value in list(namespace.items()):
+            if type(value) is dict and not (type(key) is str and key.startswith("__")):
+                found.add(id(value))
+    return found
+
+
 class _CacheHolds:
     """Which leaked types' new objects bounded caches hold (see ``_bounded_holders``)."""
 
@@ -816,9 +842,10 @@ class _CacheHolds:
         the same objects keeps them for good (the code caches an object and also
         appends it to a registry).  What stayed is what tells them apart: a slot
         rebound on every run (the latest result) refers to the last run's object only.
-        Only such sequences count: a dict outside the caches is as often an older
-        object's ``__dict__`` with what it built on first use, or a registry by weak
-        reference or by id (a class's subclasses), as a leak.  Classes and live weak
+        Only such sequences count, and dicts bound to a module's global name
+        (``_module_global_dicts``): another dict outside the caches is as often an
+        older object's ``__dict__`` with what it built on first use, or a registry
+        by weak reference or by id (a class's subclasses), as a leak.  Classes and live weak
         references are never counted (what refers to a class is its instances and
         subclasses).  One pass over the heap, for a few objects of each type.
         """
@@ -843,14 +870,25 @@ class _CacheHolds:
         ignore.update((id(sample), id(args), id(self), id(self.stayed), id(self.latest), *map(id, self.growth)))
         found: dict[str, str] = {}
         young, structure = self.young, self.structure
+        module_dicts: set[int] | None = None
         for ref in _get_referrers(*args):
             key = id(ref)
-            if type(ref) not in _SEQUENCES or key in young or key in structure or key in ignore:
+            if key in structure or key in ignore:
+                continue
+            if type(ref) is dict:
+                # Even when new to the gc: a module's empty dict is untracked until
+                # the test's first entry, which tracks it as a new object.
+                if module_dicts is None:
+                    module_dicts = _module_global_dicts()
+                if key not in module_dicts:
+                    continue
+            elif key in young or type(ref) not in _SEQUENCES:
                 continue
             if type(ref) is collections.deque and ref.maxlen is not None:
                 continue
+            holder = "module-level dict" if type(ref) is dict else type_name(type(ref))
             for name in {names[id(r)] for r in _get_referents(ref) if id(r) in names}:
-                found.setdefault(name, type_name(type(ref)))
+                found.setdefault(name, holder)
         sample.clear()
         names.clear()
         return found

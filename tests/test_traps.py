@@ -1028,10 +1028,11 @@ def test_a_bounded_container_the_test_leaks_is_not_a_cache_for_what_it_holds(
 
 
 def test_what_a_bounded_cache_holds_and_an_older_list_keeps_too_is_reported(tester: pytest.Pytester) -> None:
-    """What a bounded cache holds and the code also keeps in a module list: the cache's bound
-    does not bound the list, so the growth is reported, not set aside as the cache's (it was
-    when the chain search happened to meet the cache first).  A test that only remembers the
-    latest entry beside the cache (a slot rebound on every run) feeds the cache alone: clean."""
+    """What a bounded cache holds and the code also keeps in a module list or a module-level
+    dict: the cache's bound does not bound them, so the growth is reported, not set aside as
+    the cache's (it was when the chain search happened to meet the cache first).  A test that
+    only remembers the latest entry beside the cache (a slot rebound on every run) feeds the
+    cache alone: clean."""
     tester.makepyfile(
         test_kept="""
         import itertools
@@ -1058,6 +1059,7 @@ def test_what_a_bounded_cache_holds_and_an_older_list_keeps_too_is_reported(test
 
         CACHE = Cache(50)
         KEPT = []
+        FILED = {}
         STATE = State()
         FRESH = itertools.count()
 
@@ -1071,6 +1073,12 @@ def test_what_a_bounded_cache_holds_and_an_older_list_keeps_too_is_reported(test
             CACHE.put(("k", n), item)
             KEPT.append(item)
 
+        def test_files_then_caches_every_item():
+            n = next(FRESH)
+            item = Item(n)
+            FILED[n] = item
+            CACHE.put(("k", n), item)
+
         def test_caches_and_remembers_the_last_item():
             n = next(FRESH)
             item = Item(n)
@@ -1079,11 +1087,12 @@ def test_what_a_bounded_cache_holds_and_an_older_list_keeps_too_is_reported(test
         """
     )
     result, records = run_with_report(tester, "-p", "no:randomly")
-    result.assert_outcomes(passed=3, errors=1)
-    record = records["test_caches_and_keeps_every_item"]
-    assert record["verdict"] == "leaked", record
-    assert {leak["type"]: leak["count"] for leak in record["leaked"]} == {"test_kept.Item": 1}, record
-    assert any("also held outside the bounded cache" in note for note in record["notes"]), record
+    result.assert_outcomes(passed=4, errors=2)
+    for name, holder in (("test_caches_and_keeps_every_item", "list"), ("test_files_then_caches_every_item", "dict")):
+        record = records[name]
+        assert record["verdict"] == "leaked", record
+        assert {leak["type"]: leak["count"] for leak in record["leaked"]} == {"test_kept.Item": 1}, record
+        assert any("also held outside the bounded cache" in note and holder in note for note in record["notes"]), record
     assert_clean(records, ["test_feeds_the_cache", "test_caches_and_remembers_the_last_item"])
     for name in ("test_feeds_the_cache", "test_caches_and_remembers_the_last_item"):
         assert records[name]["suspicion"]["cause"] == "bounded cache", records[name]
