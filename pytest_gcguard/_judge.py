@@ -53,6 +53,7 @@ from ._pytest_internals import (
 )
 from ._report import FIRST_RUN_TYPES, Leak, Verdict, cycle_text
 from ._settings import Settings, TypeFilter
+from ._slots import Replacement, Slots
 from ._warnings import GcGuardWarning
 
 #: What a test item holds that holds more of its bookkeeping.
@@ -173,6 +174,7 @@ def judge(
     stop_frame: types.FrameType | None,
     rerunner: Rerunner,
     memo: ChainMemo | None = None,
+    slots: Slots | None = None,
 ) -> tuple[Verdict | None, str]:
     """The verdict on a finished test, or why it was not judged (with the verdict
     whose confirmation a failed rerun ended, for what its reruns cost).
@@ -191,7 +193,7 @@ def judge(
             return None, reason
         if closed.runner_only and not closed.cyclic and not closed.uncollectable and not closed.notes:
             return None, ""  # the usual case, known without listing anything
-        verdict = Judge(item, window, settings, stop_frame, rerunner, memo).find_leaks(closed)
+        verdict = Judge(item, window, settings, stop_frame, rerunner, memo, slots).find_leaks(closed)
     finally:
         window.runner.clear()
         settle()
@@ -220,6 +222,7 @@ class Judge:
         stop_frame: types.FrameType | None,
         rerunner: Rerunner,
         memo: ChainMemo | None = None,
+        slots: Slots | None = None,
     ) -> None:
         self.item = item
         self.window = window
@@ -233,10 +236,14 @@ class Judge:
         #: and their counts by type name.
         self.imported: set[int] = set()
         self.imported_counts: dict[str, int] = {}
+        #: Slots tests rebind (``_slots``), and what a rerun kept in place of the
+        #: first run's, to find the slot that holds it once the test is cleared.
+        self.slots = slots
+        self.replaced: list[object] = []
 
     def own(self) -> tuple[object, ...]:
         """Our objects, made after the window closed: excluded by identity."""
-        return (self, self.imported, self.imported_counts)
+        return (self, self.imported, self.imported_counts, self.replaced)
 
     def _classify(self, own: tuple[object, ...], rerun: bool = False) -> Survivors:
         item, window = self.item, self.window
@@ -301,10 +308,21 @@ class Judge:
         return filt.reported(survivors.count_suspects())
 
     def find_leaks(self, closed: Closed) -> Verdict | None:
-        item, settings = self.item, self.settings
+        # What died at the slots tests rebind, and their new values (before the
+        # objects are listed: our lists then hold none of theirs).
+        replacement = self.slots.replacement() if self.slots is not None else None
+        ours = replacement.own() if replacement is not None else ()
         # Nothing made here before the objects are listed may count: only
         # ``closed`` exists, and it is excluded by identity.
-        survivors = self._classify((*own_objects(closed), *self.own()))
+        survivors = self._classify((*own_objects(closed), *self.own(), *ours))
+        try:
+            return self._find_leaks(closed, survivors, replacement)
+        finally:
+            if replacement is not None:
+                replacement.clear()
+
+    def _find_leaks(self, closed: Closed, survivors: Survivors, replacement: Replacement | None) -> Verdict | None:
+        item, settings = self.item, self.settings
         imported = self.imported
         # The usual case, a clean test (one that imported modules is rerun once).
         if (
@@ -329,6 +347,23 @@ class Judge:
         confirmation = Confirmation(self._count(survivors, filt), settings.reruns, filt.allowed, self.imported_counts)
         if not confirmation.counts[0] and not verdict.cyclic and not (confirmation.imported and settings.reruns):
             survivors.clear()
+            return verdict
+        if (
+            replacement is not None
+            and confirmation.counts[0]
+            and not verdict.cyclic
+            and not closed.uncollectable
+            and not imported
+            and (replaced := replacement.settles(survivors.candidates()))
+        ):
+            # The test only replaced the value of a slot tests rebind: no rerun.
+            survivors.clear()
+            verdict.suspicion = "replaced"
+            verdict.first_run = self._first_run(confirmation)
+            verdict.notes.append(
+                f"settled without a rerun: what the test kept replaced the value of {replaced}, which an "
+                "earlier test's reruns showed is rebound on every run, and the old value died"
+            )
             return verdict
         samples = _Samples(survivors.suspect_ids(), survivors.identities(confirmation.counts[0]))
         survivors.clear()
@@ -361,7 +396,23 @@ class Judge:
         if verdict.reruns:
             verdict.first_run = self._first_run(confirmation)
             verdict.suspicion = _cause(verdict, bool(confirmation.counts[0] or confirmation.imported))
+        if self.replaced:
+            if verdict.suspicion == "first use" and self.slots is not None:
+                self._learn_slot(self.slots)
+            self.replaced.clear()
         return verdict
+
+    def _learn_slot(self, slots: Slots) -> None:
+        """The test was cleared, and its rerun kept what its first run kept, in its place:
+        find the slot that holds it (one pass over the heap, unfrozen)."""
+        young = set(map(id, _get_objects()))  # the heap is frozen: the new objects only
+        ours = {id(young), id(self.replaced), *map(id, self.own())}
+        _unfreeze()
+        try:
+            slots.learn(self.replaced, young, ours)
+        finally:
+            _freeze()
+            young.clear()
 
     def _first_run(self, confirmation: Confirmation) -> dict[str, int]:
         """The types most common among the first run's suspects (its imports', if only they)."""
@@ -536,6 +587,17 @@ class Judge:
             for name, n in counts.items():
                 if n > previous.get(name, 0):
                     grew.add(name)
+            if (
+                self.slots is not None
+                and self.slots.can_learn()
+                and not rerun.fresh
+                and confirmation.attempts == 0
+                and counts
+                and counts == confirmation.counts[0]
+                and not self.imported
+            ):
+                # Kept the same again, and the first run's died: a value rebound per run?
+                self.replaced.extend(survivors.candidates())
             identities = survivors.identities(grew)
             samples.record(survivors.suspect_ids(), rerun.fresh, identities)
             del identities

@@ -468,8 +468,11 @@ def count_line(records: Mapping[str, Mapping[str, Any]]) -> str:
     bounded = sum(1 for r in judged if r["verdict"] == "clean" and r.get("set_aside"))
     not_judged = len(records) - len(judged)
     rerun_seconds, diagnosis_seconds = (sum(seconds(r, key) for r in records.values()) for key in SECONDS)
+    replaced = sum(1 for r in judged if (r.get("suspicion") or {}).get("cause") == "replaced")
     line = f"gcguard: checked {len(judged)} test(s); {suspected} suspected and rerun ({reruns} rerun(s)"
     line += f" in {rerun_seconds:.2f}s)" if reruns else ")"
+    if replaced:
+        line += f"; {replaced} settled without a rerun (a rebound value replaced)"
     if bounded:
         line += f"; {bounded} growing only a bounded cache (not reported)"
     line += f"; {leaking} leaking"

@@ -55,6 +55,7 @@ from ._pytest_internals import (
 )
 from ._report import Verdict
 from ._settings import Settings
+from ._slots import Slots
 
 settings_key = pytest.StashKey[Settings]()
 marker_error_key = pytest.StashKey[str]()
@@ -274,6 +275,7 @@ class _PhaseMarks:
         if not window.rerun:
             track_dicts((item, fixture_request(item)))
             window.warnings_log = recorded_warnings()
+            checker.slots.note()  # before the freeze, which takes what it made
         open_window(window)
         try:
             return (yield)
@@ -345,6 +347,8 @@ class GcGuard:
         self.guard = FreezeGuard()
         #: Climbs from older containers up to a module or class, reused by later reports.
         self.chains = ChainMemo()
+        #: Slots tests rebind, and what was noted of their values before the current test.
+        self.slots = Slots()
         self.window: Window | None = None
         self.stop_frame: types.FrameType | None = None
         #: The checked test whose protocol is running.
@@ -405,6 +409,7 @@ class GcGuard:
             return (yield)
         finally:
             self.guard.window = None
+            self.slots.forget()
             window = self.window
             if window is not None:  # teardown never judged (error, interrupt)
                 self.window = None
@@ -520,9 +525,19 @@ class GcGuard:
         list_runner(window)  # what the outer teardown wrappers made since the fixtures ran
         self.window = None
         settings = item.stash[settings_key]
-        verdict, reason = judge(
-            item, window, settings, item.stash.get(outcome_key, None), self.stop_frame, self, self.chains
-        )
+        try:
+            verdict, reason = judge(
+                item,
+                window,
+                settings,
+                item.stash.get(outcome_key, None),
+                self.stop_frame,
+                self,
+                self.chains,
+                self.slots,
+            )
+        finally:
+            self.slots.forget()
         if settings.refs and not reason and (verdict is None or not verdict.failed):
             verdict, reason = self._measure_memory(item, settings, verdict, window)
         if reason:

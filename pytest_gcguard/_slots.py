@@ -1,0 +1,410 @@
+"""Settling without a rerun a test that only replaced the value at a known slot.
+
+Many suites rebind a global on every test: a conftest fixture resets a
+configuration (structlog sets ``logging.root.handlers`` to a new list), or
+clears a cache by making a new one (dateutil's ``gettz.cache_clear()`` binds a
+new ``WeakValueDictionary``).  Each such test keeps new objects, and the old
+value dies; a first run cannot tell that from a leak, so every test was rerun
+(structlog and dateutil took twice their plain time).
+
+When a suspected test's rerun kept exactly what its first run kept (the first
+run's objects died, replaced), the older object that holds the rerun's objects
+is looked up (one pass over the heap, a few per session): an attribute of an
+object or a module's global, the *slot*.  From then on, before each test:
+
+- the slot's value and what dies with it are noted: its *exclusive structure*,
+  the objects every reference to which comes from the value or from each other
+  (reference counts less the references counted among them);
+- the ones that take weak references are followed by weak references; the
+  others (lists, dicts, tuples, sets: nothing can see them die) are held, and
+  only if none of them holds one of the first kind (holding them never delays
+  a finalizer or a weak reference's death).
+
+After the test, its growth is settled as a replacement, with no rerun, when
+
+- everything noted died: the weak references are dead, and nothing but this
+  module refers to what it holds;
+- every new object the test kept is in the exclusive structure of a slot's new
+  value (nothing else refers to them: no module list, no other older object);
+- and, type by type, the test kept no more new objects than died.
+
+So the heap did not grow, and what the test left hangs off the slot alone,
+where the next test's value replaces it: a rerun would find the same.  Any
+doubt (a reference this module cannot account for, another thread, a structure
+too large) leaves the test to its reruns.  The counts are taken with the gc and
+thread switches off.  This module does not import pytest.
+"""
+
+from __future__ import annotations
+
+import collections
+import gc
+import sys
+import types
+import weakref
+from collections.abc import Iterable
+from typing import Any
+
+from ._heap import type_name
+
+_get_referents = gc.get_referents
+_get_referrers = gc.get_referrers
+_getrefcount = sys.getrefcount
+_is_tracked = gc.is_tracked
+_weakref_offset = type.__dict__["__weakrefoffset__"].__get__
+_module_namespace = vars(types.ModuleType)["__dict__"].__get__
+
+#: Slots remembered per session.
+MAX_SLOTS = 8
+#: Passes over the heap spent finding slots, per session.
+LEARN_PASSES = 8
+#: Objects a value's exclusive structure may have (a larger one is left to reruns).
+MAX_STRUCTURE = 256
+#: New objects a rerun may keep for its holder to be looked up.
+MAX_LEARNED = 64
+#: Objects held (not followed by weak references): containers without code, whose
+#: death nothing can observe.
+_HOLDABLE = (list, dict, set, frozenset, tuple, types.CellType, collections.deque, weakref.ref)
+#: Seconds between thread switches while references are counted.
+_NO_SWITCH = 1000.0
+
+
+class _Quiet:
+    """No collection and no thread switch while references are counted."""
+
+    __slots__ = ("enabled", "interval")
+
+    def __enter__(self) -> None:
+        self.enabled, self.interval = gc.isenabled(), sys.getswitchinterval()
+        gc.disable()
+        sys.setswitchinterval(_NO_SWITCH)
+
+    def __exit__(self, *exc: object) -> None:
+        sys.setswitchinterval(self.interval)
+        if self.enabled:
+            gc.enable()
+
+
+def _refcounts(objs: list[object]) -> list[int]:
+    return [_getrefcount(obj) for obj in objs]
+
+
+def _outside(members: list[object], others: list[object]) -> list[int]:
+    """References to each of ``members`` then ``others`` from anything but ``members`` (and us).
+
+    Each object's refcount, less the references the members hold (counted in
+    their referents), less ours: the caller's two lists hold each object once,
+    the referent lists made here once per reference counted, and the list of
+    objects counted once more with the temporaries of counting, as a probe (a
+    new object held by that list alone) shows.  No local variable of ours or of
+    our callers may refer to a member or another object counted.
+    """
+    lists = list(map(_get_referents, members))
+    index = {id(obj): n for n, obj in enumerate(members)}
+    index.update((id(obj), len(members) + n) for n, obj in enumerate(others))
+    held = [0] * len(index)
+    for refs in lists:
+        for n in map(index.get, map(id, refs)):
+            if n is not None:
+                held[n] += 1
+    counts = _refcounts([*members, *others, object()])
+    base = counts.pop()
+    lists.clear()
+    return [count - base - 1 - 2 * n for count, n in zip(counts, held, strict=True)]
+
+
+def _candidates(members: list[object], seen: set[int]) -> list[object]:
+    """The tracked objects the members refer to that were not looked at yet."""
+    found: list[object] = []
+    for refs in map(_get_referents, members):
+        for ref in refs:
+            key = id(ref)
+            if key not in seen and _is_tracked(ref):
+                seen.add(key)
+                found.append(ref)
+    return found
+
+
+def _admit(members: list[object], candidates: list[object], outside: list[int], seen: set[int]) -> int:
+    """Move the candidates nothing else refers to into ``members``; how many moved."""
+    moved = 0
+    for n, count in enumerate(outside):
+        if count == 0:
+            members.append(candidates[n])
+            moved += 1
+        else:
+            seen.discard(id(candidates[n]))  # another member may account for it later
+    candidates.clear()
+    return moved
+
+
+def exclusive_structure(members: list[object], external: int, limit: int = MAX_STRUCTURE) -> bool:
+    """Extend ``members`` (a list of one root) with the objects that die with the root.
+
+    Their references all come from each other, and the root's from them and
+    ``external`` more (its slot).  False when the root has other references or
+    the structure has more than ``limit`` objects.  Untracked objects (atomic
+    values) are left out: the gc does not list them.  The root must be held by
+    ``members`` alone: no local variable may refer to it.
+    """
+    seen = set(map(id, members))
+    while len(members) <= limit:
+        candidates = _candidates(members, seen)
+        if not candidates:
+            break
+        outside = _outside(members, candidates)[len(members) :]
+        if not _admit(members, candidates, outside, seen):
+            break
+    else:
+        return False
+    inside = _outside(members, [])
+    return inside[0] == external and not any(inside[1:])
+
+
+def _namespace(owner: object) -> dict[str, Any] | None:
+    try:
+        if issubclass(type(owner), types.ModuleType):
+            namespace = _module_namespace(owner)
+        else:
+            namespace = object.__getattribute__(owner, "__dict__")
+    except Exception:
+        return None
+    return namespace if type(namespace) is dict else None
+
+
+def _ignore(ref: object) -> None:
+    return None
+
+
+def _weakrefable(obj: object) -> bool:
+    return bool(_weakref_offset(type(obj)) != 0)
+
+
+class Slot:
+    """An attribute of an object, or a module's global, that tests rebind."""
+
+    __slots__ = ("label", "name", "owner")
+
+    def __init__(self, owner: object, name: str) -> None:
+        self.owner = weakref.ref(owner)
+        self.name = name
+        if issubclass(type(owner), types.ModuleType):
+            self.label = f"{_module_namespace(owner).get('__name__', '?')}.{name}"
+        else:
+            self.label = f"{type_name(type(owner))}.{name}"
+
+    def value(self) -> object:
+        owner = self.owner()
+        namespace = _namespace(owner) if owner is not None else None
+        return None if namespace is None else namespace.get(self.name)
+
+
+class Noted:
+    """One slot's value before a test, and what dies with it."""
+
+    __slots__ = ("counts", "held", "slot", "weak")
+
+    def __init__(self, slot: Slot, weak: list[weakref.ref[Any]], held: list[object], counts: dict[str, int]) -> None:
+        self.slot = slot
+        self.weak = weak
+        self.held = held
+        self.counts = counts
+
+    def died(self) -> bool:
+        """Everything noted died, or dies when we let go of it."""
+        if any(ref() is not None for ref in self.weak):
+            return False
+        if not self.held:
+            return True
+        with _Quiet():
+            return not any(_outside(self.held, []))
+
+
+class Replacement:
+    """After a test: what died at the slots, and the ids of their new values' structures.
+
+    Ids only: what the classification's frames refer to is taken as in flight,
+    and the new values' objects are the very ones to judge.
+    """
+
+    __slots__ = ("died", "labels", "members")
+
+    def __init__(self) -> None:
+        self.died: collections.Counter[str] = collections.Counter()
+        self.members: set[int] = set()
+        self.labels: list[str] = []
+
+    def own(self) -> tuple[object, ...]:
+        return (self, self.died, self.members, self.labels)
+
+    def settles(self, suspects: Iterable[object]) -> str:
+        """The slots replaced, if every suspect is a new value's and no type grew; else ""."""
+        if not self.died:
+            return ""
+        kept: collections.Counter[str] = collections.Counter()
+        members = self.members
+        for obj in suspects:
+            if id(obj) not in members:
+                return ""
+            kept[type_name(type(obj))] += 1
+        if not kept or any(n > self.died[name] for name, n in kept.items()):
+            return ""
+        return ", ".join(self.labels)
+
+    def clear(self) -> None:
+        self.members.clear()
+        self.died.clear()
+
+
+class Slots:
+    """The session's slots and what was noted of their values before the current test."""
+
+    def __init__(self) -> None:
+        self.slots: list[Slot] = []
+        self.passes = LEARN_PASSES
+        self.noted: list[Noted] = []
+
+    def can_learn(self) -> bool:
+        return self.passes > 0 and len(self.slots) < MAX_SLOTS
+
+    def note(self) -> None:
+        """Before a test (before the heap is frozen): each slot's value and what dies with it."""
+        self.noted = []
+        if not self.slots:
+            return
+        with _Quiet():
+            for slot in self.slots:
+                noted = self._note(slot)
+                if noted is not None:
+                    self.noted.append(noted)
+
+    @staticmethod
+    def _note(slot: Slot) -> Noted | None:
+        members = [slot.value()]  # held by the list alone while references are counted
+        if members[0] is None or not _is_tracked(members[0]):
+            return None
+        if not exclusive_structure(members, 1):
+            members.clear()
+            return None
+        weak: list[weakref.ref[Any]] = []
+        held: list[object] = []
+        for member in members:
+            if _weakrefable(member):
+                try:
+                    # With a callback: a new reference, never the object's shared one
+                    # (a member itself, in a structure that refers to its own owner).
+                    weak.append(weakref.ref(member, _ignore))
+                    continue
+                except TypeError:
+                    return None
+            if not isinstance(member, _HOLDABLE):
+                return None
+            held.append(member)
+        followed = {id(ref()) for ref in weak}
+        for member in held:  # holding it must not keep alive what is followed
+            if any(id(ref) in followed for ref in _get_referents(member)):
+                return None
+        counts = collections.Counter(type_name(type(member)) for member in members)
+        members.clear()
+        return Noted(slot, weak, held, dict(counts))
+
+    def forget(self) -> None:
+        """After the verdict: let go of what was noted (what is held dies now)."""
+        for noted in self.noted:
+            noted.held.clear()
+            noted.weak.clear()
+        self.noted = []
+
+    def replacement(self) -> Replacement | None:
+        """After a test: what died at the slots, and the structures of their new values.
+
+        Lets go of what was noted: reruns must see what the test frees die (a
+        cache's evicted entries), as they would without gcguard's hold on them.
+        """
+        if not self.noted:
+            return None
+        found = Replacement()
+        try:
+            self._replacement(found)
+        finally:
+            self.forget()
+        return found if found.died else None
+
+    def _replacement(self, found: Replacement) -> None:
+        with _Quiet():
+            for noted in self.noted:
+                if not noted.died():
+                    continue
+                found.died.update(noted.counts)
+                found.labels.append(noted.slot.label)
+                members = [noted.slot.value()]  # held by the list alone while counted
+                if members[0] is not None and _is_tracked(members[0]) and exclusive_structure(members, 1):
+                    found.members.update(map(id, members))
+                members.clear()
+
+    def learn(self, kept: list[object], young: set[int], ours: set[int]) -> None:
+        """Find the slot that holds what a rerun kept in place of the first run's.
+
+        ``kept``: the rerun's new objects; ``young``: the ids of all new objects;
+        ``ours``: ids of our own objects.  Called with the heap unfrozen (one pass).
+        """
+        if self.passes <= 0 or len(self.slots) >= MAX_SLOTS or not kept or len(kept) > MAX_LEARNED:
+            return
+        inner = {id(ref) for obj in kept for ref in _get_referents(obj)}
+        roots = [obj for obj in kept if id(obj) not in inner]
+        if not roots:
+            return
+        self.passes -= 1
+        args = tuple(roots)  # passed on as it is: the call makes no other tuple of them
+        ours = ours | {id(kept), id(roots), id(args)}
+        holders: dict[int, list[object]] = {}
+        for ref in _get_referrers(*args):
+            key = id(ref)
+            if key in young or key in ours or type(ref) is types.FrameType:
+                continue
+            held = {id(obj) for obj in _get_referents(ref)}
+            for root in roots:
+                if id(root) in held:
+                    holders.setdefault(id(root), []).append(ref)
+        for root in roots:
+            found = holders.get(id(root), [])
+            if len(found) == 2:  # an object and its own dict (3.13: inline values and the dict made of them)
+                namespaces = [_namespace(holder) for holder in found]
+                found = [h for h in found if not any(h is namespace for namespace in namespaces)]
+            if len(found) != 1:
+                continue
+            slot = self._slot_of(found[0], root)
+            if slot is not None and not any(s.owner() is slot.owner() and s.name == slot.name for s in self.slots):
+                self.slots.append(slot)
+                if len(self.slots) >= MAX_SLOTS:
+                    break
+        holders.clear()
+        roots.clear()
+
+    def _slot_of(self, holder: object, root: object) -> Slot | None:
+        """The slot ``holder`` keeps ``root`` in: a global of a module, an attribute of an object."""
+        namespace: object = holder
+        owner: object = None
+        if type(holder) is dict:
+            name = holder.get("__name__")
+            module = sys.modules.get(name) if type(name) is str else None
+            if module is not None and _namespace(module) is holder:
+                owner = module
+            elif self.passes > 0:  # an instance's own dict: one more pass finds the instance
+                self.passes -= 1
+                for ref in _get_referrers(holder):
+                    if type(ref) is not dict and _namespace(ref) is holder:
+                        owner = ref
+                        break
+        else:
+            owner = holder
+            namespace = _namespace(holder)
+        if owner is None or type(namespace) is not dict:
+            return None
+        names = [key for key, value in namespace.items() if value is root and type(key) is str]
+        if len(names) != 1 or not _weakrefable(owner):
+            return None
+        try:
+            return Slot(owner, names[0])
+        except TypeError:
+            return None

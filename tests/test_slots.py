@@ -1,0 +1,200 @@
+"""A value that tests rebind every time (a conftest resets a configuration, clears a
+cache by making a new one) settles without a rerun once a test's reruns showed it, and
+only when it is a replacement: what died at the slot is noted before the test, and the
+test's new objects must all hang off the slot's new value alone, no more of them than
+died.  Unit tests of the counting (``_slots``) first, then the plugin end to end."""
+
+from __future__ import annotations
+
+import sys
+import textwrap
+import weakref
+
+import pytest
+
+from pytest_gcguard._slots import Slot, Slots, exclusive_structure
+from tests.test_traps import assert_clean, run_with_report
+
+#: 3.11+: an object's attributes are part of it until its ``__dict__`` is asked for; on
+#: 3.10 the dict is an object of its own, which cannot be followed by a weak reference.
+INLINE_ATTRIBUTES = sys.version_info >= (3, 11)
+
+
+class Owner:
+    pass
+
+
+def test_a_structure_is_what_only_the_value_and_its_own_objects_refer_to() -> None:
+    owner = Owner()
+    shared = []
+    owner.value = [[1], [2], shared]
+    members = [owner.value]
+    assert exclusive_structure(members, 1)
+    # The inner lists die with it; ``shared`` is held by this frame too.
+    assert sorted(map(id, members)) == sorted(map(id, [owner.value, owner.value[0], owner.value[1]]))
+    held_twice = owner.value
+    members = [owner.value]
+    assert not exclusive_structure(members, 1)  # a second reference to the value itself
+    del held_twice
+    owner.cycle = {"self": None}
+    owner.cycle["self"] = owner.cycle
+    assert exclusive_structure([owner.cycle], 1)  # its reference to itself is its own
+    assert not exclusive_structure([owner.cycle], 2)
+    members = [owner.value]
+    assert not exclusive_structure(members, 1, limit=1)  # too large: left to reruns
+
+
+def test_a_slot_settles_only_what_replaced_a_value_that_died() -> None:
+    owner = Owner()
+    owner.config = [[]]
+    owner.cache = weakref.WeakValueDictionary()
+    slots = Slots()
+    slots.slots += [Slot(owner, "config"), Slot(owner, "cache")]
+    slots.note()
+    labels = [f"{__name__}.Owner.config", f"{__name__}.Owner.cache"]
+    if not INLINE_ATTRIBUTES:
+        del labels[1]  # its __dict__ (held) refers to its function (followed): left to reruns
+    assert [noted.slot.label for noted in slots.noted] == labels
+    owner.config = [[]]
+    owner.cache = weakref.WeakValueDictionary()
+    replacement = slots.replacement()
+    assert replacement is not None
+    new = [owner.config, owner.config[0]]
+    if INLINE_ATTRIBUTES:
+        new += [owner.cache, owner.cache._pending_removals]
+    assert replacement.settles(new) == ", ".join(labels)
+    assert replacement.settles([*new, []]) == ""  # something else kept: not the slots'
+    slots.forget()
+
+    # The old value kept elsewhere: it did not die.
+    kept = []
+    slots.note()
+    kept.append(owner.config)
+    owner.config = [[]]
+    assert slots.replacement() is None  # nothing noted died
+    slots.forget()
+
+    # The new value holds more than the old one did: that type grew.
+    slots.note()
+    owner.config = [[], []]
+    replacement = slots.replacement()
+    assert replacement is not None
+    assert replacement.settles([owner.config, *owner.config]) == ""
+    slots.forget()
+
+
+def test_what_is_held_never_keeps_alive_what_a_test_watches_die() -> None:
+    """An old list holding an object that takes weak references is not held at all."""
+
+    class Thing:
+        pass
+
+    owner = Owner()
+    owner.things = [Thing()]
+    slots = Slots()
+    slots.slots.append(Slot(owner, "things"))
+    slots.note()
+    assert slots.noted == []
+    watched = weakref.ref(owner.things[0])
+    owner.things = []
+    assert watched() is None
+    slots.forget()
+
+
+CONFTEST = """
+    import weakref
+    import pytest
+
+    class Settings:
+        def __init__(self):
+            self.processors = []
+            self.cache = weakref.WeakValueDictionary()
+
+    SETTINGS = Settings()
+
+    @pytest.fixture(autouse=True)
+    def _reset():
+        SETTINGS.processors = list(SETTINGS.processors)  # a copy, as structlog's tests do
+        yield
+        if CLEAR_CACHE:
+            SETTINGS.cache = weakref.WeakValueDictionary()  # a new cache, as dateutil's do
+"""
+
+
+@pytest.mark.parametrize("clear_cache", [False, True])
+def test_a_value_rebound_on_every_test_is_settled_without_a_rerun(tester: pytest.Pytester, clear_cache: bool) -> None:
+    """A new list per test (structlog's tests), and a new ``WeakValueDictionary`` (dateutil's):
+    on 3.10 the second is left to reruns (``INLINE_ATTRIBUTES``)."""
+    tester.makeconftest(f"CLEAR_CACHE = {clear_cache}\n" + textwrap.dedent(CONFTEST))
+    tester.makepyfile(
+        test_reset="""
+        import gc, weakref
+        import pytest
+        from conftest import SETTINGS
+
+        @pytest.mark.parametrize("n", range(5))
+        def test_uses_the_settings(n):
+            assert SETTINGS.processors == []
+
+        def test_the_old_value_dies():
+            old = weakref.ref(SETTINGS.cache)
+            SETTINGS.cache = weakref.WeakValueDictionary()
+            gc.collect()
+            assert old() is None
+        """
+    )
+    result, records = run_with_report(tester)
+    result.assert_outcomes(passed=6)
+    assert_clean(records)
+    assert records["test_uses_the_settings[0]"]["reruns"] == 1, records["test_uses_the_settings[0]"]
+    assert records["test_uses_the_settings[0]"]["suspicion"]["cause"] == "first use"
+    # Without the fixture's new cache, the test's own is a slot no test showed before: rerun.
+    later = [f"test_uses_the_settings[{n}]" for n in range(1, 5)] + ["test_the_old_value_dies"] * clear_cache
+    if clear_cache and not INLINE_ATTRIBUTES:
+        for name in later:
+            assert (records[name]["reruns"], records[name]["suspicion"]["cause"]) == (1, "first use"), records[name]
+        return
+    labels = "conftest.Settings.processors, conftest.Settings.cache" if clear_cache else "conftest.Settings.processors"
+    for name in later:
+        record = records[name]
+        assert (record["reruns"], record["suspicion"]["cause"]) == (0, "replaced"), record
+        assert labels in record["notes"][0], record
+    if not clear_cache:
+        assert records["test_the_old_value_dies"]["reruns"] == 1, records["test_the_old_value_dies"]
+    result.stdout.fnmatch_lines([f"*{len(later)} settled without a rerun (a rebound value replaced); 0 leaking*"])
+
+
+def test_a_leak_beside_a_rebound_value_is_still_confirmed_and_reported(tester: pytest.Pytester) -> None:
+    """Learned first (the parametrized test), then: a leak into a module list, the old
+    value kept by the test, and a value the test makes grow on every run."""
+    tester.makeconftest("CLEAR_CACHE = True\n" + textwrap.dedent(CONFTEST))
+    tester.makepyfile(
+        test_reset="""
+        import pytest
+        from conftest import SETTINGS
+
+        KEPT = []
+
+        @pytest.mark.parametrize("n", range(3))
+        def test_uses_the_settings(n):
+            assert SETTINGS.processors == []
+
+        def test_leaks_beside_it():
+            KEPT.append([])
+
+        def test_keeps_the_old_value():
+            KEPT.append(SETTINGS.cache)
+
+        def test_grows_the_value():
+            SETTINGS.processors.append([])  # the next copy keeps it too
+        """
+    )
+    result, records = run_with_report(tester)
+    result.assert_outcomes(passed=6, errors=3)
+    assert_clean(records, [f"test_uses_the_settings[{n}]" for n in range(3)])
+    if INLINE_ATTRIBUTES:
+        assert records["test_uses_the_settings[2]"]["suspicion"]["cause"] == "replaced"
+    for name in ("test_leaks_beside_it", "test_keeps_the_old_value", "test_grows_the_value"):
+        record = records[name]
+        assert record["verdict"] == "leaked", record
+        assert record["reruns"] >= 2, record
