@@ -30,7 +30,7 @@ import time
 import types
 import weakref
 from collections import Counter
-from collections.abc import Callable, Container, Iterable, Iterator
+from collections.abc import Callable, Container, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from itertools import compress
@@ -734,6 +734,54 @@ def context_map_nodes() -> list[object]:
         nodes.append(node)
         stack.extend(ref for ref in _get_referents(node) if _is_context_map_type(type(ref)))
     return nodes
+
+
+def threads_holding(samples: Sequence[Sequence[object]], limit: int = 100_000) -> tuple[list[str], list[int]]:
+    """The threads the test started and left running, by name, and the positions of
+    the sample groups that they hold some of.
+
+    Called with the heap frozen.  A thread started by the test is a new
+    ``threading.Thread``; from it and from its running frames (their referents:
+    locals and stack, read without a snapshot of the locals) the walk goes
+    through new objects only.  A running frame is not an object the gc shows as
+    a referrer, and the thread's object is kept by ``threading._active`` while
+    it runs: what such a thread still holds is work in flight (anyio's tests
+    that start a server thread and do not join it).
+    """
+    if not any(samples):
+        return [], []
+    me = threading.get_ident()
+    young = set(map(id, _get_objects()))
+    frames = sys._current_frames()
+    names: list[str] = []
+    stack: list[object] = []
+    for thread in threading.enumerate():
+        frame = frames.get(thread.ident) if thread.ident is not None else None
+        if thread.ident == me or id(thread) not in young or frame is None:
+            continue
+        names.append(thread.name)
+        stack.append(thread)
+        current: types.FrameType | None = frame
+        while current is not None:
+            stack.extend(_get_referents(current))
+            current = current.f_back
+        del current
+    frames.clear()
+    seen: set[int] = set()
+    while stack and len(seen) < limit:
+        obj = stack.pop()
+        key = id(obj)
+        if key in seen:
+            continue
+        seen.add(key)
+        if key in young:
+            stack.extend(_get_referents(obj))
+    stack.clear()
+    young.clear()
+    # A type of which the threads hold some samples: they are in its growth (a waiting
+    # thread's lock is also on an older condition's list of waiters).
+    held = [n for n, objs in enumerate(samples) if any(id(obj) in seen for obj in objs)]
+    return names, held
 
 
 def context_held(objs: list[object]) -> set[int]:

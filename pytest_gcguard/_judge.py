@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import gc
 import sys
+import threading
 import time
 import types
+from collections import Counter
 from itertools import compress
 from operator import not_
 from typing import Protocol
@@ -39,6 +41,7 @@ from ._heap import (
     own_objects,
     release_runner,
     settle,
+    threads_holding,
     type_name,
 )
 from ._identity import Identities
@@ -240,10 +243,13 @@ class Judge:
         #: first run's, to find the slot that holds it once the test is cleared.
         self.slots = slots
         self.replaced: list[object] = []
+        #: Threads the test started and left running, and the leaked types they hold.
+        self.threads: list[str] = []
+        self.in_flight: list[str] = []
 
     def own(self) -> tuple[object, ...]:
         """Our objects, made after the window closed: excluded by identity."""
-        return (self, self.imported, self.imported_counts, self.replaced)
+        return (self, self.imported, self.imported_counts, self.replaced, self.threads, self.in_flight)
 
     def _classify(self, own: tuple[object, ...], rerun: bool = False) -> Survivors:
         item, window = self.item, self.window
@@ -393,6 +399,10 @@ class Judge:
                 )
                 verdict.cyclic = 0
         self._describe(confirmation, samples, verdict)
+        if verdict.leaks and self.threads:
+            self._in_flight(verdict, confirmation)
+            if verdict.unconfirmed:
+                return verdict
         if verdict.reruns:
             verdict.first_run = self._first_run(confirmation)
             verdict.suspicion = _cause(verdict, bool(confirmation.counts[0] or confirmation.imported))
@@ -401,6 +411,33 @@ class Judge:
                 self._learn_slot(self.slots)
             self.replaced.clear()
         return verdict
+
+    def _in_flight(self, verdict: Verdict, confirmation: Confirmation) -> None:
+        """Leave out the growth that threads the test started and left running hold;
+        with nothing else left, the test is not judged, and a warning says to join them."""
+        counted = Counter(self.threads).most_common()
+        names = ", ".join(name if n == 1 else f"{name} x{n}" for name, n in counted[:3])
+        names += f" and {len(counted) - 3} more" if len(counted) > 3 else ""
+        # Held from the threads, or by their bookkeeping (``threading._active``,
+        # ``_dangling``), or by nothing the gc shows (a thread's C state).
+        held = set(self.in_flight)
+        held.update(leak.name for leak in verdict.leaks if not leak.root or leak.root.startswith("module threading "))
+        verdict.leaks = [leak for leak in verdict.leaks if leak.name not in held]
+        if verdict.leaks:
+            verdict.notes.append(
+                f"not reported: {', '.join(sorted(held))}, held by thread(s) {names}, which the test started and "
+                "left running (work in flight)"
+            )
+            return
+        verdict.unconfirmed = f"its growth is held by thread(s) {names}, which the test started and left running"
+        verdict.warnings.append(
+            f"gcguard did not judge this test: what it kept is held by thread(s) {names}, which it started and "
+            "left running; join them before the test ends (in the test or a fixture's teardown) so that gcguard "
+            "can tell a leak from work in flight"
+        )
+        remove_graphs(verdict.graphs)
+        verdict.suspicion = "not confirmed"
+        verdict.first_run = self._first_run(confirmation)
 
     def _learn_slot(self, slots: Slots) -> None:
         """The test was cleared, and its rerun kept what its first run kept, in its place:
@@ -470,6 +507,11 @@ class Judge:
             verdict.leaks.append(Leak(name, n, growth=[g.get(name, 0) for g in confirmation.growth]))
         samples = [members.get(name, [])[: _settings.MAX_SAMPLES] for name, _ in ordered]
         members.clear()  # the samples are copies: nothing of ours may look like a referrer
+        if threading.active_count() > 1 and new_ids is None:
+            # What a thread the test started and left running holds is in flight
+            # (while the heap is frozen: the walk goes through new objects only).
+            self.threads, running = threads_holding(samples)
+            self.in_flight.extend(verdict.leaks[n].name for n in running)
         if settings.diagnosis:
             started = time.perf_counter()
             held = explain(

@@ -113,6 +113,7 @@ def skipped_record(nodeid: str, reason: str, unconfirmed: Verdict | None = None)
         record["seconds"] = {"reruns": round(unconfirmed.rerun_seconds, 3), "diagnosis": 0.0}
         if unconfirmed.suspicion:
             record["suspicion"] = {"cause": unconfirmed.suspicion, "first_run": dict(unconfirmed.first_run)}
+        record["notes"] = list(unconfirmed.notes)  # a warning filterwarnings=error turned into a note
     return record
 
 

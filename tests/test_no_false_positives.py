@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import pytest
@@ -1140,3 +1141,47 @@ def test_a_wrapper_a_fixture_leaves_patched_until_the_next_test_is_not_a_leak(te
     for name, record in records.items():
         assert (record["verdict"], record["suspicion"]["cause"]) == ("clean", "bounded cache"), (name, record)
     result.assert_outcomes(passed=21, errors=1)
+
+
+def test_what_a_thread_the_test_left_running_holds_is_not_judged_a_leak(tester: pytest.Pytester) -> None:
+    """A server thread the test starts and never stops (anyio's ``test_receive_timeout``)
+    holds the test's objects in its running frames, and its ``Thread`` is in
+    ``threading._active``: work in flight, not a leak.  The test is not judged, with a
+    warning to join the thread; a leak beside such threads is still reported, and with
+    ``filterwarnings = error`` the warning is kept in the record's notes."""
+    tester.makeini(
+        """
+        [pytest]
+        addopts = -p no:cacheprovider -p no:randomly
+        filterwarnings = error
+        """
+    )
+    tester.makepyfile(
+        test_threads="""
+        import threading
+
+        KEPT = []
+        NEVER = threading.Event()
+
+        def serve(state):
+            NEVER.wait()  # until the process ends
+
+        def test_leaves_a_server_running():
+            state = {"requests": [object()]}
+            threading.Thread(target=serve, args=(state,), name="server", daemon=True).start()
+
+        def test_leaks_while_servers_run():
+            KEPT.append([1])
+        """
+    )
+    result = tester.runpytest_subprocess("--gcguard", "--gcguard-json=gcguard.json")
+    result.assert_outcomes(passed=2, errors=1)
+    records = {
+        r["nodeid"].partition("::")[2]: r for r in json.loads((tester.path / "gcguard.json").read_text())["tests"]
+    }
+    server = records["test_leaves_a_server_running"]
+    assert server["verdict"] == "skipped", server
+    held = r"held by thread\(s\) server( x\d)?, which the test started and left running"
+    assert re.search(held, server["reason"]), server
+    assert any("join them before the test ends" in note for note in server["notes"]), server
+    assert records["test_leaks_while_servers_run"]["verdict"] == "leaked", records["test_leaks_while_servers_run"]
