@@ -710,9 +710,11 @@ def _module_global_dicts() -> set[int]:
     """
     found: set[int] = set()
     stdlib = sys.stdlib_module_names
-    modules: list[tuple[str, object]] = list(sys.modules.items())  # anything can be put there
+    modules: list[tuple[object, object]] = list(sys.modules.items())  # anything can be put there
     for name, module in modules:
-        if name.partition(".")[0] in stdlib or not issubclass(type(module), types.ModuleType):
+        if type(name) is not str or name.partition(".")[0] in stdlib:
+            continue
+        if not issubclass(type(module), types.ModuleType):
             continue
         namespace = _module_namespace(module)
         if type(namespace) is not dict:

@@ -736,37 +736,42 @@ def context_map_nodes() -> list[object]:
     return nodes
 
 
-def threads_holding(samples: Sequence[Sequence[object]], limit: int = 100_000) -> tuple[list[str], list[int]]:
-    """The threads the test started and left running, by name, and the positions of
-    the sample groups that they hold some of.
+def threads_holding(
+    samples: Sequence[Sequence[object]], limit: int = 100_000
+) -> tuple[list[str], list[int], list[int]]:
+    """The threads the test started and left running, by name; the positions of the
+    sample groups that they hold all of, and of those each sample of which they hold
+    or refers into what they hold.
 
     Called with the heap frozen.  A thread started by the test is a new
-    ``threading.Thread``; from it and from its running frames (their referents:
-    locals and stack, read without a snapshot of the locals) the walk goes
-    through new objects only.  A running frame is not an object the gc shows as
-    a referrer, and the thread's object is kept by ``threading._active`` while
-    it runs: what such a thread still holds is work in flight (anyio's tests
-    that start a server thread and do not join it).
+    ``threading.Thread``; from it (its target, arguments, events) the walk goes
+    through new objects only.  Its running frames are not followed: from 3.11
+    the gc does not show a running frame's locals, and reading ``f_locals``
+    would keep a snapshot of them alive (3.11, 3.12).  The thread's object is
+    kept by ``threading._active`` while it runs: what such a thread still holds
+    is work in flight (anyio's tests that start a server thread and do not join
+    it), and a running frame's stack and the thread's C state hold the rest,
+    which the gc does not show either.
     """
     if not any(samples):
-        return [], []
+        return [], [], []
     me = threading.get_ident()
     young = set(map(id, _get_objects()))
     frames = sys._current_frames()
     names: list[str] = []
     stack: list[object] = []
+    running: set[int] = set()
     for thread in threading.enumerate():
         frame = frames.get(thread.ident) if thread.ident is not None else None
         if thread.ident == me or id(thread) not in young or frame is None:
             continue
         names.append(thread.name)
+        running.add(id(thread))
         stack.append(thread)
-        current: types.FrameType | None = frame
-        while current is not None:
-            stack.extend(_get_referents(current))
-            current = current.f_back
-        del current
     frames.clear()
+    if not running:
+        young.clear()
+        return [], [], []
     seen: set[int] = set()
     while stack and len(seen) < limit:
         obj = stack.pop()
@@ -778,10 +783,29 @@ def threads_holding(samples: Sequence[Sequence[object]], limit: int = 100_000) -
             stack.extend(_get_referents(obj))
     stack.clear()
     young.clear()
-    # A type of which the threads hold some samples: they are in its growth (a waiting
-    # thread's lock is also on an older condition's list of waiters).
-    held = [n for n, objs in enumerate(samples) if any(id(obj) in seen for obj in objs)]
-    return names, held
+    # Types all of whose samples the threads hold; and those whose samples the threads
+    # hold or that refer into what they hold (a bound method on a running frame's stack,
+    # which the gc does not show; the thread's ``_bootstrap``, which its C state keeps).
+    seen.update(running)
+    held: list[int] = []
+    near: list[int] = []
+    for n, objs in enumerate(samples):
+        if objs and all(id(obj) in seen for obj in objs):
+            held.append(n)
+        elif objs and all(id(obj) in seen or _refers_into(obj, seen) for obj in objs):
+            near.append(n)
+    seen.clear()
+    return names, held, near
+
+
+def _refers_into(obj: object, ids: set[int]) -> bool:
+    """``obj`` refers to one of ``ids``, strongly or (a weak reference: ``threading._dangling``'s) weakly."""
+    if not ids.isdisjoint(map(id, _get_referents(obj))):
+        return True
+    if issubclass(type(obj), weakref.ref):  # ``type()``: an object may lie about its class
+        target = obj()  # type: ignore[operator]
+        return target is not None and id(target) in ids
+    return False
 
 
 def context_held(objs: list[object]) -> set[int]:

@@ -63,6 +63,22 @@ from ._warnings import GcGuardWarning
 _ITEM_CONTAINERS = (pytest.Stash, pytest.FixtureRequest)
 
 
+#: New objects above which what threads the test left running hold is not looked at.
+MAX_IN_FLIGHT = 20_000
+
+
+def _grouped(objs: list[object], name_of: dict[type, str], names: list[str]) -> list[list[object]]:
+    """``objs`` by type name, in the order of ``names`` (a function of its own: a comprehension
+    in the caller would close over its locals, and make a cell there on 3.10 and 3.11)."""
+    position = {name: n for n, name in enumerate(names)}
+    groups: list[list[object]] = [[] for _ in names]
+    for obj in objs:
+        n = position.get(name_of.get(type(obj), ""))
+        if n is not None:
+            groups[n].append(obj)
+    return groups
+
+
 def _most_numerous(counts: dict[str, int], limit: int) -> dict[str, int]:
     return dict(sorted(counts.items(), key=_by_count)[:limit])
 
@@ -246,10 +262,11 @@ class Judge:
         #: Threads the test started and left running, and the leaked types they hold.
         self.threads: list[str] = []
         self.in_flight: list[str] = []
+        self.near: list[str] = []
 
     def own(self) -> tuple[object, ...]:
         """Our objects, made after the window closed: excluded by identity."""
-        return (self, self.imported, self.imported_counts, self.replaced, self.threads, self.in_flight)
+        return (self, self.imported, self.imported_counts, self.replaced, self.threads, self.in_flight, self.near)
 
     def _classify(self, own: tuple[object, ...], rerun: bool = False) -> Survivors:
         item, window = self.item, self.window
@@ -418,10 +435,15 @@ class Judge:
         counted = Counter(self.threads).most_common()
         names = ", ".join(name if n == 1 else f"{name} x{n}" for name, n in counted[:3])
         names += f" and {len(counted) - 3} more" if len(counted) > 3 else ""
-        # Held from the threads, or by their bookkeeping (``threading._active``,
-        # ``_dangling``), or by nothing the gc shows (a thread's C state).
+        # Every object of the type held from the threads; or each held from them or
+        # referring into what they hold, with no chain from an older object (kept by a
+        # running frame's stack or the thread's C state, which the gc does not show) or
+        # only threading's own bookkeeping's.
         held = set(self.in_flight)
-        held.update(leak.name for leak in verdict.leaks if not leak.root or leak.root.startswith("module threading "))
+        near = set(self.near)
+        for leak in verdict.leaks:
+            if leak.name in near and (not leak.root or leak.root.startswith("module threading ")):
+                held.add(leak.name)  # ``threading._dangling``'s weak references to the threads too
         verdict.leaks = [leak for leak in verdict.leaks if leak.name not in held]
         if verdict.leaks:
             verdict.notes.append(
@@ -500,6 +522,10 @@ class Judge:
         # What stays, for the bounded-cache rule: the last run may have replaced
         # the run before's objects beside the cache's growth (``_bounded_holders``).
         stayed = [] if one_run else list(compress(accumulated, map(name_of.__contains__, map(type, accumulated))))
+        # For the threads the test left running (below): every new object of a leaked type.
+        few = len(accumulated) <= MAX_IN_FLIGHT and threading.active_count() > 1
+        stayed_all = list(compress(accumulated, map(name_of.__contains__, map(type, accumulated)))) if few else []
+        name_of_all = dict(name_of) if few else {}
         accumulated.clear()
         name_of.clear()
         ordered = sorted(confirmed.items(), key=lambda kv: (-kv[1], kv[0]))
@@ -510,8 +536,16 @@ class Judge:
         if threading.active_count() > 1 and new_ids is None:
             # What a thread the test started and left running holds is in flight
             # (while the heap is frozen: the walk goes through new objects only).
-            self.threads, running = threads_holding(samples)
+            # Every new object of a type is looked at, not its samples.
+            groups = _grouped(stayed_all, name_of_all, [name for name, _ in ordered])
+            self.threads, running, near = threads_holding(groups)
             self.in_flight.extend(verdict.leaks[n].name for n in running)
+            self.near.extend(verdict.leaks[n].name for n in near)
+            for group in groups:
+                group.clear()
+            del groups
+        stayed_all.clear()
+        name_of_all.clear()
         if settings.diagnosis:
             started = time.perf_counter()
             held = explain(

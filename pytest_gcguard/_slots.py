@@ -64,7 +64,10 @@ MAX_STRUCTURE = 256
 MAX_LEARNED = 64
 #: Objects held (not followed by weak references): containers without code, whose
 #: death nothing can observe.
-_HOLDABLE = (list, dict, set, frozenset, tuple, types.CellType, collections.deque, weakref.ref)
+_HOLDABLE = frozenset({list, dict, set, frozenset, tuple, types.CellType, collections.deque, weakref.ref})
+#: Values whose death nothing can observe: what a held container may refer to
+#: besides its structure's other held containers and objects shared with others.
+_ATOMIC = frozenset({int, float, complex, str, bytes, bool, type(None)})
 #: Seconds between thread switches while references are counted.
 _NO_SWITCH = 1000.0
 
@@ -172,6 +175,33 @@ def _namespace(owner: object) -> dict[str, Any] | None:
     return namespace if type(namespace) is dict else None
 
 
+def _safe_to_hold(held: list[object], followed: set[int]) -> bool:
+    """Holding ``held`` until the verdict changes nothing a test can see.
+
+    What they refer to must be each other, values whose death nothing observes,
+    or objects the gc tracks that others share (the handlers a logger's old list
+    shares with the logging plugin): never what is followed by weak references
+    (its death would wait for us), nor an object the gc does not track, which
+    may own an operating-system resource (an ``epoll``, a file descriptor).
+    """
+    ids = set(map(id, held))
+    for member in held:
+        for ref in _get_referents(member):
+            key = id(ref)
+            if key in ids or type(ref) in _ATOMIC:
+                continue
+            if key in followed or (not _is_tracked(ref) and not _atomic_tuple(ref)):
+                return False
+    return True
+
+
+def _atomic_tuple(obj: object) -> bool:
+    """A tuple of values whose death nothing observes (the gc untracks such tuples)."""
+    if type(obj) is not tuple:
+        return False
+    return all(type(item) in _ATOMIC or _atomic_tuple(item) for item in obj)
+
+
 def _ignore(ref: object) -> None:
     return None
 
@@ -197,6 +227,14 @@ class Slot:
         owner = self.owner()
         namespace = _namespace(owner) if owner is not None else None
         return None if namespace is None else namespace.get(self.name)
+
+
+def _same_entry(one: Slot, other: Slot) -> bool:
+    """Two slots on one namespace's entry (objects sharing a ``__dict__``, the Borg pattern)."""
+    first, second = one.owner(), other.owner()
+    if first is None or second is None or one.name != other.name:
+        return False
+    return first is second or _namespace(first) is _namespace(second)
 
 
 class Noted:
@@ -297,13 +335,13 @@ class Slots:
                     continue
                 except TypeError:
                     return None
-            if not isinstance(member, _HOLDABLE):
+            # Exactly these types (a subclass may have a finalizer); a weak reference
+            # only without a callback (held, it would outlive its referent and call it).
+            if type(member) not in _HOLDABLE or (type(member) is weakref.ref and member.__callback__ is not None):
                 return None
             held.append(member)
-        followed = {id(ref()) for ref in weak}
-        for member in held:  # holding it must not keep alive what is followed
-            if any(id(ref) in followed for ref in _get_referents(member)):
-                return None
+        if not _safe_to_hold(held, {id(ref()) for ref in weak}):
+            return None
         counts = collections.Counter(type_name(type(member)) for member in members)
         members.clear()
         return Noted(slot, weak, held, dict(counts))
@@ -313,7 +351,7 @@ class Slots:
         for noted in self.noted:
             noted.held.clear()
             noted.weak.clear()
-        self.noted = []
+        self.noted.clear()  # not a new list: made after the freeze, it would be a new object
 
     def replacement(self) -> Replacement | None:
         """After a test: what died at the slots, and the structures of their new values.
@@ -374,7 +412,7 @@ class Slots:
             if len(found) != 1:
                 continue
             slot = self._slot_of(found[0], root)
-            if slot is not None and not any(s.owner() is slot.owner() and s.name == slot.name for s in self.slots):
+            if slot is not None and not any(_same_entry(known, slot) for known in self.slots):
                 self.slots.append(slot)
                 if len(self.slots) >= MAX_SLOTS:
                     break

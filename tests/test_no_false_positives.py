@@ -1161,21 +1161,24 @@ def test_what_a_thread_the_test_left_running_holds_is_not_judged_a_leak(tester: 
         import threading
 
         KEPT = []
-        NEVER = threading.Event()
 
-        def serve(state):
-            NEVER.wait()  # until the process ends
+        def serve(state, stop):
+            stop.wait()  # until the process ends
 
         def test_leaves_a_server_running():
             state = {"requests": [object()]}
-            threading.Thread(target=serve, args=(state,), name="server", daemon=True).start()
+            threading.Thread(target=serve, args=(state, threading.Event()), name="server", daemon=True).start()
 
         def test_leaks_while_servers_run():
             KEPT.append([1])
+
+        def test_leaks_and_leaves_a_server_running():
+            KEPT.append({"ids": [len(KEPT)]})  # tracked: it holds a list
+            threading.Thread(target=serve, args=({"port": 0}, threading.Event()), daemon=True).start()
         """
     )
     result = tester.runpytest_subprocess("--gcguard", "--gcguard-json=gcguard.json")
-    result.assert_outcomes(passed=2, errors=1)
+    result.assert_outcomes(passed=3, errors=2)
     records = {
         r["nodeid"].partition("::")[2]: r for r in json.loads((tester.path / "gcguard.json").read_text())["tests"]
     }
@@ -1184,4 +1187,7 @@ def test_what_a_thread_the_test_left_running_holds_is_not_judged_a_leak(tester: 
     held = r"held by thread\(s\) server( x\d)?, which the test started and left running"
     assert re.search(held, server["reason"]), server
     assert any("join them before the test ends" in note for note in server["notes"]), server
-    assert records["test_leaks_while_servers_run"]["verdict"] == "leaked", records["test_leaks_while_servers_run"]
+    for name in ("test_leaks_while_servers_run", "test_leaks_and_leaves_a_server_running"):
+        assert records[name]["verdict"] == "leaked", records[name]
+    leaked = {leak["type"] for leak in records["test_leaks_and_leaves_a_server_running"]["leaked"]}
+    assert "dict" in leaked, records["test_leaks_and_leaves_a_server_running"]
