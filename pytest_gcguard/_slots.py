@@ -59,7 +59,11 @@ MAX_SLOTS = 8
 #: Passes over the heap spent finding slots, per session.
 LEARN_PASSES = 8
 #: Objects a value's exclusive structure may have (a larger one is left to reruns).
-MAX_STRUCTURE = 256
+MAX_STRUCTURE = 64
+#: Tests in a row before which a slot's value could not be noted, after which it is forgotten.
+RETIRE_AFTER = 3
+#: Tests in a row that left a slot's value in place, after which it is forgotten.
+RETIRE_AFTER_KEPT = 10
 #: New objects a rerun may keep for its holder to be looked up.
 MAX_LEARNED = 64
 #: Objects held (not followed by weak references): containers without code, whose
@@ -213,11 +217,14 @@ def _weakrefable(obj: object) -> bool:
 class Slot:
     """An attribute of an object, or a module's global, that tests rebind."""
 
-    __slots__ = ("label", "name", "owner")
+    __slots__ = ("failed", "kept", "label", "name", "owner")
 
     def __init__(self, owner: object, name: str) -> None:
         self.owner = weakref.ref(owner)
         self.name = name
+        #: Tests in a row before which its value could not be noted, and that left it there.
+        self.failed = 0
+        self.kept = 0
         if issubclass(type(owner), types.ModuleType):
             self.label = f"{_module_namespace(owner).get('__name__', '?')}.{name}"
         else:
@@ -240,13 +247,17 @@ def _same_entry(one: Slot, other: Slot) -> bool:
 class Noted:
     """One slot's value before a test, and what dies with it."""
 
-    __slots__ = ("counts", "held", "slot", "weak")
+    __slots__ = ("counts", "held", "root_weak", "slot", "weak")
 
-    def __init__(self, slot: Slot, weak: list[weakref.ref[Any]], held: list[object], counts: dict[str, int]) -> None:
+    def __init__(
+        self, slot: Slot, weak: list[weakref.ref[Any]], held: list[object], counts: dict[str, int], root_weak: bool
+    ) -> None:
         self.slot = slot
         self.weak = weak
         self.held = held
         self.counts = counts
+        #: The value itself is ``weak[0]`` (else ``held[0]``).
+        self.root_weak = root_weak
 
     def died(self) -> bool:
         """Everything noted died, or dies when we let go of it."""
@@ -315,17 +326,21 @@ class Slots:
                 noted = self._note(slot)
                 if noted is not None:
                     self.noted.append(noted)
+        # A slot whose value could not be noted before several tests in a row (a cache
+        # filled in place, too large or shared) costs a walk before each test for nothing.
+        self.slots[:] = [slot for slot in self.slots if slot.failed < RETIRE_AFTER]
 
     @staticmethod
     def _note(slot: Slot) -> Noted | None:
         members = [slot.value()]  # held by the list alone while references are counted
-        if members[0] is None or not _is_tracked(members[0]):
-            return None
-        if not exclusive_structure(members, 1):
+        if members[0] is None or not _is_tracked(members[0]) or not exclusive_structure(members, 1):
             members.clear()
+            slot.failed += 1
             return None
+        slot.failed = 0
         weak: list[weakref.ref[Any]] = []
         held: list[object] = []
+        root_weak = _weakrefable(members[0])
         for member in members:
             if _weakrefable(member):
                 try:
@@ -344,14 +359,28 @@ class Slots:
             return None
         counts = collections.Counter(type_name(type(member)) for member in members)
         members.clear()
-        return Noted(slot, weak, held, dict(counts))
+        return Noted(slot, weak, held, dict(counts), root_weak)
 
     def forget(self) -> None:
-        """After the verdict: let go of what was noted (what is held dies now)."""
+        """After the verdict: let go of what was noted (what is held dies now).
+
+        A slot that still holds the value noted before the test was not rebound
+        by it; after RETIRE_AFTER_KEPT such tests in a row, it is forgotten (a
+        module's cache filled in place, an event loop policy set once): noting
+        it cost a walk of its value before every test.
+        """
         for noted in self.noted:
+            root = noted.weak[0]() if noted.root_weak else noted.held[0]
+            if root is not None and noted.slot.value() is root:
+                noted.slot.kept += 1
+            else:
+                noted.slot.kept = 0
+            del root
             noted.held.clear()
             noted.weak.clear()
         self.noted.clear()  # not a new list: made after the freeze, it would be a new object
+        if any(slot.kept >= RETIRE_AFTER_KEPT for slot in self.slots):
+            self.slots[:] = [slot for slot in self.slots if slot.kept < RETIRE_AFTER_KEPT]
 
     def replacement(self) -> Replacement | None:
         """After a test: what died at the slots, and the structures of their new values.
