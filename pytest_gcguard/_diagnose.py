@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import collections
 import functools
-import gc
 import sys
 import types
 import weakref
@@ -18,6 +17,7 @@ from typing import cast
 
 from . import _graph
 from ._heap import (
+    Quiet,
     _freeze,
     _get_objects,
     _get_referents,
@@ -30,6 +30,7 @@ from ._heap import (
     type_name,
     type_namespace,
 )
+from ._identity import _module_namespace
 from ._report import (
     CHAIN_DEPTH,
     Leak,
@@ -355,10 +356,6 @@ def _references_to(referrers: Sequence[object], index: dict[int, int]) -> list[i
     return counts
 
 
-#: Seconds between thread switches while references are counted (``sys.setswitchinterval``).
-_NO_SWITCH = 1000.0
-
-
 def _referrers_known(objects: tuple[object, ...], known: list[object], ours: set[int]) -> list[object] | None:
     """While the heap is frozen: the referrers a pass over the whole heap would find for
     ``objects``, if one of the ``known`` older containers holds every reference to them
@@ -385,17 +382,10 @@ def _referrers_known(objects: tuple[object, ...], known: list[object], ours: set
     index = {id(obj): n for n, obj in enumerate(work)}
     # The counts and the pass must see the same references: no collection (finalizers,
     # gc.callbacks) and no thread switch between them, and the counts read again after.
-    enabled, interval = gc.isenabled(), sys.getswitchinterval()
-    gc.disable()
-    sys.setswitchinterval(_NO_SWITCH)
-    try:
+    with Quiet():
         counts = [_getrefcount(obj) for obj in work]
         young = _referrers_of(work, ours)
         again = [_getrefcount(obj) for obj in work]
-    finally:
-        sys.setswitchinterval(interval)
-        if enabled:
-            gc.enable()
     for n in map(index.get, map(id, young)):  # a level's object that refers to another
         if n is not None:
             again[n] -= 1
@@ -695,9 +685,6 @@ _SEQUENCES = frozenset({list, set, collections.deque})
 
 def _is_namespace(obj: object) -> bool:
     return type(obj) is dict and "__name__" in obj and "__builtins__" in obj
-
-
-_module_namespace = vars(types.ModuleType)["__dict__"].__get__
 
 
 def _module_global_dicts() -> set[int]:

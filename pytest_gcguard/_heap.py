@@ -736,6 +736,27 @@ def context_map_nodes() -> list[object]:
     return nodes
 
 
+#: Seconds between thread switches while references are counted (``Quiet``).
+NO_SWITCH = 1000.0
+
+
+class Quiet:
+    """No collection and no thread switch while references are counted: a finalizer,
+    a ``gc.callbacks`` entry or another thread would change them meanwhile."""
+
+    __slots__ = ("enabled", "interval")
+
+    def __enter__(self) -> None:
+        self.enabled, self.interval = gc.isenabled(), sys.getswitchinterval()
+        gc.disable()
+        sys.setswitchinterval(NO_SWITCH)
+
+    def __exit__(self, *exc: object) -> None:
+        sys.setswitchinterval(self.interval)
+        if self.enabled:
+            gc.enable()
+
+
 def threads_holding(
     samples: Sequence[Sequence[object]], limit: int = 100_000
 ) -> tuple[list[str], list[int], list[int]]:

@@ -461,6 +461,17 @@ class Judge:
         verdict.suspicion = "not confirmed"
         verdict.first_run = self._first_run(confirmation)
 
+    def _find_threads(self, leaked: list[object], name_of: dict[type, str], names: list[str]) -> None:
+        """What a thread the test started and left running holds is in flight (while the
+        heap is frozen: the walk goes through new objects only).  Every new object of a
+        type is looked at, not its samples."""
+        groups = _grouped(leaked, name_of, names)
+        self.threads, running, near = threads_holding(groups)
+        self.in_flight.extend(names[n] for n in running)
+        self.near.extend(names[n] for n in near)
+        for group in groups:
+            group.clear()
+
     def _learn_slot(self, slots: Slots) -> None:
         """The test was cleared, and its rerun kept what its first run kept, in its place:
         find the slot that holds it (one pass over the heap, unfrozen)."""
@@ -519,33 +530,28 @@ class Judge:
         growth = (list(latest), list(accumulated)) if settings.filters_types else ()
         latest = list(compress(latest, map(name_of.__contains__, map(type, latest))))
         members = first_of_each(accumulated, name_of, _settings.MAX_SAMPLES)
-        # What stays, for the bounded-cache rule: the last run may have replaced
-        # the run before's objects beside the cache's growth (``_bounded_holders``).
-        stayed = [] if one_run else list(compress(accumulated, map(name_of.__contains__, map(type, accumulated))))
-        # For the threads the test left running (below): every new object of a leaked type.
-        few = len(accumulated) <= MAX_IN_FLIGHT and threading.active_count() > 1
-        stayed_all = list(compress(accumulated, map(name_of.__contains__, map(type, accumulated)))) if few else []
-        name_of_all = dict(name_of) if few else {}
+        # Every new object of a leaked type: what stays, for the bounded-cache rule (the
+        # last run may have replaced the run before's objects beside the cache's growth,
+        # ``_bounded_holders``), and what threads the test left running may hold (below).
+        check_threads = new_ids is None and len(accumulated) <= MAX_IN_FLIGHT and threading.active_count() > 1
+        leaked = (
+            list(compress(accumulated, map(name_of.__contains__, map(type, accumulated))))
+            if check_threads or not one_run
+            else []
+        )
+        stayed = [] if one_run else leaked
+        ordered = sorted(confirmed.items(), key=lambda kv: (-kv[1], kv[0]))
+        if check_threads:
+            self._find_threads(leaked, name_of, [name for name, _ in ordered])
+        if one_run:
+            leaked.clear()  # no list of ours may hold them during the chain search
+        del leaked
         accumulated.clear()
         name_of.clear()
-        ordered = sorted(confirmed.items(), key=lambda kv: (-kv[1], kv[0]))
         for name, n in ordered:
             verdict.leaks.append(Leak(name, n, growth=[g.get(name, 0) for g in confirmation.growth]))
         samples = [members.get(name, [])[: _settings.MAX_SAMPLES] for name, _ in ordered]
         members.clear()  # the samples are copies: nothing of ours may look like a referrer
-        if threading.active_count() > 1 and new_ids is None:
-            # What a thread the test started and left running holds is in flight
-            # (while the heap is frozen: the walk goes through new objects only).
-            # Every new object of a type is looked at, not its samples.
-            groups = _grouped(stayed_all, name_of_all, [name for name, _ in ordered])
-            self.threads, running, near = threads_holding(groups)
-            self.in_flight.extend(verdict.leaks[n].name for n in running)
-            self.near.extend(verdict.leaks[n].name for n in near)
-            for group in groups:
-                group.clear()
-            del groups
-        stayed_all.clear()
-        name_of_all.clear()
         if settings.diagnosis:
             started = time.perf_counter()
             held = explain(

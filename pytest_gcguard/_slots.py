@@ -45,14 +45,13 @@ import weakref
 from collections.abc import Iterable
 from typing import Any
 
-from ._heap import type_name
+from ._heap import Quiet, _instance_dict, type_name
+from ._identity import _module_namespace, _takes_weakrefs, _unshared
 
 _get_referents = gc.get_referents
 _get_referrers = gc.get_referrers
 _getrefcount = sys.getrefcount
 _is_tracked = gc.is_tracked
-_weakref_offset = type.__dict__["__weakrefoffset__"].__get__
-_module_namespace = vars(types.ModuleType)["__dict__"].__get__
 
 #: Slots remembered per session.
 MAX_SLOTS = 8
@@ -72,24 +71,6 @@ _HOLDABLE = frozenset({list, dict, set, frozenset, tuple, types.CellType, collec
 #: Values whose death nothing can observe: what a held container may refer to
 #: besides its structure's other held containers and objects shared with others.
 _ATOMIC = frozenset({int, float, complex, str, bytes, bool, type(None)})
-#: Seconds between thread switches while references are counted.
-_NO_SWITCH = 1000.0
-
-
-class _Quiet:
-    """No collection and no thread switch while references are counted."""
-
-    __slots__ = ("enabled", "interval")
-
-    def __enter__(self) -> None:
-        self.enabled, self.interval = gc.isenabled(), sys.getswitchinterval()
-        gc.disable()
-        sys.setswitchinterval(_NO_SWITCH)
-
-    def __exit__(self, *exc: object) -> None:
-        sys.setswitchinterval(self.interval)
-        if self.enabled:
-            gc.enable()
 
 
 def _refcounts(objs: list[object]) -> list[int]:
@@ -169,13 +150,8 @@ def exclusive_structure(members: list[object], external: int, limit: int = MAX_S
 
 
 def _namespace(owner: object) -> dict[str, Any] | None:
-    try:
-        if issubclass(type(owner), types.ModuleType):
-            namespace = _module_namespace(owner)
-        else:
-            namespace = object.__getattribute__(owner, "__dict__")
-    except Exception:
-        return None
+    """A module's globals or an object's ``__dict__``, read without running its code."""
+    namespace = _module_namespace(owner) if issubclass(type(owner), types.ModuleType) else _instance_dict(owner)
     return namespace if type(namespace) is dict else None
 
 
@@ -206,12 +182,8 @@ def _atomic_tuple(obj: object) -> bool:
     return all(type(item) in _ATOMIC or _atomic_tuple(item) for item in obj)
 
 
-def _ignore(ref: object) -> None:
-    return None
-
-
 def _weakrefable(obj: object) -> bool:
-    return bool(_weakref_offset(type(obj)) != 0)
+    return _takes_weakrefs(type(obj))
 
 
 class Slot:
@@ -265,7 +237,7 @@ class Noted:
             return False
         if not self.held:
             return True
-        with _Quiet():
+        with Quiet():
             return not any(_outside(self.held, []))
 
 
@@ -318,10 +290,10 @@ class Slots:
 
     def note(self) -> None:
         """Before a test (before the heap is frozen): each slot's value and what dies with it."""
-        self.noted = []
-        if not self.slots:
+        if not self.slots:  # every test of a suite that learned none: nothing made
             return
-        with _Quiet():
+        self.noted = []
+        with Quiet():
             for slot in self.slots:
                 noted = self._note(slot)
                 if noted is not None:
@@ -346,7 +318,7 @@ class Slots:
                 try:
                     # With a callback: a new reference, never the object's shared one
                     # (a member itself, in a structure that refers to its own owner).
-                    weak.append(weakref.ref(member, _ignore))
+                    weak.append(weakref.ref(member, _unshared))
                     continue
                 except TypeError:
                     return None
@@ -369,6 +341,8 @@ class Slots:
         module's cache filled in place, an event loop policy set once): noting
         it cost a walk of its value before every test.
         """
+        if not self.noted:  # every test of a suite that learned no slot
+            return
         for noted in self.noted:
             root = noted.weak[0]() if noted.root_weak else noted.held[0]
             if root is not None and noted.slot.value() is root:
@@ -398,7 +372,7 @@ class Slots:
         return found if found.died else None
 
     def _replacement(self, found: Replacement) -> None:
-        with _Quiet():
+        with Quiet():
             for noted in self.noted:
                 if not noted.died():
                     continue
