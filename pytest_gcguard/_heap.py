@@ -1960,6 +1960,13 @@ def import_cache_roots() -> list[object]:
         namespace = _instance_dict(module) if module is not None else None
         if type(namespace) is dict:
             roots.extend(value for value in namespace.values() if type(value) is _LRU_WRAPPER)
+    # struct's compiled formats (the module functions' cache, emptied when it
+    # passes 100): a dict in ``_struct``'s module state, which only the gc's
+    # view of the module shows.  A ``struct.Struct`` made directly is not in it.
+    struct_module = sys.modules.get("_struct")
+    if struct_module is not None:
+        namespace = _instance_dict(struct_module)
+        roots.extend(ref for ref in _get_referents(struct_module) if type(ref) is dict and ref is not namespace)
     return [root for root in roots if root is not None]
 
 

@@ -394,7 +394,7 @@ def test_a_leak_beside_a_full_bounded_cache_is_still_reported(tester: pytest.Pyt
 
 
 SETTLED_WITHOUT_A_RERUN = """
-    import collections.abc, contextvars, itertools, linecache, numbers, urllib.parse
+    import collections.abc, contextvars, itertools, linecache, numbers, struct, urllib.parse
 
     VAR = contextvars.ContextVar("var", default=0)
     NAMES = [contextvars.ContextVar(f"name{i}") for i in range(40)]
@@ -421,6 +421,12 @@ SETTLED_WITHOUT_A_RERUN = """
     def test_parses_new_urls():
         urllib.parse.urlsplit(f"file:///tmp/pytest-{next(FRESH)}/data.csv")
 
+    def test_packs_new_formats():
+        # struct's module functions compile each new format once and cache it (in C, up to 100).
+        start = next(FRESH) * 40
+        for n in range(start, start + 40):
+            assert struct.calcsize(f"<{n + 1}h") == 2 * (n + 1)
+
     KINDS = [type(f"Kind{n}", (), {}) for n in range(5)]
 
     def test_asks_abcs_about_new_classes():
@@ -436,6 +442,13 @@ SETTLED_WITHOUT_A_RERUN = """
     def test_leaks_values_kept_in_a_context_variable():
         WIDGETS.set((*WIDGETS.get(), Widget()))
 
+    def test_leaks_compiled_formats():
+        # Made directly, not through struct's cache: kept by this module only.
+        start = next(FRESH) * 40
+        for n in range(start, start + 3):
+            KEEP.append(struct.Struct(f">{n + 1}i"))
+            struct.pack(f"<{n + 1}x")
+
     def test_leaks_a_context_variable_per_instance():
         # asgiref's Local: every instance makes its own ContextVar and sets it in this thread.
         var = contextvars.ContextVar(f"local-{next(FRESH)}")
@@ -444,13 +457,18 @@ SETTLED_WITHOUT_A_RERUN = """
 
 
 def test_context_maps_and_stdlib_caches_settle_without_a_rerun(tester: pytest.Pytester) -> None:
-    """Growth held by the thread's context map, by linecache and urllib.parse's caches, or by
-    the ABCs' caches is not even suspected; leaks through a context variable are still found."""
+    """Growth held by the thread's context map, by linecache, urllib.parse's and struct's caches,
+    or by the ABCs' caches is not even suspected; leaks through a context variable are still found."""
     tester.makepyfile(test_settled=SETTLED_WITHOUT_A_RERUN)
     result = tester.runpytest_subprocess("--gcguard", "--gcguard-json=out.json", "-p", "no:randomly")
-    result.assert_outcomes(passed=7, errors=3)
+    result.assert_outcomes(passed=9, errors=4)
     tests = records_by_name(tester)
-    settled = ("test_sets_context_variables", "test_generated_source_in_linecache", "test_parses_new_urls")
+    settled = (
+        "test_sets_context_variables",
+        "test_generated_source_in_linecache",
+        "test_parses_new_urls",
+        "test_packs_new_formats",
+    )
     for name in (*settled, "test_asks_abcs_about_new_classes"):
         assert (tests[name]["verdict"], tests[name]["reruns"]) == ("clean", 0), name
     leaked = {name: {leak["type"] for leak in tests[name]["leaked"]} for name in tests if tests[name]["leaked"]}
@@ -458,7 +476,9 @@ def test_context_maps_and_stdlib_caches_settle_without_a_rerun(tester: pytest.Py
         "test_leaks_through_a_context_variable": {"_contextvars.Context", "test_settled.Widget"},
         "test_leaks_values_kept_in_a_context_variable": {"test_settled.Widget"},
         "test_leaks_a_context_variable_per_instance": {"test_settled.Widget"},
+        "test_leaks_compiled_formats": {"_struct.Struct"},
     }
+    assert tests["test_leaks_compiled_formats"]["leaked"][0]["count"] == 3
 
 
 def test_a_module_imported_per_run_is_clean_with_the_registry_of_its_classes_subclasses(
