@@ -65,6 +65,10 @@ RETIRE_AFTER = 3
 RETIRE_AFTER_KEPT = 10
 #: New objects a rerun may keep for its holder to be looked up.
 MAX_LEARNED = 64
+#: Slots forgotten for being left in place, remembered to be taken up again without a pass.
+MAX_RESTING = 8
+#: Sets of kept types whose holder was looked up and was no slot, remembered so as not to look again.
+MAX_FRUITLESS = 64
 #: Objects held (not followed by weak references): containers without code, whose
 #: death nothing can observe.
 _HOLDABLE = frozenset({list, dict, set, frozenset, tuple, types.CellType, collections.deque, weakref.ref})
@@ -284,9 +288,16 @@ class Slots:
         self.slots: list[Slot] = []
         self.passes = LEARN_PASSES
         self.noted: list[Noted] = []
+        #: Slots forgotten because tests left their value in place: a later stretch of
+        #: tests that rebind them takes them up again without a pass over the heap.
+        self.resting: list[Slot] = []
+        #: The type names of what a rerun kept, when the lookup found no slot holding it:
+        #: tests keeping the same kinds of objects (a bounded cache's entries, replaced
+        #: in place) would spend every pass on it.
+        self.fruitless: set[tuple[str, ...]] = set()
 
     def can_learn(self) -> bool:
-        return self.passes > 0 and len(self.slots) < MAX_SLOTS
+        return len(self.slots) < MAX_SLOTS and (self.passes > 0 or bool(self.resting))
 
     def note(self) -> None:
         """Before a test (before the heap is frozen): each slot's value and what dies with it."""
@@ -354,6 +365,9 @@ class Slots:
             noted.weak.clear()
         self.noted.clear()  # not a new list: made after the freeze, it would be a new object
         if any(slot.kept >= RETIRE_AFTER_KEPT for slot in self.slots):
+            for slot in self.slots:
+                if slot.kept >= RETIRE_AFTER_KEPT and len(self.resting) < MAX_RESTING:
+                    self.resting.append(slot)
             self.slots[:] = [slot for slot in self.slots if slot.kept < RETIRE_AFTER_KEPT]
 
     def replacement(self) -> Replacement | None:
@@ -389,13 +403,19 @@ class Slots:
         ``kept``: the rerun's new objects; ``young``: the ids of all new objects;
         ``ours``: ids of our own objects.  Called with the heap unfrozen (one pass).
         """
-        if self.passes <= 0 or len(self.slots) >= MAX_SLOTS or not kept or len(kept) > MAX_LEARNED:
+        if len(self.slots) >= MAX_SLOTS or not kept or len(kept) > MAX_LEARNED:
             return
         inner = {id(ref) for obj in kept for ref in _get_referents(obj)}
         roots = [obj for obj in kept if id(obj) not in inner]
-        if not roots:
+        if not roots or self._take_up(roots):
+            roots.clear()
+            return
+        kinds = tuple(sorted({type_name(type(obj)) for obj in kept}))
+        if self.passes <= 0 or kinds in self.fruitless:
+            roots.clear()
             return
         self.passes -= 1
+        learned = len(self.slots)
         args = tuple(roots)  # passed on as it is: the call makes no other tuple of them
         ours = ours | {id(kept), id(roots), id(args)}
         holders: dict[int, list[object]] = {}
@@ -421,6 +441,21 @@ class Slots:
                     break
         holders.clear()
         roots.clear()
+        if len(self.slots) == learned and len(self.fruitless) < MAX_FRUITLESS:
+            self.fruitless.add(kinds)
+
+    def _take_up(self, roots: list[object]) -> bool:
+        """Take up again a resting slot whose value is one of ``roots`` (no pass needed)."""
+        for slot in self.resting:
+            value = slot.value()
+            found = value is not None and any(value is root for root in roots)
+            del value
+            if found:
+                self.resting.remove(slot)
+                slot.kept = slot.failed = 0
+                self.slots.append(slot)
+                return True
+        return False
 
     def _slot_of(self, holder: object, root: object) -> Slot | None:
         """The slot ``holder`` keeps ``root`` in: a global of a module, an attribute of an object."""

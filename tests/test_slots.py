@@ -164,6 +164,73 @@ def test_a_value_rebound_on_every_test_is_settled_without_a_rerun(tester: pytest
     result.stdout.fnmatch_lines([f"*{len(later)} settled without a rerun (a rebound value replaced); 0 leaking*"])
 
 
+def test_passes_are_not_spent_twice_on_one_kind_and_a_resting_slot_is_taken_up_without_one(
+    tester: pytest.Pytester,
+) -> None:
+    """python-dateutil's order: tests that replace a bounded cache's entries (no slot holds
+    them) come first, ten of one kind, then six of six kinds; the rebound slot is found
+    anyway, rests while tests leave it alone, and is taken up again with no pass left."""
+    tester.makepyfile(
+        test_order="""
+        import collections, itertools
+        import pytest
+
+        FRESH = itertools.count()
+        CACHE = collections.OrderedDict()
+        KINDS = [type(f"Entry{n}", (), {}) for n in range(6)]
+
+        class Entry:
+            pass
+
+        class Config:
+            handlers = None
+
+        CONFIG = Config()
+        CONFIG.handlers = []
+
+        def put(value):
+            CACHE[next(FRESH)] = value
+            while len(CACHE) > 1:
+                CACHE.popitem(last=False)
+
+        @pytest.fixture
+        def fresh_handlers():
+            yield
+            CONFIG.handlers = []
+
+        @pytest.mark.parametrize("n", range(10))
+        def test_1_replaces_a_cache_entry(n):
+            put(Entry())
+
+        @pytest.mark.parametrize("n", range(3))
+        def test_2_rebinds(fresh_handlers, n):
+            CONFIG.handlers.append(n)
+
+        @pytest.mark.parametrize("n", range(11))
+        def test_3_leaves_it(n):
+            assert CONFIG.handlers == []
+
+        @pytest.mark.parametrize("n", range(6))
+        def test_4_replaces_other_kinds(n):
+            put(KINDS[n]())
+
+        @pytest.mark.parametrize("n", range(3))
+        def test_5_rebinds_again(fresh_handlers, n):
+            CONFIG.handlers.append(n)
+        """
+    )
+    result, records = run_with_report(tester, "-p", "no:randomly")
+    result.assert_outcomes(passed=33)
+    assert_clean(records)
+    for name in ("test_2_rebinds", "test_5_rebinds_again"):
+        assert (records[f"{name}[0]"]["reruns"], records[f"{name}[0]"]["suspicion"]["cause"]) == (1, "first use")
+        for n in (1, 2):
+            record = records[f"{name}[{n}]"]
+            assert (record["reruns"], record["suspicion"]["cause"]) == (0, "replaced"), record
+            assert "test_order.Config.handlers" in record["notes"][0], record
+    result.stdout.fnmatch_lines(["*4 settled without a rerun (a rebound value replaced); 0 leaking*"])
+
+
 def test_a_leak_beside_a_rebound_value_is_still_confirmed_and_reported(tester: pytest.Pytester) -> None:
     """Learned first (the parametrized test), then: a leak into a module list, the old
     value kept by the test, and a value the test makes grow on every run."""
