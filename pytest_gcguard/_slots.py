@@ -61,8 +61,9 @@ LEARN_PASSES = 8
 MAX_STRUCTURE = 64
 #: Tests in a row before which a slot's value could not be noted, after which it is forgotten.
 RETIRE_AFTER = 3
-#: Tests in a row that left a slot's value in place, after which it is forgotten.
-RETIRE_AFTER_KEPT = 10
+#: Tests in a row that a slot did not help settle (its value left in place, or rebound
+#: by tests not settled by it), after which it rests.
+RETIRE_AFTER_IDLE = 10
 #: New objects a rerun may keep for its holder to be looked up.
 MAX_LEARNED = 64
 #: Slots forgotten for being left in place, remembered to be taken up again without a pass.
@@ -193,14 +194,14 @@ def _weakrefable(obj: object) -> bool:
 class Slot:
     """An attribute of an object, or a module's global, that tests rebind."""
 
-    __slots__ = ("failed", "kept", "label", "name", "owner")
+    __slots__ = ("failed", "idle", "label", "name", "owner")
 
     def __init__(self, owner: object, name: str) -> None:
         self.owner = weakref.ref(owner)
         self.name = name
-        #: Tests in a row before which its value could not be noted, and that left it there.
+        #: Tests in a row before which its value could not be noted, and that it did not settle.
         self.failed = 0
-        self.kept = 0
+        self.idle = 0
         if issubclass(type(owner), types.ModuleType):
             self.label = f"{_module_namespace(owner).get('__name__', '?')}.{name}"
         else:
@@ -252,15 +253,16 @@ class Replacement:
     and the new values' objects are the very ones to judge.
     """
 
-    __slots__ = ("died", "labels", "members")
+    __slots__ = ("died", "labels", "members", "slots")
 
     def __init__(self) -> None:
         self.died: collections.Counter[str] = collections.Counter()
         self.members: set[int] = set()
         self.labels: list[str] = []
+        self.slots: list[Slot] = []
 
     def own(self) -> tuple[object, ...]:
-        return (self, self.died, self.members, self.labels)
+        return (self, self.died, self.members, self.labels, self.slots)
 
     def settles(self, suspects: Iterable[object]) -> str:
         """The slots replaced, if every suspect is a new value's and no type grew; else ""."""
@@ -274,11 +276,14 @@ class Replacement:
             kept[type_name(type(obj))] += 1
         if not kept or any(n > self.died[name] for name, n in kept.items()):
             return ""
+        for slot in self.slots:
+            slot.idle = 0
         return ", ".join(self.labels)
 
     def clear(self) -> None:
         self.members.clear()
         self.died.clear()
+        self.slots.clear()
 
 
 class Slots:
@@ -303,24 +308,38 @@ class Slots:
         """Before a test (before the heap is frozen): each slot's value and what dies with it."""
         if not self.slots:  # every test of a suite that learned none: nothing made
             return
+        self._rest()
+        if not self.slots:
+            return
         self.noted = []
         with Quiet():
             for slot in self.slots:
                 noted = self._note(slot)
                 if noted is not None:
                     self.noted.append(noted)
-        # A slot whose value could not be noted before several tests in a row (a cache
-        # filled in place, too large or shared) costs a walk before each test for nothing.
-        self.slots[:] = [slot for slot in self.slots if slot.failed < RETIRE_AFTER]
+
+    def _rest(self) -> None:
+        """Set aside the slots that cost a walk before each test for nothing.
+
+        A slot whose value could not be noted before several tests in a row (a
+        cache filled in place, too large or shared), or that settled none of
+        several tests in a row, rests; a rerun that finds its value replaced
+        takes it up again (``learn``).
+        """
+        tired = [slot for slot in self.slots if slot.failed >= RETIRE_AFTER or slot.idle >= RETIRE_AFTER_IDLE]
+        for slot in tired:
+            self.slots.remove(slot)
+            if len(self.resting) < MAX_RESTING:
+                self.resting.append(slot)
+        tired.clear()
 
     @staticmethod
     def _note(slot: Slot) -> Noted | None:
+        slot.failed += 1  # back to 0 below, once noted
         members = [slot.value()]  # held by the list alone while references are counted
         if members[0] is None or not _is_tracked(members[0]) or not exclusive_structure(members, 1):
             members.clear()
-            slot.failed += 1
             return None
-        slot.failed = 0
         weak: list[weakref.ref[Any]] = []
         held: list[object] = []
         root_weak = _weakrefable(members[0])
@@ -342,33 +361,25 @@ class Slots:
             return None
         counts = collections.Counter(type_name(type(member)) for member in members)
         members.clear()
+        slot.failed = 0
         return Noted(slot, weak, held, dict(counts), root_weak)
 
     def forget(self) -> None:
         """After the verdict: let go of what was noted (what is held dies now).
 
-        A slot that still holds the value noted before the test was not rebound
-        by it; after RETIRE_AFTER_KEPT such tests in a row, it is forgotten (a
-        module's cache filled in place, an event loop policy set once): noting
-        it cost a walk of its value before every test.
+        A slot that did not settle the test (its value left in place, or the test
+        not settled by it) is idle; after RETIRE_AFTER_IDLE such tests in a row,
+        it rests (``note``): a module's cache filled in place, an event loop
+        policy some tests set.  Noting it cost a walk of its value before every
+        test, and a rerun takes it up again (``learn``).
         """
         if not self.noted:  # every test of a suite that learned no slot
             return
         for noted in self.noted:
-            root = noted.weak[0]() if noted.root_weak else noted.held[0]
-            if root is not None and noted.slot.value() is root:
-                noted.slot.kept += 1
-            else:
-                noted.slot.kept = 0
-            del root
+            noted.slot.idle += 1  # back to 0 if it settles this test (``Replacement.settles``)
             noted.held.clear()
             noted.weak.clear()
         self.noted.clear()  # not a new list: made after the freeze, it would be a new object
-        if any(slot.kept >= RETIRE_AFTER_KEPT for slot in self.slots):
-            for slot in self.slots:
-                if slot.kept >= RETIRE_AFTER_KEPT and len(self.resting) < MAX_RESTING:
-                    self.resting.append(slot)
-            self.slots[:] = [slot for slot in self.slots if slot.kept < RETIRE_AFTER_KEPT]
 
     def replacement(self) -> Replacement | None:
         """After a test: what died at the slots, and the structures of their new values.
@@ -392,6 +403,7 @@ class Slots:
                     continue
                 found.died.update(noted.counts)
                 found.labels.append(noted.slot.label)
+                found.slots.append(noted.slot)
                 members = [noted.slot.value()]  # held by the list alone while counted
                 if members[0] is not None and _is_tracked(members[0]) and exclusive_structure(members, 1):
                     found.members.update(map(id, members))
@@ -452,7 +464,7 @@ class Slots:
             del value
             if found:
                 self.resting.remove(slot)
-                slot.kept = slot.failed = 0
+                slot.idle = slot.failed = 0
                 self.slots.append(slot)
                 return True
         return False

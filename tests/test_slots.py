@@ -12,7 +12,7 @@ import weakref
 
 import pytest
 
-from pytest_gcguard._slots import Slot, Slots, exclusive_structure
+from pytest_gcguard._slots import RETIRE_AFTER, RETIRE_AFTER_IDLE, Slot, Slots, exclusive_structure
 from tests.test_traps import assert_clean, run_with_report
 
 #: 3.11+: an object's attributes are part of it until its ``__dict__`` is asked for; on
@@ -99,6 +99,54 @@ def test_what_is_held_never_keeps_alive_what_a_test_watches_die() -> None:
     owner.things = []
     assert watched() is None
     slots.forget()
+
+
+def test_a_slot_that_costs_a_walk_for_nothing_rests_and_is_taken_up_again() -> None:
+    """A value that cannot be noted (jinja2's ``LRUCache._mapping``), or a slot that settles
+    none of many tests, rests; a rerun that kept its new value takes it up without a pass."""
+
+    class Thing:
+        pass
+
+    owner = Owner()
+    owner.things = [Thing()]  # a list holding what takes weak references: not noted
+    owner.config = []
+    slots = Slots()
+    slots.passes = 0
+    unholdable, idle = Slot(owner, "things"), Slot(owner, "config")
+    slots.slots += [unholdable, idle]
+    for _ in range(RETIRE_AFTER):
+        slots.note()
+        assert [noted.slot for noted in slots.noted] == [idle]
+        slots.forget()
+    slots.note()
+    assert slots.slots == [idle]
+    assert slots.resting == [unholdable]
+    slots.forget()
+    for _ in range(RETIRE_AFTER_IDLE - RETIRE_AFTER - 2):
+        slots.note()
+        slots.forget()
+    # Settling a test makes the slot busy again.
+    slots.note()
+    owner.config = []
+    replacement = slots.replacement()
+    assert replacement is not None
+    assert replacement.settles([owner.config]) == f"{__name__}.Owner.config"
+    for _ in range(RETIRE_AFTER_IDLE):
+        slots.note()
+        assert slots.slots == [idle]
+        slots.forget()
+    slots.note()
+    assert slots.slots == []
+    assert slots.resting == [unholdable, idle]
+    assert slots.noted == []
+    assert slots.can_learn()  # no pass left, but slots rest
+    owner.config = []
+    slots.learn([owner.config], set(), set())
+    assert slots.slots == [idle]
+    assert slots.resting == [unholdable]
+    slots.learn([[]], set(), set())  # no resting slot holds it, and no pass left
+    assert slots.slots == [idle]
 
 
 CONFTEST = """
