@@ -22,6 +22,7 @@ import functools
 import gc
 import os
 import pathlib
+import struct
 import subprocess
 import sys
 import sysconfig
@@ -1722,6 +1723,25 @@ class Survivors:
         if starts:
             self.exclude_reachable(starts)
 
+    def exclude_cached_formats(self) -> None:
+        """Exclude the ``struct.Struct`` objects ``struct``'s cache alone holds, exactly.
+
+        Its keys are the callers' format objects, which stay counted; and a
+        Struct that another candidate refers to (a kept ``iter_unpack``
+        iterator) stays counted too.  A ``struct.Struct`` made directly is not
+        in the cache.
+        """
+        cache = _struct_cache()
+        if not cache or not self.remaining:
+            return
+        ids = self.ids
+        cached = [value for value in cache.values() if type(value) is _STRUCT and id(value) in ids]
+        if not cached:
+            return
+        held = {id(ref) for obj in self.candidates() if type(obj) is not _STRUCT for ref in _get_referents(obj)}
+        ids.difference_update(id(value) for value in cached if id(value) not in held)
+        cached.clear()
+
     def exclude_weakrefs_to_others(self) -> None:
         """Exclude weak references to objects that are not candidates.
 
@@ -1960,17 +1980,24 @@ def import_cache_roots() -> list[object]:
         namespace = _instance_dict(module) if module is not None else None
         if type(namespace) is dict:
             roots.extend(value for value in namespace.values() if type(value) is _LRU_WRAPPER)
-    # struct's compiled formats (the module functions' cache, emptied when it
-    # passes 100): a dict in ``_struct``'s module state, which only the gc's
-    # view of the module shows.  A ``struct.Struct`` made directly is not in it.
-    struct_module = sys.modules.get("_struct")
-    if struct_module is not None:
-        namespace = _instance_dict(struct_module)
-        roots.extend(ref for ref in _get_referents(struct_module) if type(ref) is dict and ref is not namespace)
     return [root for root in roots if root is not None]
 
 
+def _struct_cache() -> dict[object, object] | None:
+    """The formats ``struct``'s module functions compiled (emptied when it passes 100): a
+    dict in ``_struct``'s module state, which only the gc's view of the module shows."""
+    module = sys.modules.get("_struct")
+    if module is None:
+        return None
+    namespace = _instance_dict(module)
+    for ref in _get_referents(module):
+        if type(ref) is dict and ref is not namespace:
+            return ref
+    return None
+
+
 _LRU_WRAPPER = type(functools.lru_cache(maxsize=1)(len))
+_STRUCT = struct.Struct
 
 
 def coverage_tracer_roots() -> list[object]:

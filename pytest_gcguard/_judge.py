@@ -268,7 +268,9 @@ class Judge:
         """Our objects, made after the window closed: excluded by identity."""
         return (self, self.imported, self.imported_counts, self.replaced, self.threads, self.in_flight, self.near)
 
-    def _classify(self, own: tuple[object, ...], rerun: bool = False) -> Survivors:
+    def _classify(
+        self, own: tuple[object, ...], rerun: bool = False, replacement: Replacement | None = None
+    ) -> Survivors:
         item, window = self.item, self.window
         # Cheapest exclusions first; stop as soon as nothing is left (the usual
         # case for a clean test), so a check costs what the test allocated.
@@ -301,6 +303,14 @@ class Judge:
         survivors.exclude_owned_by(setup_state(item.session), depth=5)
         if not survivors.remaining:
             return survivors
+        if (
+            replacement is not None
+            and len(sys.modules) <= window.modules0
+            and replacement.settles(survivors.candidates())
+        ):
+            # The test only replaced a slot's value, even before the rules below take
+            # more out (they only would): it settles on these (``_find_leaks``).
+            return survivors
         # From this frame up: our own callers' locals (the hook result being
         # returned) are in flight too; our analysis objects are not young.
         survivors.exclude_from_frames(sys._getframe(), self.stop_frame)
@@ -322,6 +332,7 @@ class Judge:
             self.imported.update(survivors.made_dicts(self.imported))
             before.clear()
         survivors.exclude_reachable(import_cache_roots())
+        survivors.exclude_cached_formats()
         survivors.exclude_reachable(coverage_tracer_roots())
         survivors.exclude_weakrefs_to_others()
         survivors.exclude_spent_iterators()
@@ -337,7 +348,8 @@ class Judge:
         ours = replacement.own() if replacement is not None else ()
         # Nothing made here before the objects are listed may count: only
         # ``closed`` exists, and it is excluded by identity.
-        survivors = self._classify((*own_objects(closed), *self.own(), *ours))
+        early = replacement if not closed.cyclic and not closed.uncollectable else None
+        survivors = self._classify((*own_objects(closed), *self.own(), *ours, ours), replacement=early)
         try:
             return self._find_leaks(closed, survivors, replacement)
         finally:

@@ -59,14 +59,14 @@ MAX_SLOTS = 8
 LEARN_PASSES = 8
 #: Objects a value's exclusive structure may have (a larger one is left to reruns).
 MAX_STRUCTURE = 64
-#: Tests in a row before which a slot's value could not be noted, after which it is forgotten.
+#: Tests in a row before which a slot's value could not be noted, after which it rests.
 RETIRE_AFTER = 3
 #: Tests in a row that a slot did not help settle (its value left in place, or rebound
 #: by tests not settled by it), after which it rests.
 RETIRE_AFTER_IDLE = 10
 #: New objects a rerun may keep for its holder to be looked up.
 MAX_LEARNED = 64
-#: Slots forgotten for being left in place, remembered to be taken up again without a pass.
+#: Resting slots (``Slots.resting``) remembered, to be taken up again without a pass.
 MAX_RESTING = 8
 #: Sets of kept types whose holder was looked up and was no slot, remembered so as not to look again.
 MAX_FRUITLESS = 64
@@ -293,12 +293,13 @@ class Slots:
         self.slots: list[Slot] = []
         self.passes = LEARN_PASSES
         self.noted: list[Noted] = []
-        #: Slots forgotten because tests left their value in place: a later stretch of
-        #: tests that rebind them takes them up again without a pass over the heap.
+        #: Slots set aside because noting them cost a walk before each test for nothing
+        #: (``_rest``): a later test that rebinds one takes it up again without a pass.
         self.resting: list[Slot] = []
         #: The type names of what a rerun kept, when the lookup found no slot holding it:
         #: tests keeping the same kinds of objects (a bounded cache's entries, replaced
-        #: in place) would spend every pass on it.
+        #: in place) would spend every pass on it.  Not when they are all plain
+        #: containers: a slot's value is most often a list or a dict.
         self.fruitless: set[tuple[str, ...]] = set()
 
     def can_learn(self) -> bool:
@@ -453,7 +454,8 @@ class Slots:
                     break
         holders.clear()
         roots.clear()
-        if len(self.slots) == learned and len(self.fruitless) < MAX_FRUITLESS:
+        plain = all(type(obj) in _HOLDABLE for obj in kept)
+        if len(self.slots) == learned and not plain and len(self.fruitless) < MAX_FRUITLESS:
             self.fruitless.add(kinds)
 
     def _take_up(self, roots: list[object]) -> bool:

@@ -449,6 +449,11 @@ SETTLED_WITHOUT_A_RERUN = """
             KEEP.append(struct.Struct(f">{n + 1}i"))
             struct.pack(f"<{n + 1}x")
 
+    def test_leaks_format_iterators():
+        # Each holds the Struct struct's cache holds: kept here, both are the test's.
+        n = next(FRESH)
+        KEEP.append(struct.iter_unpack(f"<{n + 500}b", bytes(n + 500)))
+
     def test_leaks_a_context_variable_per_instance():
         # asgiref's Local: every instance makes its own ContextVar and sets it in this thread.
         var = contextvars.ContextVar(f"local-{next(FRESH)}")
@@ -461,7 +466,7 @@ def test_context_maps_and_stdlib_caches_settle_without_a_rerun(tester: pytest.Py
     or by the ABCs' caches is not even suspected; leaks through a context variable are still found."""
     tester.makepyfile(test_settled=SETTLED_WITHOUT_A_RERUN)
     result = tester.runpytest_subprocess("--gcguard", "--gcguard-json=out.json", "-p", "no:randomly")
-    result.assert_outcomes(passed=9, errors=4)
+    result.assert_outcomes(passed=10, errors=5)
     tests = records_by_name(tester)
     settled = (
         "test_sets_context_variables",
@@ -477,6 +482,7 @@ def test_context_maps_and_stdlib_caches_settle_without_a_rerun(tester: pytest.Py
         "test_leaks_values_kept_in_a_context_variable": {"test_settled.Widget"},
         "test_leaks_a_context_variable_per_instance": {"test_settled.Widget"},
         "test_leaks_compiled_formats": {"_struct.Struct"},
+        "test_leaks_format_iterators": {"_struct.Struct", "_struct.unpack_iterator"},
     }
     assert tests["test_leaks_compiled_formats"]["leaked"][0]["count"] == 3
 

@@ -217,7 +217,8 @@ def test_passes_are_not_spent_twice_on_one_kind_and_a_resting_slot_is_taken_up_w
 ) -> None:
     """python-dateutil's order: tests that replace a bounded cache's entries (no slot holds
     them) come first, ten of one kind, then six of six kinds; the rebound slot is found
-    anyway, rests while tests leave it alone, and is taken up again with no pass left."""
+    anyway (a cache's list entry does not keep lists from being looked up again), rests
+    while tests leave it alone, and is taken up again with no pass left."""
     tester.makepyfile(
         test_order="""
         import collections, itertools
@@ -246,6 +247,9 @@ def test_passes_are_not_spent_twice_on_one_kind_and_a_resting_slot_is_taken_up_w
             yield
             CONFIG.handlers = []
 
+        def test_0_replaces_a_list_in_the_cache():
+            put([next(FRESH)])  # no slot holds it: but a list is what slots most often hold
+
         @pytest.mark.parametrize("n", range(10))
         def test_1_replaces_a_cache_entry(n):
             put(Entry())
@@ -268,7 +272,7 @@ def test_passes_are_not_spent_twice_on_one_kind_and_a_resting_slot_is_taken_up_w
         """
     )
     result, records = run_with_report(tester, "-p", "no:randomly")
-    result.assert_outcomes(passed=33)
+    result.assert_outcomes(passed=34)
     assert_clean(records)
     for name in ("test_2_rebinds", "test_5_rebinds_again"):
         assert (records[f"{name}[0]"]["reruns"], records[f"{name}[0]"]["suspicion"]["cause"]) == (1, "first use")
