@@ -404,10 +404,15 @@ def type_name(tp: type) -> str:
     Read through ``type``'s own descriptors: a metaclass may lie or raise.
     """
     try:
-        module = plain_str(_TYPE_MODULE.__get__(tp))
         qualname = plain_str(_TYPE_QUALNAME.__get__(tp))
     except Exception:
         return f"<type at {id(tp):#x}>"
+    try:
+        module = plain_str(_TYPE_MODULE.__get__(tp))
+    except Exception:
+        # A class the gc cleared but cannot free (its type is itself: h11's
+        # sentinels) has no ``__module__`` left; its qualified name stays.
+        module = None
     if qualname is None:
         qualname = "?"
     if module is None or module == "builtins":

@@ -430,6 +430,32 @@ def test_leaks_through_fixtures_are_reported(tester: pytest.Pytester) -> None:
     result.stdout.fnmatch_lines(["*why alive: module test_fixtures -> REGISTRY (list) -> *Widget*"])
 
 
+def test_a_class_the_gc_cannot_free_is_reported_by_its_name(tester: pytest.Pytester) -> None:
+    """h11's sentinels: a class whose type is itself is never freed; the gc empties its
+    ``__dict__`` (``__module__`` too) and keeps it.  Its name must be the same in every run,
+    or its growth never repeats and only its bases tuple is reported."""
+    tester.makepyfile(
+        test_sentinels="""
+        class Meta(type):
+            def __new__(cls, name, bases, namespace):
+                made = super().__new__(cls, name, bases, namespace)
+                made.__class__ = made
+                return made
+
+        def test_makes_a_sentinel():
+            class Sentinel(Meta, metaclass=Meta):
+                pass
+            assert type(Sentinel) is Sentinel
+        """
+    )
+    result, records = run_with_report(tester)
+    result.assert_outcomes(passed=1, errors=1)
+    record = records["test_makes_a_sentinel"]
+    assert record["verdict"] == "leaked", record
+    leaked = {leak["type"]: leak["count"] for leak in record["leaked"]}
+    assert leaked.get("test_makes_a_sentinel.<locals>.Sentinel") == 1, record
+
+
 def test_a_leaked_task_is_reported_even_when_its_exception_was_logged(tester: pytest.Pytester) -> None:
     tester.makepyfile(
         test_tasks="""
