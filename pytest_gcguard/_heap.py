@@ -1932,6 +1932,10 @@ class Survivors:
         every = self.candidates()
         return identify(self.of_types(lambda tp: type_name(tp) in names), (self._young, every), every)
 
+    def holds(self) -> int:
+        """How many times this object's own lists hold each candidate."""
+        return 1 if self._candidates is self._young else 2
+
     def suspect_ids(self) -> set[int]:
         """The candidates' ids, handed over (not copied: call ``clear()`` next)."""
         return self.ids

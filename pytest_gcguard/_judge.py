@@ -57,6 +57,8 @@ from ._pytest_internals import (
 from ._report import FIRST_RUN_TYPES, Leak, Verdict, cycle_text
 from ._settings import Settings, TypeFilter
 from ._slots import Replacement, Slots
+from ._strategies import SUPPORTED as HYPOTHESIS_SETTLES
+from ._strategies import _read, held_by_hypothesis
 from ._warnings import GcGuardWarning
 
 #: What a test item holds that holds more of its bookkeeping.
@@ -400,6 +402,24 @@ class Judge:
                 "earlier test's reruns showed is rebound on every run, and the old value died"
             )
             return verdict
+        if (
+            settings.reruns
+            and confirmation.counts[0]
+            and not verdict.cyclic
+            and not closed.uncollectable
+            and not imported
+            and (entries := self._held_by_hypothesis(survivors)) >= 0
+        ):
+            # A @given test that only filled Hypothesis's bounded strategy cache and
+            # the strategies it builds once: no rerun (``_strategies``).
+            survivors.clear()
+            verdict.suspicion = "hypothesis"
+            verdict.first_run = self._first_run(confirmation)
+            verdict.notes.append(
+                "settled without a rerun: nothing but Hypothesis's bounded caches (which hold "
+                f"{entries} of them directly) and the strategies older ones build once refer to what the test kept"
+            )
+            return verdict
         samples = _Samples(survivors.suspect_ids(), survivors.identities(confirmation.counts[0]))
         survivors.clear()
         del survivors
@@ -440,6 +460,19 @@ class Judge:
                 self._learn_slot(self.slots)
             self.replaced.clear()
         return verdict
+
+    def _held_by_hypothesis(self, survivors: Survivors) -> int:
+        """Cache entries the test's growth is, if Hypothesis's own caches alone hold it; else -1."""
+        if not HYPOTHESIS_SETTLES or "hypothesis.strategies._internal.utils" not in sys.modules:
+            return -1
+        handle = _read(getattr(self.item, "function", None), "hypothesis")
+        given = _read(handle, "_given_kwargs")
+        if type(given) is not dict:
+            return -1
+        strategies = list(given.values())
+        entries = held_by_hypothesis(survivors.candidates(), survivors.ids, survivors.holds(), strategies)
+        strategies.clear()
+        return entries
 
     def _in_flight(self, verdict: Verdict, confirmation: Confirmation) -> None:
         """Leave out the growth that threads the test started and left running hold;

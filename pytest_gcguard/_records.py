@@ -470,10 +470,13 @@ def count_line(records: Mapping[str, Mapping[str, Any]]) -> str:
     not_judged = len(records) - len(judged)
     rerun_seconds, diagnosis_seconds = (sum(seconds(r, key) for r in records.values()) for key in SECONDS)
     replaced = sum(1 for r in judged if (r.get("suspicion") or {}).get("cause") == "replaced")
+    hypothesis = sum(1 for r in judged if (r.get("suspicion") or {}).get("cause") == "hypothesis")
     line = f"gcguard: checked {len(judged)} test(s); {suspected} suspected and rerun ({reruns} rerun(s)"
     line += f" in {rerun_seconds:.2f}s)" if reruns else ")"
     if replaced:
         line += f"; {replaced} settled without a rerun (a rebound value replaced)"
+    if hypothesis:
+        line += f"; {hypothesis} settled without a rerun (Hypothesis's own caches)"
     if bounded:
         line += f"; {bounded} growing only a bounded cache (not reported)"
     line += f"; {leaking} leaking"

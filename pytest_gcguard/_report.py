@@ -351,6 +351,7 @@ SUSPICION_CAUSES = {
     "bounded cache": "repeated growth held only by a cache that declares its bound",
     "replacing": "repeated growth while as many older objects were freed (a cache at capacity)",
     "replaced": "growth that replaced the value of a slot tests rebind, whose old value died (no rerun)",
+    "hypothesis": "growth held only by Hypothesis's bounded strategy cache and strategies it builds once (no rerun)",
     "leak": "repeated growth, reported",
     "cycles": "reference cycles made in the first run only, or repeated and reported",
     "not confirmed": "a rerun failed, so the test was not judged",
