@@ -61,6 +61,8 @@ _CONTAINERS = (tuple, list, dict, frozenset, set)
 _CACHE_CONTAINERS = (list, dict, collections.OrderedDict)
 _TYPE_NAME = type.__dict__["__name__"]
 _LRU_WRAPPER = type(functools.lru_cache(maxsize=1)(len))
+#: The class of an ``lru_cache``'s links (C, not tracked by the gc), by name.
+_LINK = "_lru_list_elem"
 
 
 def _read(obj: object, name: str) -> object:
@@ -116,9 +118,16 @@ def _cache_containers() -> list[object]:
     found: list[object] = []
     for cache in _bounded_caches():
         if type(cache) is _LRU_WRAPPER:
-            # Its results and keys (in C links, not tracked), and its dict of links.
+            # Its results and keys (in C links, not tracked), and its table: the dict
+            # whose values are those links (not its ``__dict__``, nor a result).
             found.append(cache)
-            found.extend(ref for ref in _get_referents(cache) if type(ref) is dict)
+            found.extend(
+                ref
+                for ref in _get_referents(cache)
+                if type(ref) is dict
+                and ref
+                and all(_TYPE_NAME.__get__(type(v)) == "_lru_list_elem" for v in ref.values())
+            )
             continue
         names = _CACHE_STATE[_TYPE_NAME.__get__(type(cache))]
         local = _read(cache, "_threadlocal")
@@ -129,6 +138,17 @@ def _cache_containers() -> list[object]:
                 if type(state) is dict:
                     found.extend(state[name] for name in names if type(state.get(name)) in _CACHE_CONTAINERS)
     return found
+
+
+#: What Hypothesis's strategies are made of, besides its own classes' objects.
+_PLAIN = frozenset({tuple, list, dict, frozenset, set, types.CellType, types.FunctionType})
+
+
+def _hypothesis_made(tp: type) -> bool:
+    """An object of this type may be what Hypothesis builds: its own classes' objects, and
+    plain containers and functions.  An object of a class of the code under test is not:
+    what a first run hangs on a cached strategy, later runs may add to."""
+    return tp in _PLAIN or (type_module(tp) or "").startswith("hypothesis.")
 
 
 def _is_strategy_object(obj: object) -> bool:
@@ -187,7 +207,7 @@ def held_by_hypothesis(candidates: list[object], ids: set[int], holds: int, give
     if not SUPPORTED:
         return -1
     containers = _cache_containers()
-    if len(candidates) > MAX_CANDIDATES:
+    if len(candidates) > MAX_CANDIDATES or not all(map(_hypothesis_made, {type(obj) for obj in candidates})):
         return -1
     expected: Counter[int] = Counter()
     entries = 0

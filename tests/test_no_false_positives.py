@@ -784,6 +784,28 @@ HYPOTHESIS_CACHES = """
         strategy = st.integers(min_value=0, max_value=3000 + data.draw(st.integers(0, 50))).map(str)
         data.draw(strategy)
         KEEP.append(strategy)
+
+    class Node:
+        def __init__(self, child=None):
+            self.child = child
+            self.items = []
+
+    @given_data
+    def test_grows_what_it_hangs_on_a_cached_strategy(data):
+        # The cache gives every run the first run's strategy; what the first run hangs
+        # on it (a chain of the code's own objects) grows on every run after.  (Deep:
+        # within a few levels of a bounded cache, growth is set aside as the cache's.)
+        strategy = st.integers(min_value=0, max_value=987654)
+        if not hasattr(strategy, "registry"):
+            node = None
+            for _ in range(20):
+                node = Node(node)
+            strategy.registry = node
+        node = strategy.registry
+        while node.child is not None:
+            node = node.child
+        node.items.append(Widget())
+        data.draw(strategy)
 """
 
 
@@ -792,10 +814,11 @@ def test_a_hypothesis_test_that_only_fills_hypothesis_caches_settles_without_a_r
 ) -> None:
     """On 3.11 and 3.12 a @given test whose new objects only Hypothesis's bounded caches and
     the strategies it builds once refer to is not rerun (3.10 and 3.13 rerun it); a leak
-    beside such growth, or of the strategies themselves, is still confirmed and reported."""
+    beside such growth, of the strategies themselves, or into what a first run hangs on a
+    cached strategy (found by review) is still confirmed and reported."""
     tester.makepyfile(test_caches=HYPOTHESIS_CACHES)
     result = tester.runpytest_subprocess("--gcguard", "--gcguard-json=out.json", "-p", "no:randomly")
-    result.assert_outcomes(passed=4, errors=2)
+    result.assert_outcomes(passed=5, errors=3)
     tests = records_by_name(tester)
     settles = (3, 11) <= sys.version_info[:2] <= (3, 12)
     record = tests["test_draws_new_strategies"]
@@ -803,12 +826,17 @@ def test_a_hypothesis_test_that_only_fills_hypothesis_caches_settles_without_a_r
     if settles:
         assert (record["reruns"], record["suspicion"]["cause"]) == (0, "hypothesis"), record
         assert "Hypothesis's bounded caches" in record["notes"][0], record
-        result.stdout.fnmatch_lines(["*1 settled without a rerun (Hypothesis's own caches); 2 leaking*"])
+        result.stdout.fnmatch_lines(["*1 settled without a rerun (Hypothesis's own caches); 3 leaking*"])
     else:
         assert (record["reruns"], record["suspicion"]["cause"]) == (1, "first use"), record
     leaked = {name: {leak["type"] for leak in tests[name]["leaked"]} for name in tests if tests[name]["leaked"]}
-    assert leaked.keys() == {"test_draws_and_leaks", "test_keeps_the_strategies_it_draws"}
+    assert leaked.keys() == {
+        "test_draws_and_leaks",
+        "test_keeps_the_strategies_it_draws",
+        "test_grows_what_it_hangs_on_a_cached_strategy",
+    }
     assert leaked["test_draws_and_leaks"] == {"test_caches.Widget"}
+    assert leaked["test_grows_what_it_hangs_on_a_cached_strategy"] == {"test_caches.Widget"}
     assert "hypothesis.strategies._internal.strategies.MappedStrategy" in leaked["test_keeps_the_strategies_it_draws"]
     for name in leaked:
         assert tests[name]["reruns"] == 2, tests[name]
