@@ -295,21 +295,25 @@ _MODULE_LOCALS: list[object] = []
 _MODULE_LOCALS_AT = [-1]
 
 
+def hypothesis_module_values() -> Iterator[object]:
+    """The values in the namespaces of Hypothesis's loaded modules."""
+    for name, module in list(sys.modules.items()):
+        if not name.startswith("hypothesis.") or not issubclass(type(module), types.ModuleType):
+            continue
+        namespace = _instance_dict(module)
+        if type(namespace) is dict:
+            yield from list(namespace.values())
+
+
 def _module_thread_locals() -> list[object]:
     """The thread-locals in Hypothesis's modules' namespaces (listed again when a module loads)."""
     if _MODULE_LOCALS_AT[0] == len(sys.modules):
         return _MODULE_LOCALS
     found: list[object] = []
-    for name, module in list(sys.modules.items()):
-        if not name.startswith("hypothesis.") or not issubclass(type(module), types.ModuleType):
-            continue
-        namespace = _instance_dict(module)
-        if type(namespace) is not dict:
-            continue
-        for value in list(namespace.values()):
-            inner = value if type(value) is _THREAD_LOCAL else _wrapped_local(value)
-            if inner is not None:
-                found.append(inner)
+    for value in hypothesis_module_values():
+        inner = value if type(value) is _THREAD_LOCAL else _wrapped_local(value)
+        if inner is not None:
+            found.append(inner)
     _MODULE_LOCALS[:] = found
     _MODULE_LOCALS_AT[0] = len(sys.modules)
     found.clear()

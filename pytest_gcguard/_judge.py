@@ -57,7 +57,6 @@ from ._pytest_internals import (
 from ._report import FIRST_RUN_TYPES, Leak, Verdict, cycle_text
 from ._settings import Settings, TypeFilter
 from ._slots import Replacement, Slots
-from ._strategies import SUPPORTED as HYPOTHESIS_SETTLES
 from ._strategies import _read, held_by_hypothesis
 from ._warnings import GcGuardWarning
 
@@ -265,6 +264,9 @@ class Judge:
         self.threads: list[str] = []
         self.in_flight: list[str] = []
         self.near: list[str] = []
+        #: The slots the first run's growth replaced, when found before the costlier
+        #: exclusion rules ran (``_classify``): a string, never among the objects judged.
+        self.replaced_early = ""
 
     def own(self) -> tuple[object, ...]:
         """Our objects, made after the window closed: excluded by identity."""
@@ -308,10 +310,11 @@ class Judge:
         if (
             replacement is not None
             and len(sys.modules) <= window.modules0
-            and replacement.settles(survivors.candidates())
+            and (replaced := replacement.settles(survivors.candidates()))
         ):
             # The test only replaced a slot's value, even before the rules below take
             # more out (they only would): it settles on these (``_find_leaks``).
+            self.replaced_early = replaced
             return survivors
         # From this frame up: our own callers' locals (the hook result being
         # returned) are in flight too; our analysis objects are not young.
@@ -391,7 +394,7 @@ class Judge:
             and not verdict.cyclic
             and not closed.uncollectable
             and not imported
-            and (replaced := replacement.settles(survivors.candidates()))
+            and (replaced := self.replaced_early or replacement.settles(survivors.candidates()))
         ):
             # The test only replaced the value of a slot tests rebind: no rerun.
             survivors.clear()
@@ -410,8 +413,8 @@ class Judge:
             and not imported
             and (entries := self._held_by_hypothesis(survivors)) >= 0
         ):
-            # A @given test that only filled Hypothesis's bounded strategy cache and
-            # the strategies it builds once: no rerun (``_strategies``).
+            # A @given test that only filled Hypothesis's bounded caches and the
+            # strategies it builds once: no rerun (``_strategies``).
             survivors.clear()
             verdict.suspicion = "hypothesis"
             verdict.first_run = self._first_run(confirmation)
@@ -462,8 +465,9 @@ class Judge:
         return verdict
 
     def _held_by_hypothesis(self, survivors: Survivors) -> int:
-        """Cache entries the test's growth is, if Hypothesis's own caches alone hold it; else -1."""
-        if not HYPOTHESIS_SETTLES or "hypothesis.strategies._internal.utils" not in sys.modules:
+        """How many of the test's new objects Hypothesis's caches hold directly, if only they
+        and the strategies built once hold them (``_strategies``); else -1."""
+        if "hypothesis.strategies._internal.utils" not in sys.modules:
             return -1
         handle = _read(getattr(self.item, "function", None), "hypothesis")
         given = _read(handle, "_given_kwargs")

@@ -38,13 +38,12 @@ would not add up, so those versions leave such tests to their reruns.
 from __future__ import annotations
 
 import collections
-import functools
 import sys
 import types
 from collections import Counter
 from typing import Any
 
-from ._heap import _get_referents, _instance_dict, type_module
+from ._heap import _LRU_WRAPPER, _TYPE_NAME, _get_referents, hypothesis_module_values, type_module
 from ._slots import _outside
 
 #: The versions whose referents show an object's attributes (module docstring).
@@ -59,8 +58,6 @@ MAX_BOUND = 100_000
 _SET_ONCE = ("_LazyStrategy__wrapped_strategy", "validate_called")
 _CONTAINERS = (tuple, list, dict, frozenset, set)
 _CACHE_CONTAINERS = (list, dict, collections.OrderedDict)
-_TYPE_NAME = type.__dict__["__name__"]
-_LRU_WRAPPER = type(functools.lru_cache(maxsize=1)(len))
 #: The class of an ``lru_cache``'s links (C, not tracked by the gc), by name.
 _LINK = "_lru_list_elem"
 
@@ -92,22 +89,16 @@ def _bounded_caches() -> list[object]:
     if _CACHES_AT[0] == len(sys.modules):
         return _CACHES
     found: list[object] = []
-    for name, module in list(sys.modules.items()):
-        if not name.startswith("hypothesis.") or not issubclass(type(module), types.ModuleType):
+    for value in hypothesis_module_values():
+        tp = type(value)
+        if tp is _LRU_WRAPPER:
+            bound = value.cache_info().maxsize  # type: ignore[attr-defined]
+        elif type_module(tp) == "hypothesis.internal.cache" and _TYPE_NAME.__get__(tp) in _CACHE_STATE:
+            bound = _read(value, "max_size")
+        else:
             continue
-        namespace = _instance_dict(module)
-        if type(namespace) is not dict:
-            continue
-        for value in list(namespace.values()):
-            tp = type(value)
-            if tp is _LRU_WRAPPER:
-                bound = value.cache_info().maxsize
-            elif type_module(tp) == "hypothesis.internal.cache" and _TYPE_NAME.__get__(tp) in _CACHE_STATE:
-                bound = _read(value, "max_size")
-            else:
-                continue
-            if type(bound) is int and 0 < bound <= MAX_BOUND and not any(value is known for known in found):
-                found.append(value)
+        if type(bound) is int and 0 < bound <= MAX_BOUND and not any(value is known for known in found):
+            found.append(value)
     _CACHES[:] = found
     _CACHES_AT[0] = len(sys.modules)
     return _CACHES
@@ -124,9 +115,7 @@ def _cache_containers() -> list[object]:
             found.extend(
                 ref
                 for ref in _get_referents(cache)
-                if type(ref) is dict
-                and ref
-                and all(_TYPE_NAME.__get__(type(v)) == "_lru_list_elem" for v in ref.values())
+                if type(ref) is dict and ref and all(_TYPE_NAME.__get__(type(v)) == _LINK for v in ref.values())
             )
             continue
         names = _CACHE_STATE[_TYPE_NAME.__get__(type(cache))]
