@@ -1241,8 +1241,13 @@ def test_a_new_context_variable_value_per_run_is_reported_though_older_map_nodes
     assert record["verdict"] == "leaked", record
     assert [(leak["type"], leak["count"]) for leak in record["leaked"]] == [("test_context.Storage", 1)], record
     assert record["set_aside"] is None, record
+    # Which map nodes a run frees depends on the variables' hashes (randomised per
+    # process): in about one run in a hundred the measuring rerun's new path shares
+    # its nodes with the rerun before's, no older node dies, and the growth is
+    # reported without the context rule being needed.
     assert any(
         "the thread's context variables hold the new objects of test_context.Storage" in note
+        or "too few older objects were freed to balance the growth" in note
         for note in record["notes"]
     ), record
     assert_clean(records, ["test_warm_up"])
