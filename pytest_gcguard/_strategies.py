@@ -37,6 +37,7 @@ would not add up, so those versions leave such tests to their reruns.
 
 from __future__ import annotations
 
+import _thread
 import collections
 import sys
 import types
@@ -129,8 +130,11 @@ def _cache_containers() -> list[object]:
     return found
 
 
-#: What Hypothesis's strategies are made of, besides its own classes' objects.
-_PLAIN = frozenset({tuple, list, dict, frozenset, set, types.CellType, types.FunctionType})
+#: What Hypothesis's strategies are made of, besides its own classes' objects (a
+#: ``one_of``'s strategy holds a lock, which refers to nothing but its type).
+_PLAIN = frozenset(
+    {tuple, list, dict, frozenset, set, types.CellType, types.FunctionType, _thread.RLock, _thread.LockType}
+)
 
 
 def _hypothesis_made(tp: type) -> bool:
