@@ -17,9 +17,11 @@ them or from one of these holders:
 - the per-thread containers of the bounded caches in Hypothesis's modules'
   namespaces (``hypothesis.internal.cache``'s classes, whose ``max_size`` is
   declared) and the ``functools.lru_cache`` wrappers there with a ``maxsize``;
-- an older Hypothesis strategy reachable from the test's ``@given`` arguments,
-  through its ``_LazyStrategy__wrapped_strategy`` or ``validate_called``
-  attribute, or its own ``__dict__`` (made on first use): set once each.
+- an older Hypothesis strategy reachable from the test's ``@given`` arguments
+  (through older or new strategies and containers), through what it sets once:
+  its ``_LazyStrategy__wrapped_strategy`` (``_DeferredStrategy__...``), its
+  ``_unwrapped`` (memoized by ``lazy.unwrap_strategies``), its
+  ``validate_called``, or its own ``__dict__`` (made on first use).
 
 Nothing else may refer to any of them: not a module's list, not an older object
 of the test's code, not a frame.  So what the test left is bounded growth, and
@@ -51,12 +53,14 @@ from ._slots import _outside
 SUPPORTED = (3, 11) <= sys.version_info[:2] <= (3, 12)
 #: New objects counted at most (a larger growth is left to its one rerun).
 MAX_CANDIDATES = 100_000
-#: Objects of the strategies' graph looked at from the ``@given`` arguments, at most.
+#: Older objects of the strategies' graph looked at from the ``@given`` arguments, at most
+#: (besides the new objects, each looked at once).
 MAX_WALK = 20_000
 #: A declared bound above this is no bound for a test run (as ``_diagnose``'s).
 MAX_BOUND = 100_000
-#: Attributes a strategy sets once (on its first draw, its first validation).
-_SET_ONCE = ("_LazyStrategy__wrapped_strategy", "validate_called")
+#: Attributes a strategy sets once (on its first draw, its first validation, the
+#: first time it is unwrapped: ``lazy.unwrap_strategies`` memoizes its result).
+_SET_ONCE = ("_LazyStrategy__wrapped_strategy", "validate_called", "_unwrapped", "_DeferredStrategy__wrapped_strategy")
 _CONTAINERS = (tuple, list, dict, frozenset, set)
 _CACHE_CONTAINERS = (list, dict, collections.OrderedDict)
 #: The class of an ``lru_cache``'s links (C, not tracked by the gc), by name.
@@ -158,27 +162,37 @@ def _count_strategies(given: list[object], ids: set[int], expected: Counter[int]
     """Count the references older strategies hold to new objects through what they set
     once; False when the graph is too large to walk."""
     seen: set[int] = set()
-    stack = [obj for obj in given if id(obj) not in ids]
+    stack = list(given)
     walked = 0
+    limit = MAX_WALK + len(ids)
     while stack:
         obj = stack.pop()
         if id(obj) in seen:
             continue
         seen.add(id(obj))
         walked += 1
-        if walked > MAX_WALK:
+        if walked > limit:
             return False
         strategy = _is_strategy_object(obj)
         if not strategy and type(obj) not in _CONTAINERS:
             continue
+        # A new strategy or container is walked through too (an older strategy's
+        # ``__dict__`` made by this test, the strategy an older one built), for the
+        # older strategies it leads to; only an older one's references are counted
+        # (the new ones' are among the new objects).
+        older = id(obj) not in ids
         for ref in _get_referents(obj):
             if id(ref) in ids:
-                if strategy and (
-                    any(_read(obj, name) is ref for name in _SET_ONCE) or (type(ref) is dict and _own_dict(obj, ref))
+                if (
+                    older
+                    and strategy
+                    and (
+                        any(_read(obj, name) is ref for name in _SET_ONCE)
+                        or (type(ref) is dict and _own_dict(obj, ref))
+                    )
                 ):
                     expected[id(ref)] += 1
-                continue
-            if strategy and type(ref) is dict and _own_dict(obj, ref):
+            elif older and strategy and type(ref) is dict and _own_dict(obj, ref):
                 # Its older ``__dict__``: what it holds under those names is counted here.
                 for name in _SET_ONCE:
                     value = ref.get(name)
