@@ -20,8 +20,9 @@ them or from one of these holders:
 - an older Hypothesis strategy reachable from the test's ``@given`` arguments
   (through older or new strategies and containers), through what it sets once:
   its ``_LazyStrategy__wrapped_strategy`` (``_DeferredStrategy__...``), its
-  ``_unwrapped`` (memoized by ``lazy.unwrap_strategies``), its
-  ``validate_called``, or its own ``__dict__`` (made on first use).
+  ``_unwrapped`` (memoized by ``lazy.unwrap_strategies``), a ``one_of``'s
+  branches and their sampler, its ``validate_called``, or its own ``__dict__``
+  (made on first use).
 
 Nothing else may refer to any of them: not a module's list, not an older object
 of the test's code, not a frame.  So what the test left is bounded growth, and
@@ -59,8 +60,16 @@ MAX_WALK = 20_000
 #: A declared bound above this is no bound for a test run (as ``_diagnose``'s).
 MAX_BOUND = 100_000
 #: Attributes a strategy sets once (on its first draw, its first validation, the
-#: first time it is unwrapped: ``lazy.unwrap_strategies`` memoizes its result).
-_SET_ONCE = ("_LazyStrategy__wrapped_strategy", "validate_called", "_unwrapped", "_DeferredStrategy__wrapped_strategy")
+#: first time it is unwrapped: ``lazy.unwrap_strategies`` memoizes its result; a
+#: ``one_of``'s branches and their sampler, on its first draw).
+_SET_ONCE = (
+    "_LazyStrategy__wrapped_strategy",
+    "validate_called",
+    "_unwrapped",
+    "_DeferredStrategy__wrapped_strategy",
+    "_OneOfStrategy__element_strategies",
+    "_OneOfStrategy__branch_sampler",
+)
 _CONTAINERS = (tuple, list, dict, frozenset, set)
 _CACHE_CONTAINERS = (list, dict, collections.OrderedDict)
 #: The class of an ``lru_cache``'s links (C, not tracked by the gc), by name.

@@ -772,11 +772,12 @@ HYPOTHESIS_CACHES = """
     LISTS_OF_PAIRS = st.lists(PAIRS, max_size=2)
     TRIPLES = st.tuples(st.integers(0, 7200), st.booleans(), st.none())
     CHOICE = st.tuples(st.integers(0, 7300), st.booleans()) | st.none()
+    OTHER_CHOICE = st.integers(0, 7400) | st.booleans()
 
     @given_data
     def test_0_warms_hypothesis_up(data):
         data.draw(st.lists(st.integers(min_value=0, max_value=data.draw(st.integers(0, 5))), max_size=3))
-        vars(PAIRS), vars(TRIPLES)
+        vars(PAIRS), vars(TRIPLES), vars(OTHER_CHOICE)
 
     @given_data
     def test_draws_new_strategies(data):
@@ -804,6 +805,11 @@ HYPOTHESIS_CACHES = """
     @settings(max_examples=10, database=None, derandomize=True)
     @given(CHOICE)
     def test_first_draws_a_choice_of_older_strategies(choice):
+        pass
+
+    @settings(max_examples=10, database=None, derandomize=True)
+    @given(OTHER_CHOICE)
+    def test_first_draws_a_choice(choice):
         pass
 
     @given_data
@@ -850,7 +856,7 @@ def test_a_hypothesis_test_that_only_fills_hypothesis_caches_settles_without_a_r
     cached strategy (found by review) is still confirmed and reported."""
     tester.makepyfile(test_caches=HYPOTHESIS_CACHES)
     result = tester.runpytest_subprocess("--gcguard", "--gcguard-json=out.json", "-p", "no:randomly")
-    result.assert_outcomes(passed=9, errors=3)
+    result.assert_outcomes(passed=10, errors=3)
     tests = records_by_name(tester)
     settles = (3, 11) <= sys.version_info[:2] <= (3, 12)
     settling = (
@@ -859,6 +865,7 @@ def test_a_hypothesis_test_that_only_fills_hypothesis_caches_settles_without_a_r
         "test_first_draws_a_strategy_of_older_ones",
         "test_first_draws_an_older_strategy",
         "test_first_draws_a_choice_of_older_strategies",
+        "test_first_draws_a_choice",
     )
     for name in settling:
         record = tests[name]
@@ -870,7 +877,7 @@ def test_a_hypothesis_test_that_only_fills_hypothesis_caches_settles_without_a_r
             assert record["reruns"] >= 1, record
             assert record["suspicion"]["cause"] != "hypothesis", record
     if settles:
-        result.stdout.fnmatch_lines(["*5 settled without a rerun (Hypothesis's own caches); 3 leaking*"])
+        result.stdout.fnmatch_lines(["*6 settled without a rerun (Hypothesis's own caches); 3 leaking*"])
     leaked = {name: {leak["type"] for leak in tests[name]["leaked"]} for name in tests if tests[name]["leaked"]}
     assert leaked.keys() == {
         "test_draws_and_leaks",
