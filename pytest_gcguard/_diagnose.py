@@ -590,7 +590,21 @@ def _is_bounded(obj: object) -> bool:
     return declared_capacity(obj) is not None
 
 
-def _reachable(start: object, young: set[int], structure: set[int] | None = None) -> set[int]:
+def _is_table(obj: object, size: int) -> bool:
+    """``obj`` is a cache's table: a dict, list or deque as long as the cache."""
+    return size > 0 and type(obj) in _TABLE_TYPES and len(obj) == size  # type: ignore[arg-type]
+
+
+_TABLE_TYPES = (dict, list, collections.OrderedDict, collections.deque)
+
+
+def _reachable(
+    start: object,
+    young: set[int],
+    structure: set[int] | None = None,
+    size: int = 0,
+    latest: set[int] | None = None,
+) -> set[int]:
     """Ids of the new objects the bounded cache ``start`` holds (empty past MAX_REACH);
     ``structure`` gets the ids of the older objects the walk went through (the cache's own).
 
@@ -604,16 +618,24 @@ def _reachable(start: object, young: set[int], structure: set[int] | None = None
     counts there only as one an older object built once: an older object that
     refers to two new objects of one type (a list or dict in an entry that each
     run appends to) grows without the cache's bound, and nothing it refers to
-    is the cache's.
+    is the cache's.  The same holds from the older entries on, at any depth:
+    what an ``lru_cache`` returned (its referents, but its table), and what a
+    container as long as the cache (``size`` entries: its table) holds.  A dict
+    an ``lru_cache`` returned that a test adds to on every run is no entry of
+    the cache's.  Nor is a new object in an entry that refers to objects of
+    one type from two runs, one of the last run's (``latest``) and one of an
+    earlier run's: made by one run (the entry it is), it grew in another (an
+    empty dict, untracked until the first run's entry, is new to the gc).
     """
     seen = {id(start)}
     if structure is not None:
         structure.add(id(start))
-    # (object, levels of older objects above it); None: a new object, from which
-    # the walk goes through new objects only.
-    stack: list[tuple[object, int | None]] = [(start, 0)]
+    lru = type(start) is _LRU_WRAPPER
+    # (object, levels of older objects above it, whether it is an entry or in one);
+    # None: a new object, from which the walk goes through new objects only.
+    stack: list[tuple[object, int | None, bool]] = [(start, 0, False)]
     while stack:
-        obj, depth = stack.pop()
+        obj, depth, in_entry = stack.pop()
         refs = _get_referents(obj)
         # An object's own __dict__ is part of it, even when it was made after
         # ``young`` was listed (a repr read it) or, from 3.12, is not among its
@@ -623,10 +645,18 @@ def _reachable(start: object, young: set[int], structure: set[int] | None = None
         if structure is not None and own:
             structure.add(id(own[0]))  # made after ``young`` was listed, maybe: part of its object
         growing = False
-        if depth is not None and depth > CACHE_DEPTH:
+        if depth is not None and (depth > CACHE_DEPTH or in_entry):
             kinds = {id(ref): type(ref) for ref in refs if id(ref) in young}  # a dict may be listed twice
             growing = len(set(kinds.values())) < len(kinds)
             del kinds
+        elif depth is None and in_entry and latest:
+            last = {type(ref) for ref in refs if id(ref) in latest}
+            growing = bool(last) and any(
+                type(ref) in last for ref in refs if id(ref) in young and id(ref) not in latest
+            )
+            last.clear()
+        # What a table (or an ``lru_cache`` itself) refers to is an entry.
+        entries = in_entry or (lru and obj is start) or (obj is not start and _is_table(obj, size))
         for ref in refs:
             key = id(ref)
             if key in seen:
@@ -635,7 +665,8 @@ def _reachable(start: object, young: set[int], structure: set[int] | None = None
                 if growing:
                     continue
                 seen.add(key)
-                stack.append((ref, None))  # an entry: from here on, new objects only
+                # From here on, new objects only.
+                stack.append((ref, None, entries and not (lru and obj is start and _is_table(ref, size))))
             elif (
                 depth is not None
                 and depth < CACHE_DEPTH + ENTRY_DEPTH
@@ -643,7 +674,7 @@ def _reachable(start: object, young: set[int], structure: set[int] | None = None
                 and not _is_namespace(ref)
             ):
                 seen.add(key)
-                stack.append((ref, depth + 1))
+                stack.append((ref, depth + 1, entries and not (lru and obj is start and _is_table(ref, size))))
                 if structure is not None:
                     structure.add(key)
             else:
@@ -729,6 +760,7 @@ class _CacheHolds:
         self.held: dict[str, str] = {}
         self.seen: set[int] = set()
         self.totals = collections.Counter(map(type, latest))
+        self.latest_ids = set(map(id, latest))
         self.stayed_totals = collections.Counter(map(type, stayed))
         self.names: dict[str, list[type]] = {}
         for tp in self.totals | self.stayed_totals:
@@ -747,7 +779,7 @@ class _CacheHolds:
         capacity = declared_capacity(cache)
         if capacity is None or self._is_growth(cache):
             return
-        reach = _reachable(cache, self.young, self.structure)
+        reach = _reachable(cache, self.young, self.structure, capacity[1], self.latest_ids)
         reach.update(_weak_references_into(reach, self.latest))
         label = f"{type_name(type(cache))} ({capacity[1]} of at most {capacity[0]} entries)"
         self.hold(reach, label)

@@ -649,6 +649,86 @@ def test_hypothesis_feeding_a_bounded_cache_gets_one_verdict(tester: pytest.Pyte
         assert_clean(records)
 
 
+def test_growth_hung_on_what_a_bounded_cache_returned_is_reported(tester: pytest.Pytester) -> None:
+    """A bounded cache bounds its entries, not what an entry reaches: a dict an
+    ``lru_cache`` returned (empty, so new to the gc when the first run adds to it), a list
+    on a cached object, or on an entry of a cache with a declared ``maxsize``, that every
+    run adds to, is a leak.  (Within a few levels of the cache such growth was set aside as
+    the cache's.)  The caches' own growth, new entries, is still set aside."""
+    tester.makepyfile(
+        test_entries="""
+        import functools, itertools
+
+        class Widget:
+            pass
+
+        class Node:
+            def __init__(self):
+                self.items = []
+
+        @functools.lru_cache(maxsize=128)
+        def config(name):
+            return {}
+
+        @functools.lru_cache(maxsize=128)
+        def node(name):
+            return Node()
+
+        class Bounded:
+            def __init__(self, maxsize):
+                self.maxsize = maxsize
+                self.data = {}
+
+            def __len__(self):
+                return len(self.data)
+
+            def get(self, key):
+                if key not in self.data:
+                    if len(self.data) >= self.maxsize:
+                        del self.data[next(iter(self.data))]
+                    self.data[key] = Node()
+                return self.data[key]
+
+        CACHE = Bounded(64)
+        for warm in ("warm", "other"):
+            config(warm), node(warm), CACHE.get(warm)
+
+        FRESH = itertools.count()
+
+        def test_grows_what_a_cached_call_returned():
+            entries = config("warm")
+            entries[len(entries)] = Widget()
+
+        def test_grows_a_list_on_a_cached_object():
+            node("warm").items.append(Widget())
+
+        def test_grows_a_list_on_an_entry_of_a_bounded_cache():
+            CACHE.get("warm").items.append(Widget())
+
+        def test_fills_the_caches():
+            for _ in range(3):
+                key = next(FRESH)
+                config(key)[key] = Widget()
+                node(key).items.append(Widget())
+                CACHE.get(key).items.append(Widget())
+        """
+    )
+    result, records = run_with_report(tester, "-p", "no:randomly")
+    result.assert_outcomes(passed=4, errors=3)
+    for name in (
+        "test_grows_what_a_cached_call_returned",
+        "test_grows_a_list_on_a_cached_object",
+        "test_grows_a_list_on_an_entry_of_a_bounded_cache",
+    ):
+        record = records[name]
+        assert record["verdict"] == "leaked", record
+        assert [leak["type"] for leak in record["leaked"]] == ["test_entries.Widget"], record
+        assert record["set_aside"] is None, record
+    filled = records["test_fills_the_caches"]
+    assert (filled["verdict"], filled["outcome"]) == ("clean", "passed"), filled
+    assert "test_entries.Widget" in filled["set_aside"]["types"], filled
+
+
 def test_a_hypothesis_leak_that_only_looks_bounded_on_its_first_run_is_rerun_and_reported(
     tester: pytest.Pytester,
 ) -> None:
