@@ -620,7 +620,8 @@ def _reachable(
     run appends to) grows without the cache's bound, and nothing it refers to
     is the cache's.  The same holds from the older entries on, at any depth:
     what an ``lru_cache`` returned (its referents, but its table), and what a
-    container as long as the cache (``size`` entries: its table) holds.  A dict
+    container as long as the cache (``size`` entries: its table, or a bounded
+    ``deque`` itself) holds.  A dict
     an ``lru_cache`` returned that a test adds to on every run is no entry of
     the cache's.  Nor is a new object in an entry that refers to objects of
     one type from two runs, one of the last run's (``latest``) and one of an
@@ -631,6 +632,8 @@ def _reachable(
     if structure is not None:
         structure.add(id(start))
     lru = type(start) is _LRU_WRAPPER
+    # An ``lru_cache`` refers to its results; a ``deque(maxlen=...)`` is its own table.
+    start_entries = lru or _is_table(start, size)
     # (object, levels of older objects above it, whether it is an entry or in one);
     # None: a new object, from which the walk goes through new objects only.
     stack: list[tuple[object, int | None, bool]] = [(start, 0, False)]
@@ -656,7 +659,7 @@ def _reachable(
             )
             last.clear()
         # What a table (or an ``lru_cache`` itself) refers to is an entry.
-        entries = in_entry or (lru and obj is start) or (obj is not start and _is_table(obj, size))
+        entries = in_entry or (start_entries if obj is start else _is_table(obj, size))
         for ref in refs:
             key = id(ref)
             if key in seen:

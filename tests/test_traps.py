@@ -652,12 +652,13 @@ def test_hypothesis_feeding_a_bounded_cache_gets_one_verdict(tester: pytest.Pyte
 def test_growth_hung_on_what_a_bounded_cache_returned_is_reported(tester: pytest.Pytester) -> None:
     """A bounded cache bounds its entries, not what an entry reaches: a dict an
     ``lru_cache`` returned (empty, so new to the gc when the first run adds to it), a list
-    on a cached object, or on an entry of a cache with a declared ``maxsize``, that every
-    run adds to, is a leak.  (Within a few levels of the cache such growth was set aside as
-    the cache's.)  The caches' own growth, new entries, is still set aside."""
+    on a cached object, or on an entry of a cache with a declared ``maxsize``, a dict in a
+    ``deque(maxlen=...)``, that every run adds to, is a leak.  (Within a few levels of the
+    cache such growth was set aside as the cache's.)  The caches' own growth, new entries,
+    is still set aside."""
     tester.makepyfile(
         test_entries="""
-        import functools, itertools
+        import collections, functools, itertools
 
         class Widget:
             pass
@@ -692,6 +693,7 @@ def test_growth_hung_on_what_a_bounded_cache_returned_is_reported(tester: pytest
         CACHE = Bounded(64)
         for warm in ("warm", "other"):
             config(warm), node(warm), CACHE.get(warm)
+        RECENT = collections.deque([{}, {}], maxlen=64)
 
         FRESH = itertools.count()
 
@@ -705,20 +707,25 @@ def test_growth_hung_on_what_a_bounded_cache_returned_is_reported(tester: pytest
         def test_grows_a_list_on_an_entry_of_a_bounded_cache():
             CACHE.get("warm").items.append(Widget())
 
+        def test_grows_what_a_bounded_deque_holds():
+            RECENT[0][len(RECENT[0])] = Widget()
+
         def test_fills_the_caches():
             for _ in range(3):
                 key = next(FRESH)
                 config(key)[key] = Widget()
                 node(key).items.append(Widget())
                 CACHE.get(key).items.append(Widget())
+                RECENT.append({key: Widget()})
         """
     )
     result, records = run_with_report(tester, "-p", "no:randomly")
-    result.assert_outcomes(passed=4, errors=3)
+    result.assert_outcomes(passed=5, errors=4)
     for name in (
         "test_grows_what_a_cached_call_returned",
         "test_grows_a_list_on_a_cached_object",
         "test_grows_a_list_on_an_entry_of_a_bounded_cache",
+        "test_grows_what_a_bounded_deque_holds",
     ):
         record = records[name]
         assert record["verdict"] == "leaked", record
