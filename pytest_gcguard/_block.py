@@ -294,6 +294,7 @@ class _Scope:
             survivors.exclude_new_modules(self.modules0)
             survivors.exclude_reachable(import_cache_roots())
             survivors.exclude_cached_formats()
+            survivors.exclude_finalize_hook()
             survivors.exclude_reachable(coverage_tracer_roots())
             survivors.exclude_weakrefs_to_others()
             survivors.exclude_spent_iterators()

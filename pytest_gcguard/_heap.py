@@ -865,6 +865,18 @@ def context_held(objs: list[object]) -> set[int]:
     return held
 
 
+def _is_method_type(tp: type) -> bool:
+    return tp is types.MethodType
+
+
+def read_attribute(obj: object, name: str) -> object:
+    """An attribute read without running the object's code (None when missing)."""
+    try:
+        return object.__getattribute__(obj, name)
+    except Exception:
+        return None
+
+
 def _is_weakref_type(tp: type) -> bool:
     return tp is weakref.ReferenceType
 
@@ -1751,6 +1763,18 @@ class Survivors:
         ids.difference_update(id(value) for value in cached if id(value) not in held)
         cached.clear()
 
+    def exclude_finalize_hook(self) -> None:
+        """Exclude the bound method ``weakref.finalize`` registers with ``atexit`` on its first
+        use (once per process; ``atexit`` holds it in C, where the gc does not look)."""
+        finalize = sys.modules["weakref"].finalize
+        if not getattr(finalize, "_registered_with_atexit", False) or not self.remaining:
+            return
+        exitfunc = getattr(finalize._exitfunc, "__func__", None)
+        for obj in self.of_types(_is_method_type):
+            if read_attribute(obj, "__self__") is finalize and read_attribute(obj, "__func__") is exitfunc:
+                self.ids.discard(id(obj))
+                break
+
     def exclude_weakrefs_to_others(self) -> None:
         """Exclude weak references to objects that are not candidates.
 
@@ -1983,7 +2007,13 @@ def import_cache_roots() -> list[object]:
     # rerun replaces it; regrtest empties it too.  It holds only strings,
     # lists and tuples of them.
     roots.append(getattr(sys.modules.get("linecache"), "cache", None))
-    for module_name, attr in (("_strptime", "_regex_cache"), ("filecmp", "_cache"), ("urllib.parse", "_parse_cache")):
+    # tempfile's name generator, made on first use (with its own ``Random``): one per process.
+    for module_name, attr in (
+        ("_strptime", "_regex_cache"),
+        ("filecmp", "_cache"),
+        ("urllib.parse", "_parse_cache"),
+        ("tempfile", "_name_sequence"),
+    ):
         roots.append(getattr(sys.modules.get(module_name), attr, None))
     # The caches of modules whose caches regrtest empties (urllib.parse's
     # urlsplit: a dict emptied when full up to 3.10, an lru_cache from 3.11;

@@ -39,6 +39,7 @@ from ._heap import (
     instance_dicts,
     list_runner,
     own_objects,
+    read_attribute,
     release_runner,
     settle,
     threads_holding,
@@ -57,7 +58,7 @@ from ._pytest_internals import (
 from ._report import FIRST_RUN_TYPES, Leak, Verdict, cycle_text
 from ._settings import Settings, TypeFilter
 from ._slots import Replacement, Slots
-from ._strategies import _read, held_by_hypothesis
+from ._strategies import held_by_hypothesis
 from ._warnings import GcGuardWarning
 
 #: What a test item holds that holds more of its bookkeeping.
@@ -338,6 +339,7 @@ class Judge:
             before.clear()
         survivors.exclude_reachable(import_cache_roots())
         survivors.exclude_cached_formats()
+        survivors.exclude_finalize_hook()
         survivors.exclude_reachable(coverage_tracer_roots())
         survivors.exclude_weakrefs_to_others()
         survivors.exclude_spent_iterators()
@@ -469,8 +471,8 @@ class Judge:
         and the strategies built once hold them (``_strategies``); else -1."""
         if "hypothesis.strategies._internal.utils" not in sys.modules:
             return -1
-        handle = _read(getattr(self.item, "function", None), "hypothesis")
-        given = _read(handle, "_given_kwargs")
+        handle = read_attribute(getattr(self.item, "function", None), "hypothesis")
+        given = read_attribute(handle, "_given_kwargs")
         if type(given) is not dict:
             return -1
         strategies = list(given.values())

@@ -47,7 +47,7 @@ import types
 from collections import Counter
 from typing import Any
 
-from ._heap import _LRU_WRAPPER, _TYPE_NAME, _get_referents, hypothesis_module_values, type_module
+from ._heap import _LRU_WRAPPER, _TYPE_NAME, _get_referents, hypothesis_module_values, read_attribute, type_module
 from ._slots import _outside
 
 #: The versions whose referents show an object's attributes (module docstring).
@@ -76,14 +76,6 @@ _CACHE_CONTAINERS = (list, dict, collections.OrderedDict)
 _LINK = "_lru_list_elem"
 
 
-def _read(obj: object, name: str) -> object:
-    """An attribute read without running the object's code (None when missing)."""
-    try:
-        return object.__getattribute__(obj, name)
-    except Exception:
-        return None
-
-
 #: Hypothesis's bounded caches (``hypothesis.internal.cache``), by class name: the
 #: names their per-thread state gives its containers.
 _CACHE_STATE = {
@@ -108,7 +100,7 @@ def _bounded_caches() -> list[object]:
         if tp is _LRU_WRAPPER:
             bound = value.cache_info().maxsize  # type: ignore[attr-defined]
         elif type_module(tp) == "hypothesis.internal.cache" and _TYPE_NAME.__get__(tp) in _CACHE_STATE:
-            bound = _read(value, "max_size")
+            bound = read_attribute(value, "max_size")
         else:
             continue
         if type(bound) is int and 0 < bound <= MAX_BOUND and not any(value is known for known in found):
@@ -133,7 +125,7 @@ def _cache_containers() -> list[object]:
             )
             continue
         names = _CACHE_STATE[_TYPE_NAME.__get__(type(cache))]
-        local = _read(cache, "_threadlocal")
+        local = read_attribute(cache, "_threadlocal")
         for inner in _get_referents(local) if local is not None else ():
             if type(inner) is not dict:
                 continue
@@ -164,7 +156,7 @@ def _is_strategy_object(obj: object) -> bool:
 def _own_dict(owner: object, namespace: dict[Any, Any]) -> bool:
     """``namespace`` is ``owner``'s ``__dict__`` (read by name, it holds the same values)."""
     keys = [key for key in _SET_ONCE if key in namespace]
-    return bool(keys) and all(_read(owner, key) is namespace[key] for key in keys)
+    return bool(keys) and all(read_attribute(owner, key) is namespace[key] for key in keys)
 
 
 def _count_strategies(given: list[object], ids: set[int], expected: Counter[int]) -> bool:
@@ -196,7 +188,7 @@ def _count_strategies(given: list[object], ids: set[int], expected: Counter[int]
                     older
                     and strategy
                     and (
-                        any(_read(obj, name) is ref for name in _SET_ONCE)
+                        any(read_attribute(obj, name) is ref for name in _SET_ONCE)
                         or (type(ref) is dict and _own_dict(obj, ref))
                     )
                 ):

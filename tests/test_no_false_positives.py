@@ -395,7 +395,7 @@ def test_a_leak_beside_a_full_bounded_cache_is_still_reported(tester: pytest.Pyt
 
 
 SETTLED_WITHOUT_A_RERUN = """
-    import collections.abc, contextvars, itertools, linecache, numbers, struct, urllib.parse
+    import collections.abc, contextvars, itertools, linecache, numbers, struct, tempfile, urllib.parse
 
     VAR = contextvars.ContextVar("var", default=0)
     NAMES = [contextvars.ContextVar(f"name{i}") for i in range(40)]
@@ -427,6 +427,11 @@ SETTLED_WITHOUT_A_RERUN = """
         start = next(FRESH) * 40
         for n in range(start, start + 40):
             assert struct.calcsize(f"<{n + 1}h") == 2 * (n + 1)
+
+    def test_first_names_a_temporary_file():
+        # tempfile makes its name generator (and its Random) on first use.
+        with tempfile.TemporaryDirectory():
+            pass
 
     KINDS = [type(f"Kind{n}", (), {}) for n in range(5)]
 
@@ -464,16 +469,18 @@ SETTLED_WITHOUT_A_RERUN = """
 
 def test_context_maps_and_stdlib_caches_settle_without_a_rerun(tester: pytest.Pytester) -> None:
     """Growth held by the thread's context map, by linecache, urllib.parse's and struct's caches,
-    or by the ABCs' caches is not even suspected; leaks through a context variable are still found."""
+    tempfile's name generator, or by the ABCs' caches is not even suspected; leaks through a
+    context variable are still found."""
     tester.makepyfile(test_settled=SETTLED_WITHOUT_A_RERUN)
     result = tester.runpytest_subprocess("--gcguard", "--gcguard-json=out.json", "-p", "no:randomly")
-    result.assert_outcomes(passed=10, errors=5)
+    result.assert_outcomes(passed=11, errors=5)
     tests = records_by_name(tester)
     settled = (
         "test_sets_context_variables",
         "test_generated_source_in_linecache",
         "test_parses_new_urls",
         "test_packs_new_formats",
+        "test_first_names_a_temporary_file",
     )
     for name in (*settled, "test_asks_abcs_about_new_classes"):
         assert (tests[name]["verdict"], tests[name]["reruns"]) == ("clean", 0), name
