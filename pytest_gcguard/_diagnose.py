@@ -598,6 +598,11 @@ def _is_table(obj: object, size: int) -> bool:
 _TABLE_TYPES = (dict, list, collections.OrderedDict, collections.deque)
 
 
+def _is_lru_table(obj: object) -> bool:
+    """``obj`` is an ``lru_cache``'s table: the dict whose values are its links (not a result)."""
+    return type(obj) is dict and bool(obj) and all(type(v).__name__ == "_lru_list_elem" for v in obj.values())
+
+
 def _reachable(
     start: object,
     young: set[int],
@@ -632,18 +637,20 @@ def _reachable(
     if structure is not None:
         structure.add(id(start))
     lru = type(start) is _LRU_WRAPPER
-    # An ``lru_cache`` refers to its results; a ``deque(maxlen=...)`` is its own table.
-    start_entries = lru or _is_table(start, size)
-    # (object, levels of older objects above it, whether it is an entry or in one);
-    # None: a new object, from which the walk goes through new objects only.
-    stack: list[tuple[object, int | None, bool]] = [(start, 0, False)]
+    # (object, levels of older objects above it, whether it is an entry or in one,
+    # whether it is the cache's table); None: a new object, from which the walk goes
+    # through new objects only.  An ``lru_cache`` refers to its results (and its
+    # table, the dict of its links); a ``deque(maxlen=...)`` is its own table.
+    stack: list[tuple[object, int | None, bool, bool]] = [(start, 0, False, lru or _is_table(start, size))]
     while stack:
-        obj, depth, in_entry = stack.pop()
+        obj, depth, in_entry, table = stack.pop()
         refs = _get_referents(obj)
         # An object's own __dict__ is part of it, even when it was made after
         # ``young`` was listed (a repr read it) or, from 3.12, is not among its
-        # referents.
-        own = instance_dicts([obj]) if depth is None or depth >= CACHE_DEPTH else []
+        # referents; it is never a table (a cache's own attributes, as many as its
+        # entries).
+        namespace = instance_dicts([obj])
+        own = namespace if depth is None or depth >= CACHE_DEPTH else []
         refs.extend(own)
         if structure is not None and own:
             structure.add(id(own[0]))  # made after ``young`` was listed, maybe: part of its object
@@ -659,17 +666,21 @@ def _reachable(
             )
             last.clear()
         # What a table (or an ``lru_cache`` itself) refers to is an entry.
-        entries = in_entry or (start_entries if obj is start else _is_table(obj, size))
+        entries = in_entry or table
         for ref in refs:
             key = id(ref)
             if key in seen:
                 continue
+            if lru and obj is start:
+                child_table = _is_lru_table(ref)
+            else:
+                child_table = _is_table(ref, size) and not any(ref is d for d in namespace)
             if key in young or (own and ref is own[0] and depth is None):
                 if growing:
                     continue
                 seen.add(key)
                 # From here on, new objects only.
-                stack.append((ref, None, entries and not (lru and obj is start and _is_table(ref, size))))
+                stack.append((ref, None, entries and not child_table, child_table))
             elif (
                 depth is not None
                 and depth < CACHE_DEPTH + ENTRY_DEPTH
@@ -677,14 +688,14 @@ def _reachable(
                 and not _is_namespace(ref)
             ):
                 seen.add(key)
-                stack.append((ref, depth + 1, entries and not (lru and obj is start and _is_table(ref, size))))
+                stack.append((ref, depth + 1, entries and not child_table, child_table))
                 if structure is not None:
                     structure.add(key)
             else:
                 seen.add(key)
             if len(seen) > MAX_REACH:
                 return set()
-        del refs, own
+        del refs, own, namespace
     return seen
 
 

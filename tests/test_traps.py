@@ -695,6 +695,25 @@ def test_growth_hung_on_what_a_bounded_cache_returned_is_reported(tester: pytest
             config(warm), node(warm), CACHE.get(warm)
         RECENT = collections.deque([{}, {}], maxlen=64)
 
+        class ThreeAttributes:
+            # As many attributes as entries when judged (found by review): its
+            # ``__dict__`` is not its table.
+            def __init__(self, maxsize):
+                self.maxsize = maxsize
+                self.data = collections.OrderedDict()
+                self.hits = 0
+
+            def __len__(self):
+                return len(self.data)
+
+        SMALL = ThreeAttributes(64)
+
+        @functools.lru_cache(maxsize=64)
+        def bucket(name):
+            return []
+
+        bucket("all").append(Widget())
+
         FRESH = itertools.count()
 
         def test_grows_what_a_cached_call_returned():
@@ -710,6 +729,14 @@ def test_growth_hung_on_what_a_bounded_cache_returned_is_reported(tester: pytest
         def test_grows_what_a_bounded_deque_holds():
             RECENT[0][len(RECENT[0])] = Widget()
 
+        def test_grows_a_cached_list_as_long_as_the_cache():
+            # One new key per run beside it: the list is as long as the cache.
+            bucket(f"key-{next(FRESH)}")
+            bucket("all").append(Widget())
+
+        def test_fills_a_cache_with_as_many_attributes():
+            SMALL.data[next(FRESH)] = Node()
+
         def test_fills_the_caches():
             for _ in range(3):
                 key = next(FRESH)
@@ -720,20 +747,25 @@ def test_growth_hung_on_what_a_bounded_cache_returned_is_reported(tester: pytest
         """
     )
     result, records = run_with_report(tester, "-p", "no:randomly")
-    result.assert_outcomes(passed=5, errors=4)
+    result.assert_outcomes(passed=7, errors=5)
     for name in (
         "test_grows_what_a_cached_call_returned",
         "test_grows_a_list_on_a_cached_object",
         "test_grows_a_list_on_an_entry_of_a_bounded_cache",
         "test_grows_what_a_bounded_deque_holds",
+        "test_grows_a_cached_list_as_long_as_the_cache",
     ):
         record = records[name]
         assert record["verdict"] == "leaked", record
         assert [leak["type"] for leak in record["leaked"]] == ["test_entries.Widget"], record
-        assert record["set_aside"] is None, record
+        # The new key's empty list is the cache's growth.
+        assert (record["set_aside"] or {}).get("types", {}).keys() <= {"list"}, record
     filled = records["test_fills_the_caches"]
     assert (filled["verdict"], filled["outcome"]) == ("clean", "passed"), filled
     assert "test_entries.Widget" in filled["set_aside"]["types"], filled
+    small = records["test_fills_a_cache_with_as_many_attributes"]
+    assert (small["verdict"], small["outcome"]) == ("clean", "passed"), small
+    assert "test_entries.Node" in small["set_aside"]["types"], small
 
 
 def test_a_hypothesis_leak_that_only_looks_bounded_on_its_first_run_is_rerun_and_reported(
