@@ -159,9 +159,52 @@ def _own_dict(owner: object, namespace: dict[Any, Any]) -> bool:
     return bool(keys) and all(read_attribute(owner, key) is namespace[key] for key in keys)
 
 
+def _set_once(name: str, value: object) -> bool:
+    """``value`` is what Hypothesis sets once under ``name``: a strategy (what a lazy or
+    deferred strategy wraps, a ``one_of``'s branch sampler), a ``one_of``'s list of
+    strategies, or the threads that validated it.  Anything else (a list a test appends
+    to on every run) is not built once."""
+    if name == "validate_called":
+        return type(value) is dict and all(type(key) is int for key in value)
+    if name == "_OneOfStrategy__element_strategies":
+        return type(value) is list and all(map(_is_strategy_object, value))
+    return _is_strategy_object(value)
+
+
+def _new_dict_set_once(namespace: dict[Any, Any], ids: set[int]) -> bool:
+    """Every new object an older strategy's new ``__dict__`` holds is set once."""
+    return all(key in _SET_ONCE and _set_once(key, value) for key, value in namespace.items() if id(value) in ids)
+
+
+def _count_held(strategy: object, ref: object, ids: set[int], expected: Counter[int]) -> bool:
+    """Count what the older ``strategy`` holds of the new objects (``ref``, or what its
+    older ``__dict__`` holds) under the names it sets once; False if that is not what
+    Hypothesis sets there."""
+    if id(ref) in ids:
+        if type(ref) is dict and _own_dict(strategy, ref):
+            if not _new_dict_set_once(ref, ids):
+                return False
+            expected[id(ref)] += 1
+            return True
+        names = [name for name in _SET_ONCE if read_attribute(strategy, name) is ref]
+        if not all(_set_once(name, ref) for name in names):
+            return False
+        expected[id(ref)] += bool(names)
+    elif type(ref) is dict and _own_dict(strategy, ref):
+        # Its older ``__dict__``: what it holds under those names is counted here.
+        for name in _SET_ONCE:
+            value = ref.get(name)
+            if value is not None and id(value) in ids:
+                if not _set_once(name, value):
+                    return False
+                expected[id(value)] += 1
+    return True
+
+
 def _count_strategies(given: list[object], ids: set[int], expected: Counter[int]) -> bool:
     """Count the references older strategies hold to new objects through what they set
-    once; False when the graph is too large to walk."""
+    once; False when the graph is too large to walk, or when what an older strategy
+    holds under those names is not what Hypothesis sets there (``_set_once``)."""
     seen: set[int] = set()
     stack = list(given)
     walked = 0
@@ -183,22 +226,8 @@ def _count_strategies(given: list[object], ids: set[int], expected: Counter[int]
         # (the new ones' are among the new objects).
         older = id(obj) not in ids
         for ref in _get_referents(obj):
-            if id(ref) in ids:
-                if (
-                    older
-                    and strategy
-                    and (
-                        any(read_attribute(obj, name) is ref for name in _SET_ONCE)
-                        or (type(ref) is dict and _own_dict(obj, ref))
-                    )
-                ):
-                    expected[id(ref)] += 1
-            elif older and strategy and type(ref) is dict and _own_dict(obj, ref):
-                # Its older ``__dict__``: what it holds under those names is counted here.
-                for name in _SET_ONCE:
-                    value = ref.get(name)
-                    if value is not None and id(value) in ids:
-                        expected[id(value)] += 1
+            if older and strategy and not _count_held(obj, ref, ids, expected):
+                return False
             if id(ref) not in seen and (type(ref) in _CONTAINERS or _is_strategy_object(ref)):
                 stack.append(ref)
         del obj
