@@ -173,6 +173,18 @@ class _Samples:
         self.previous_ids = current
 
 
+def _samples(accumulated: list[object], latest: list[object], name_of: dict[type, str]) -> dict[str, list[object]]:
+    """The report's samples of each type: what accumulated over the reruns, or, for a type
+    none of whose first rerun's objects outlived the later reruns (a full cache that
+    evicts the test's own entries once the older ones are gone: cattrs' Hypothesis
+    tests), what the last run kept, so that the chains from them find the holder."""
+    members = first_of_each(accumulated, name_of, _settings.MAX_SAMPLES)
+    lacking = {tp: name for tp, name in name_of.items() if name not in members}
+    if lacking:
+        members.update(first_of_each(latest, lacking, _settings.MAX_SAMPLES))
+    return members
+
+
 class Rerunner(Protocol):
     """What reruns a test for the judge (``plugin.GcGuard``)."""
 
@@ -580,7 +592,7 @@ class Judge:
         # run) is the test's growth, not a cache of what it holds.
         growth = (list(latest), list(accumulated)) if settings.filters_types else ()
         latest = list(compress(latest, map(name_of.__contains__, map(type, latest))))
-        members = first_of_each(accumulated, name_of, _settings.MAX_SAMPLES)
+        members = _samples(accumulated, latest, name_of)
         # Every new object of a leaked type: what stays, for the bounded-cache rule (the
         # last run may have replaced the run before's objects beside the cache's growth,
         # ``_bounded_holders``), and what threads the test left running may hold (below).

@@ -933,6 +933,63 @@ def test_a_hypothesis_test_that_only_fills_hypothesis_caches_settles_without_a_r
         assert tests[name]["reruns"] == 2, tests[name]
 
 
+def test_a_full_cache_that_evicts_the_tests_own_entries_is_set_aside(tester: pytest.Pytester) -> None:
+    """A full bounded cache that, once the entries older than the test are gone, evicts
+    what the test's earlier runs put in it: no older object dies, and none of the first
+    rerun's objects outlives the later reruns, so there was no sample to find the cache
+    from; growth that the entries' sizes happen to add in every run was reported (cattrs'
+    Hypothesis tests, through Hypothesis's full strategy cache).  The last run's objects are
+    the samples now, and their chains find the cache."""
+    tester.makepyfile(
+        test_evict="""
+        import itertools
+
+        class Part:
+            pass
+
+        class Thing:
+            def __init__(self, size):
+                self.parts = [Part() for _ in range(size)]
+
+        class FifoCache:
+            def __init__(self, maxsize):
+                self.maxsize = maxsize
+                self.data = {}
+
+            def __len__(self):
+                return len(self.data)
+
+            def put(self, key, value):
+                if len(self.data) >= self.maxsize:
+                    del self.data[next(iter(self.data))]
+                self.data[key] = value
+
+        CALLS = itertools.count()
+        CACHE = FifoCache(12)
+        for _ in range(12):
+            CACHE.put(("warm", next(CALLS)), Thing(1))
+
+        def test_warm_up():
+            pass
+
+        def test_fills_a_full_cache_that_evicts_its_own_entries():
+            # Each run's 4 entries evict the run before's (the older ones first); entry
+            # sizes cycle (1 + calls % 40): each run keeps a few more parts than it evicts.
+            for _ in range(4):
+                n = next(CALLS)
+                CACHE.put(n, Thing(1 + n % 40))
+        """
+    )
+    result = tester.runpytest_subprocess("--gcguard", "--gcguard-json=out.json", "-p", "no:randomly")
+    result.assert_outcomes(passed=2)
+    tests = records_by_name(tester)
+    record = tests["test_fills_a_full_cache_that_evicts_its_own_entries"]
+    assert (record["verdict"], record["suspicion"]["cause"]) == ("clean", "bounded cache"), record
+    assert record["set_aside"]["types"].keys() == {"test_evict.Part"}, record
+    assert "FifoCache" in record["set_aside"]["reason"], record
+    assert tests["test_warm_up"]["verdict"] == "clean"
+
+
 def test_weak_references_to_what_a_bounded_cache_keeps_are_bounded_too(tester: pytest.Pytester) -> None:
     """A registry that refers weakly to what a bounded cache keeps (Hypothesis's lambda
     descriptions, a base class's subclass registry) loses each entry when the cache evicts
