@@ -598,6 +598,21 @@ def _is_table(obj: object, size: int) -> bool:
 _TABLE_TYPES = (dict, list, collections.OrderedDict, collections.deque)
 
 
+#: Containers a test can add to after they were made (a tuple cannot).
+_GROWABLE = (dict, list, set, collections.OrderedDict, collections.defaultdict, collections.deque)
+
+
+def _accumulates(refs: list[object], young: set[int], latest: set[int]) -> bool:
+    """A container made before the last run (``refs``: what it holds) holds objects of
+    one type that the last run made and at least two an earlier run made: it gains them
+    run after run."""
+    last = {type(ref) for ref in refs if id(ref) in latest}
+    if not last:
+        return False
+    earlier = collections.Counter(type(ref) for ref in refs if id(ref) in young and id(ref) not in latest)
+    return any(earlier[tp] >= 2 for tp in last)
+
+
 def _is_lru_table(obj: object) -> bool:
     """``obj`` is an ``lru_cache``'s table: the dict whose values are its links (not a result)."""
     return type(obj) is dict and bool(obj) and all(type(v).__name__ == "_lru_list_elem" for v in obj.values())
@@ -628,10 +643,12 @@ def _reachable(
     container as long as the cache (``size`` entries: its table, or a bounded
     ``deque`` itself) holds.  A dict
     an ``lru_cache`` returned that a test adds to on every run is no entry of
-    the cache's.  Nor is a new object in an entry that refers to objects of
-    one type from two runs, one of the last run's (``latest``) and one of an
-    earlier run's: made by one run (the entry it is), it grew in another (an
-    empty dict, untracked until the first run's entry, is new to the gc).
+    the cache's.  Nor is a new dict, list or set in an entry, made before the
+    last run, that holds objects of one type from the last run (``latest``)
+    and two or more from earlier ones: it grows run after run (an empty dict,
+    untracked until the first run's entry, is new to the gc).  A tuple, or a
+    container the last run made, that refers to what earlier runs cached is
+    what a cache's entries share (Hypothesis's strategies).
     """
     seen = {id(start)}
     if structure is not None:
@@ -659,12 +676,8 @@ def _reachable(
             kinds = {id(ref): type(ref) for ref in refs if id(ref) in young}  # a dict may be listed twice
             growing = len(set(kinds.values())) < len(kinds)
             del kinds
-        elif depth is None and in_entry and latest:
-            last = {type(ref) for ref in refs if id(ref) in latest}
-            growing = bool(last) and any(
-                type(ref) in last for ref in refs if id(ref) in young and id(ref) not in latest
-            )
-            last.clear()
+        elif depth is None and in_entry and latest and type(obj) in _GROWABLE and id(obj) not in latest:
+            growing = _accumulates(refs, young, latest)
         # What a table (or an ``lru_cache`` itself) refers to is an entry.
         entries = in_entry or table
         for ref in refs:
