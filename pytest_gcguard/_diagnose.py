@@ -7,7 +7,6 @@ Runs only for a test that is being reported.  The heap is unfrozen first:
 from __future__ import annotations
 
 import collections
-import functools
 import sys
 import types
 import weakref
@@ -17,6 +16,7 @@ from typing import cast
 
 from . import _graph
 from ._heap import (
+    _LRU_WRAPPER,
     Quiet,
     _freeze,
     _get_objects,
@@ -24,6 +24,7 @@ from ._heap import (
     _get_referrers,
     _unfreeze,
     instance_dicts,
+    is_lru_table,
     subclass_registry_of,
     type_module,
     type_mro,
@@ -562,9 +563,6 @@ def declared_capacity(obj: object) -> tuple[int, int] | None:
     return None
 
 
-_LRU_WRAPPER = type(functools.lru_cache(maxsize=1)(len))
-
-
 #: Levels of older objects (the cache's own lists, dicts, thread-locals) a walk
 #: from a bounded cache goes through to reach its entries.
 CACHE_DEPTH = 4
@@ -590,12 +588,12 @@ def _is_bounded(obj: object) -> bool:
     return declared_capacity(obj) is not None
 
 
+_TABLE_TYPES = (dict, list, collections.OrderedDict, collections.deque)
+
+
 def _is_table(obj: object, size: int) -> bool:
     """``obj`` is a cache's table: a dict, list or deque as long as the cache."""
     return size > 0 and type(obj) in _TABLE_TYPES and len(obj) == size  # type: ignore[arg-type]
-
-
-_TABLE_TYPES = (dict, list, collections.OrderedDict, collections.deque)
 
 
 #: Containers a test can add to after they were made (a tuple cannot).
@@ -611,11 +609,6 @@ def _accumulates(refs: list[object], young: set[int], latest: set[int]) -> bool:
         return False
     earlier = collections.Counter(type(ref) for ref in refs if id(ref) in young and id(ref) not in latest)
     return any(earlier[tp] >= 2 for tp in last)
-
-
-def _is_lru_table(obj: object) -> bool:
-    """``obj`` is an ``lru_cache``'s table: the dict whose values are its links (not a result)."""
-    return type(obj) is dict and bool(obj) and all(type(v).__name__ == "_lru_list_elem" for v in obj.values())
 
 
 def _reachable(
@@ -685,7 +678,7 @@ def _reachable(
             if key in seen:
                 continue
             if lru and obj is start:
-                child_table = _is_lru_table(ref)
+                child_table = is_lru_table(ref)
             else:
                 child_table = _is_table(ref, size) and not any(ref is d for d in namespace)
             if key in young or (own and ref is own[0] and depth is None):

@@ -2043,6 +2043,14 @@ _LRU_WRAPPER = type(functools.lru_cache(maxsize=1)(len))
 _STRUCT = struct.Struct
 
 
+def is_lru_table(obj: object) -> bool:
+    """``obj`` is an ``lru_cache``'s table: the dict whose values are its links (C, not
+    tracked by the gc), among the wrapper's referents with its ``__dict__`` and results."""
+    return (
+        type(obj) is dict and bool(obj) and all(_TYPE_NAME.__get__(type(v)) == "_lru_list_elem" for v in obj.values())
+    )
+
+
 def coverage_tracer_roots() -> list[object]:
     """What coverage.py's per-thread C tracers hold (pytest-cov, ``--cov``): the runner's.
 

@@ -47,7 +47,15 @@ import types
 from collections import Counter
 from typing import Any
 
-from ._heap import _LRU_WRAPPER, _TYPE_NAME, _get_referents, hypothesis_module_values, read_attribute, type_module
+from ._heap import (
+    _LRU_WRAPPER,
+    _TYPE_NAME,
+    _get_referents,
+    hypothesis_module_values,
+    is_lru_table,
+    read_attribute,
+    type_module,
+)
 from ._slots import _outside
 
 #: The versions whose referents show an object's attributes (module docstring).
@@ -72,8 +80,6 @@ _SET_ONCE = (
 )
 _CONTAINERS = (tuple, list, dict, frozenset, set)
 _CACHE_CONTAINERS = (list, dict, collections.OrderedDict)
-#: The class of an ``lru_cache``'s links (C, not tracked by the gc), by name.
-_LINK = "_lru_list_elem"
 
 
 #: Hypothesis's bounded caches (``hypothesis.internal.cache``), by class name: the
@@ -118,11 +124,7 @@ def _cache_containers() -> list[object]:
             # Its results and keys (in C links, not tracked), and its table: the dict
             # whose values are those links (not its ``__dict__``, nor a result).
             found.append(cache)
-            found.extend(
-                ref
-                for ref in _get_referents(cache)
-                if type(ref) is dict and ref and all(_TYPE_NAME.__get__(type(v)) == _LINK for v in ref.values())
-            )
+            found.extend(ref for ref in _get_referents(cache) if is_lru_table(ref))
             continue
         names = _CACHE_STATE[_TYPE_NAME.__get__(type(cache))]
         local = read_attribute(cache, "_threadlocal")
@@ -243,9 +245,9 @@ def held_by_hypothesis(candidates: list[object], ids: set[int], holds: int, give
     """
     if not SUPPORTED:
         return -1
-    containers = _cache_containers()
     if len(candidates) > MAX_CANDIDATES or not all(map(_hypothesis_made, {type(obj) for obj in candidates})):
         return -1
+    containers = _cache_containers()
     expected: Counter[int] = Counter()
     entries = 0
     for container in containers:
