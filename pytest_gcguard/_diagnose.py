@@ -25,6 +25,7 @@ from ._heap import (
     _unfreeze,
     instance_dicts,
     is_lru_table,
+    registered_class,
     subclass_registry_of,
     type_module,
     type_mro,
@@ -1033,10 +1034,27 @@ def _find_chains(
     ignore.update((here, id(wanted)))
     ignore.update(id(pair) for pair in wanted)  # each (leak, sample) refers to its sample
     referred: set[int] = set()
-    found = backref_chains(
-        [target for _, target in wanted], pre_existing, CHAIN_DEPTH, ignore, thaw, referred, memo if known else None
-    )
+    # A class's weak reference in its bases' registries of subclasses lives as long
+    # as the class: the search starts from the class, and the chain ends at the reference.
+    targets = [registered_class(target) or target for _, target in wanted]
+    ignore.add(id(targets))
+    found = backref_chains(targets, pre_existing, CHAIN_DEPTH, ignore, thaw, referred, memo if known else None)
     ignore.add(id(found))
+    targets.clear()
+    # A class no older object reaches: the reference's own chain (its base's registry).
+    unreached = [
+        i
+        for i, ((_, target), chain) in enumerate(zip(wanted, found, strict=True))
+        if chain[-1] is not target and len(chain) == 1
+    ]
+    if unreached:
+        again = backref_chains([wanted[i][1] for i in unreached], pre_existing, CHAIN_DEPTH, ignore, None, referred)
+        for i, chain in zip(unreached, again, strict=True):
+            found[i] = chain
+        again.clear()
+    for (_, target), chain in zip(wanted, found, strict=True):
+        if chain[-1] is not target:
+            chain.append(target)
     # Chains that stop at an old object that is not a module or class go on up to one.
     climbing = [chain for chain in found if len(chain) > 1 and not _is_root(chain[0])]
     ignore.add(id(climbing))

@@ -389,6 +389,19 @@ def subclass_registry_of(obj: object) -> type | None:
     return owner
 
 
+def registered_class(obj: object) -> type | None:
+    """The class whose entry ``obj`` is in its bases' ``__subclasses__()`` registries, if it is one.
+
+    CPython registers each class with its bases by the class's plain weak
+    reference (no callback: ``weakref.ref(cls)`` hands out the same one), and
+    drops it when the class dies: that reference lives exactly as long as its class.
+    """
+    if type(obj) is not weakref.ReferenceType or obj.__callback__ is not None:
+        return None
+    target = obj()
+    return target if issubclass(type(target), type) else None  # type: ignore[return-value]
+
+
 def plain_str(value: object) -> str | None:
     """``value`` as an exact ``str`` without running any of its code (None if it is no str).
 

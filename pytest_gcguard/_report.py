@@ -20,7 +20,15 @@ from operator import is_
 from typing import Any
 
 from . import _kinds
-from ._heap import _get_referents, dict_offset, subclass_registry_of, type_mro, type_name, type_namespace
+from ._heap import (
+    _get_referents,
+    dict_offset,
+    registered_class,
+    subclass_registry_of,
+    type_mro,
+    type_name,
+    type_namespace,
+)
 
 #: Every gcguard failure message starts with this (tests match on it).
 PREFIX = "gcguard:"
@@ -146,6 +154,13 @@ def _edge(node: object, child: object) -> str:
     try:
         if issubclass(tp, type) and type(child) is dict and subclass_registry_of(child) is node:
             return ".__subclasses__()"
+        if issubclass(tp, type):
+            if registered_class(child) is node:
+                return "its weak reference in its bases' __subclasses__()"
+            # type's own descriptors: a metaclass's may lie or raise.
+            for name in ("__mro__", "__bases__"):
+                if type.__dict__[name].__get__(node) is child:
+                    return f".{name}"
         for base, edge in _EDGES:
             if issubclass(tp, base):
                 return edge(node, child)
@@ -172,7 +187,7 @@ def _dict_edge(node: Any, child: object) -> str:
     key = _key_of(node, child)
     if key is not _MISSING:
         return f"[{_reprs.repr(key)}]"
-    return " (a key)" if _position(iter(dict.keys(node)), child) >= 0 else ""
+    return "a key" if _position(iter(dict.keys(node)), child) >= 0 else ""
 
 
 def _sequence_edge(node: Any, child: object) -> str:

@@ -603,12 +603,17 @@ def test_a_kept_climb_holds_nothing_and_never_one_through_a_bounded_cache() -> N
     assert memo.climb(holder) is None
 
 
-def test_growth_of_a_base_class_registry_of_subclasses_is_held_via_that_class(tester: pytest.Pytester) -> None:
-    """A class made per run (pyrsistent's field types) adds a weak reference to its base's
-    registry of subclasses, a dict the gc shows no referrer of: the base class is its root."""
+def test_a_class_weak_reference_in_its_bases_registry_is_held_via_what_holds_the_class(
+    tester: pytest.Pytester,
+) -> None:
+    """A class made per run (pyrsistent's field types) adds its weak reference to its
+    base's registry of subclasses, a dict the gc shows no referrer of.  That reference
+    lives as long as the class: its chain is the class's, with the reference at its end
+    (the base's registry, when nothing older reaches the class)."""
     tester.makepyfile(
         test_sub="""
         FIELD_TYPES = {}
+        LOOSE = []
 
         class Base:
             pass
@@ -620,16 +625,30 @@ def test_growth_of_a_base_class_registry_of_subclasses_is_held_via_that_class(te
             class Field(Base):
                 pass
             FIELD_TYPES[Field] = "field"
+
+        def test_keeps_a_class_deeper_than_a_chain_goes():
+            class Deep(Base):
+                pass
+            nested = [Deep]
+            for _ in range(20):
+                nested = [nested]
+            LOOSE.append(nested)
         """
     )
     result = tester.runpytest_subprocess("--gcguard", "--gcguard-json=out.json", "-p", "no:randomly")
-    result.assert_outcomes(passed=1, errors=1)
+    result.assert_outcomes(passed=2, errors=2)
     result.stdout.fnmatch_lines(
         [
-            "    1 object(s) held via class test_sub.Base -> __subclasses__() (dict): weakref.ReferenceType x1",
-            "        why alive: class test_sub.Base -> __subclasses__() (dict) -> [[]*[]] weakref.ReferenceType",
+            "*held via module test_sub:*type x1, weakref.ReferenceType x1*",
+            "        why alive: module test_sub -> FIELD_TYPES (dict) -> a key (class test_sub.*Field) -> its weak "
+            "reference in its bases' __subclasses__() (weakref.ReferenceType)",
         ]
     )
-    (record,) = json.loads((tester.path / "out.json").read_text())["tests"]
+    tests = {r["nodeid"].rpartition("::")[2]: r for r in json.loads((tester.path / "out.json").read_text())["tests"]}
+    record = tests["test_defines_a_class_per_run"]
     roots = {leak["type"]: leak["root"] for leak in record["leaked"]}
-    assert roots["weakref.ReferenceType"] == "class test_sub.Base -> __subclasses__() (dict)", roots
+    assert roots["weakref.ReferenceType"] == roots["type"] == "module test_sub", roots
+    record = tests["test_keeps_a_class_deeper_than_a_chain_goes"]
+    leaks = {leak["type"]: leak for leak in record["leaked"]}
+    assert leaks["type"]["why_alive"].startswith("no pre-existing object reaches it within"), leaks
+    assert leaks["weakref.ReferenceType"]["root"] == "class test_sub.Base -> __subclasses__() (dict)", leaks

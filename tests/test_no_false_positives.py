@@ -1036,6 +1036,75 @@ def test_weak_references_to_what_a_bounded_cache_keeps_are_bounded_too(tester: p
     result.assert_outcomes(passed=2, errors=1)
 
 
+def test_classes_weak_references_follow_the_classes_into_a_bounded_cache(tester: pytest.Pytester) -> None:
+    """Each class is registered with its bases by its weak reference, counted apart from
+    the class, whose count is split by metaclass: cattrs' Hypothesis strategies make
+    ``attrs`` classes (of ``type`` and ``ABCMeta``) that a full strategy cache keeps and
+    evicts, and the references alone grew in every run.  Their chain went to the bases'
+    registries, never to the cache, and they were reported.  A reference's chain is now
+    its class's.  The same classes kept by a list are still reported."""
+    tester.makepyfile(
+        test_meta="""
+        import abc
+        import itertools
+
+        class Plain:
+            pass
+
+        class Abstract(abc.ABC):
+            pass
+
+        class FifoCache:
+            def __init__(self, maxsize):
+                self.maxsize = maxsize
+                self.data = {}
+
+            def __len__(self):
+                return len(self.data)
+
+            def put(self, key, value):
+                if len(self.data) >= self.maxsize:
+                    del self.data[next(iter(self.data))]
+                self.data[key] = value
+
+        KEYS = itertools.count()
+        CACHE = FifoCache(5)
+        KEPT = []
+        # What each run adds: a class (T: of metaclass type, A: ABCMeta) or dicts (D).
+        # The classes grow in every run, and each metaclass's, the dicts and the tuples do not.
+        PLAN = ["TD", "DDT", "TA", "T", "T", "T", "T", "T"]
+
+        def make(kind):
+            if kind == "T":
+                return type("Made", (Plain,), {})
+            if kind == "A":
+                return abc.ABCMeta("Made", (Abstract,), {})
+            return [({},), ({},), ({},)]
+
+        CACHED_RUNS = itertools.count()
+
+        def test_makes_classes_into_a_bounded_cache():
+            for kind in PLAN[next(CACHED_RUNS)]:
+                CACHE.put(next(KEYS), make(kind))
+
+        KEPT_RUNS = itertools.count()
+
+        def test_keeps_classes_of_two_metaclasses():
+            for kind in PLAN[next(KEPT_RUNS)].replace("D", ""):
+                KEPT.append(make(kind))
+        """
+    )
+    result = tester.runpytest_subprocess("--gcguard", "--gcguard-json=out.json", "-p", "no:randomly")
+    tests = records_by_name(tester)
+    cached = tests["test_makes_classes_into_a_bounded_cache"]
+    assert (cached["verdict"], cached["suspicion"]["cause"]) == ("clean", "bounded cache"), cached
+    assert cached["set_aside"]["types"] == {"weakref.ReferenceType": 1}, cached
+    assert "FifoCache" in cached["set_aside"]["reason"], cached
+    kept = {leak["type"]: leak for leak in tests["test_keeps_classes_of_two_metaclasses"]["leaked"]}
+    assert kept["weakref.ReferenceType"]["why_alive"].startswith("module test_meta -> KEPT (list) ->"), kept
+    result.assert_outcomes(passed=2, errors=1)
+
+
 def test_objects_that_two_bounded_caches_share_are_their_growth(tester: pytest.Pytester) -> None:
     """jsonschema's resolver is a key of two ``lru_cache`` methods of its class: the key
     tuples of each run are split between two bounded caches, and neither holds them all
