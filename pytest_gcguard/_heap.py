@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from itertools import compress
 from operator import is_ as _is
 from operator import not_
-from typing import Any
+from typing import Any, cast
 
 from ._identity import Identities, identify
 
@@ -396,10 +396,15 @@ def registered_class(obj: object) -> type | None:
     reference (no callback: ``weakref.ref(cls)`` hands out the same one), and
     drops it when the class dies: that reference lives exactly as long as its class.
     """
-    if type(obj) is not weakref.ReferenceType or obj.__callback__ is not None:
+    if type(obj) is not weakref.ReferenceType:
         return None
-    target = obj()
-    return target if issubclass(type(target), type) else None  # type: ignore[return-value]
+    ref = cast("weakref.ReferenceType[object]", obj)
+    callback: object = ref.__callback__  # None for a plain reference (typeshed says never)
+    if callback is not None:
+        return None
+    target = ref()
+    # type(), not isinstance(): a hostile referent's __class__ may raise.
+    return cast("type", target) if issubclass(type(target), type) else None
 
 
 def plain_str(value: object) -> str | None:
