@@ -1048,7 +1048,7 @@ def _find_chains(
         if chain[-1] is not target and len(chain) == 1
     ]
     if unreached:
-        again = backref_chains([wanted[i][1] for i in unreached], pre_existing, CHAIN_DEPTH, ignore, None, referred)
+        again = backref_chains([wanted[i][1] for i in unreached], pre_existing, CHAIN_DEPTH, ignore, thaw, referred)
         for i, chain in zip(unreached, again, strict=True):
             found[i] = chain
         again.clear()
