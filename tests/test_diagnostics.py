@@ -626,11 +626,11 @@ def test_a_class_weak_reference_in_its_bases_registry_is_held_via_what_holds_the
                 pass
             FIELD_TYPES[Field] = "field"
 
-        def test_keeps_a_class_deeper_than_a_chain_goes():
+        def test_keeps_a_class_deeper_than_a_search_goes():
             class Deep(Base):
                 pass
             nested = [Deep]
-            for _ in range(20):
+            for _ in range(45):
                 nested = [nested]
             LOOSE.append(nested)
         """
@@ -648,7 +648,7 @@ def test_a_class_weak_reference_in_its_bases_registry_is_held_via_what_holds_the
     record = tests["test_defines_a_class_per_run"]
     roots = {leak["type"]: leak["root"] for leak in record["leaked"]}
     assert roots["weakref.ReferenceType"] == roots["type"] == "module test_sub", roots
-    record = tests["test_keeps_a_class_deeper_than_a_chain_goes"]
+    record = tests["test_keeps_a_class_deeper_than_a_search_goes"]
     leaks = {leak["type"]: leak for leak in record["leaked"]}
     assert leaks["type"]["why_alive"].startswith("no pre-existing object reaches it within"), leaks
     assert leaks["weakref.ReferenceType"]["root"] == "class test_sub.Base -> __subclasses__() (dict)", leaks

@@ -1105,6 +1105,68 @@ def test_classes_weak_references_follow_the_classes_into_a_bounded_cache(tester:
     result.assert_outcomes(passed=2, errors=1)
 
 
+def test_growth_deep_in_a_bounded_cache_is_found_there(tester: pytest.Pytester) -> None:
+    """What a cached Hypothesis strategy builds can sit 17 levels of new objects below the
+    cache (cattrs' ``test_type_overrides``: a list in an ``IntervalSet`` in a chain of
+    strategies, each with its ``__dict__``).  The why-alive search gave up after 12, found
+    no cache, and the growth was reported.  It goes on through new objects now; the same
+    objects kept by a module's list are still reported, with their whole chain (12 boxes:
+    13 levels from the list, 25 on 3.10)."""
+    tester.makepyfile(
+        test_deep="""
+        import pytest
+
+        class Part:
+            pass
+
+        class Box:
+            def __init__(self, inner):
+                self.inner = inner
+
+        class FifoCache:
+            def __init__(self, maxsize):
+                self.maxsize = maxsize
+                self.data = {}
+
+            def __len__(self):
+                return len(self.data)
+
+            def put(self, key, value):
+                if len(self.data) >= self.maxsize:
+                    del self.data[next(iter(self.data))]
+                self.data[key] = value
+
+        def nest(depth):
+            value = Part()
+            for _ in range(depth):
+                value = Box(value)
+            return value
+
+        CACHE = FifoCache(1000)
+        KEPT = []
+
+        # Only the innermost type counts: no sample of a shallower one finds the holder.
+        @pytest.mark.gcguard(only=["*.Part"])
+        def test_caches_deep_entries():
+            CACHE.put(len(CACHE), nest(12))
+
+        @pytest.mark.gcguard(only=["*.Part"])
+        def test_keeps_deep_entries():
+            KEPT.append(nest(12))
+        """
+    )
+    result = tester.runpytest_subprocess("--gcguard", "--gcguard-json=out.json", "-p", "no:randomly")
+    tests = records_by_name(tester)
+    cached = tests["test_caches_deep_entries"]
+    assert (cached["verdict"], cached["suspicion"]["cause"]) == ("clean", "bounded cache"), cached
+    assert cached["set_aside"]["types"] == {"test_deep.Part": 1}, cached
+    (leak,) = tests["test_keeps_deep_entries"]["leaked"]
+    assert leak["type"] == "test_deep.Part", leak
+    assert leak["why_alive"].startswith("module test_deep -> KEPT (list) -> [1] test_deep.Box -> inner"), leak
+    assert leak["why_alive"].endswith("-> inner (test_deep.Part)"), leak
+    result.assert_outcomes(passed=2, errors=1)
+
+
 def test_objects_that_two_bounded_caches_share_are_their_growth(tester: pytest.Pytester) -> None:
     """jsonschema's resolver is a key of two ``lru_cache`` methods of its class: the key
     tuples of each run are split between two bounded caches, and neither holds them all
