@@ -163,9 +163,11 @@ def _edge(node: object, child: object) -> str:
             if registered_class(child) is node:
                 return "its weak reference in its bases' __subclasses__()"
             # type's own descriptors: a metaclass's may lie or raise.
-            for name in ("__mro__", "__bases__"):
+            for name in ("__mro__", "__bases__", "__base__"):
                 if type.__dict__[name].__get__(node) is child:
                     return f".{name}"
+        if child is tp:  # an instance refers to its (heap) class
+            return ".__class__"
         for base, edge in _EDGES:
             if issubclass(tp, base):
                 return edge(node, child)
