@@ -17,6 +17,7 @@ from typing import cast
 from . import _graph
 from ._heap import (
     _LRU_WRAPPER,
+    _TYPE_DICT,
     Quiet,
     _freeze,
     _get_objects,
@@ -653,6 +654,10 @@ def _reachable(
     # through new objects only.  An ``lru_cache`` refers to its results (and its
     # table, the dict of its links); a ``deque(maxlen=...)`` is its own table.
     stack: list[tuple[object, int | None, bool, bool]] = [(start, 0, False, lru or _is_table(start, size))]
+    #: Ids of the namespaces of the classes met: a class's own dict does not grow run after
+    #: run, and telling which run made each object in it is not exact (an evicted class's
+    #: objects' addresses go to the next class's).
+    namespaces: set[int] = set()
     while stack:
         obj, depth, in_entry, table = stack.pop()
         refs = _get_referents(obj)
@@ -666,11 +671,21 @@ def _reachable(
         if structure is not None and own:
             structure.add(id(own[0]))  # made after ``young`` was listed, maybe: part of its object
         growing = False
+        if issubclass(type(obj), type):
+            # A class's namespace is filled by its class statement, not run after run.
+            namespaces.update(map(id, _get_referents(_TYPE_DICT.__get__(obj))))
         if depth is not None and (depth > CACHE_DEPTH or in_entry):
             kinds = {id(ref): type(ref) for ref in refs if id(ref) in young}  # a dict may be listed twice
             growing = len(set(kinds.values())) < len(kinds)
             del kinds
-        elif depth is None and in_entry and latest and type(obj) in _GROWABLE and id(obj) not in latest:
+        elif (
+            depth is None
+            and in_entry
+            and latest
+            and type(obj) in _GROWABLE
+            and id(obj) not in latest
+            and id(obj) not in namespaces
+        ):
             growing = _accumulates(refs, young, latest)
         # What a table (or an ``lru_cache`` itself) refers to is an entry.
         entries = in_entry or table

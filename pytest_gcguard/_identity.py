@@ -81,7 +81,7 @@ def _takes_weakrefs(tp: type) -> bool:
 class Identities:
     """Per id, the weak references whose death proves the object recorded there died."""
 
-    __slots__ = ("kinds", "refs", "tokens")
+    __slots__ = ("kinds", "prints", "refs", "tokens")
 
     def __init__(self) -> None:
         #: id -> the weak references (its own, or its holders').
@@ -91,23 +91,28 @@ class Identities:
         #: id -> the id of its type, for every object seen (a type made by the
         #: test must not be kept alive by us).
         self.kinds: dict[int, int] = {}
+        #: id -> a hash of what it refers to, for objects that cannot change what
+        #: they refer to (``_UNCHANGING``): a newer one at the address refers to other objects.
+        self.prints: dict[int, int] = {}
 
     def own(self) -> tuple[object, ...]:
         """Our objects, to exclude by identity from a later run's survivors."""
-        return (self, self.tokens, self.refs, self.kinds, *self.refs, *self.tokens.values())
+        return (self, self.tokens, self.refs, self.kinds, self.prints, *self.refs, *self.tokens.values())
 
     def replaced(self, ids: Iterable[int], now: Identities) -> set[int]:
         """Of ``ids`` (recorded here, and ``now``), those whose recorded object died.
 
         The object now at such an id is a newer one: its recorded weak
-        references are dead, or it is of another type.
+        references are dead, it is of another type, or (an object that cannot
+        change what it refers to) it refers to other objects.
         """
-        tokens, kinds, kinds_now = self.tokens, self.kinds, now.kinds
+        tokens, kinds, kinds_now, prints, prints_now = self.tokens, self.kinds, now.kinds, self.prints, now.prints
         return {
             key
             for key in ids
             if kinds.get(key) != kinds_now.get(key)
             or ((refs := tokens.get(key)) is not None and all(ref() is None for ref in refs))
+            or ((was := prints.get(key)) is not None and (is_now := prints_now.get(key)) is not None and was != is_now)
         }
 
     def clear(self) -> None:
@@ -115,6 +120,7 @@ class Identities:
         self.tokens.clear()
         self.refs.clear()
         self.kinds.clear()
+        self.prints.clear()
 
 
 def identify(objs: list[object], ours: Iterable[object] = (), seen: list[object] | None = None) -> Identities:
@@ -128,6 +134,12 @@ def identify(objs: list[object], ours: Iterable[object] = (), seen: list[object]
     if len(every) > MAX_IDENTIFIED:
         return found
     found.kinds = dict(zip(map(id, every), map(id, map(type, every)), strict=True))
+    # Objects that take no weak reference and cannot change what they refer to: a
+    # newer one at the address refers to other objects (a property to another getter).
+    # Beyond MAX_LOOKED_UP of them, this is all that tells them apart (cattrs' runs
+    # keep thousands of tuples and properties, and an evicted class's properties'
+    # addresses go to the next class's: they looked as if they had stayed).
+    found.prints = _prints(every)
     made: dict[int, weakref.ref[Any]] = {}
     others = _own_references(objs, made)
     for key, ref in made.items():
@@ -142,6 +154,29 @@ def identify(objs: list[object], ours: Iterable[object] = (), seen: list[object]
     found.refs = list(made.values())
     made.clear()
     return found
+
+
+#: Types whose objects take no weak reference and never change what they refer to.
+_UNCHANGING = frozenset(
+    {
+        tuple,
+        frozenset,
+        property,
+        types.MethodWrapperType,
+        types.GetSetDescriptorType,
+        types.MemberDescriptorType,
+    }
+)
+
+
+def _prints(objs: list[object]) -> dict[int, int]:
+    """id -> a hash of what it refers to, for ``objs`` of the ``_UNCHANGING`` types (in a
+    function of its own: no frame of the caller's may go on referring to one of them)."""
+    prints: dict[int, int] = {}
+    for obj in objs:
+        if type(obj) in _UNCHANGING:
+            prints[id(obj)] = hash(tuple(map(id, _referents(obj))))
+    return prints
 
 
 def _own_references(objs: list[object], made: dict[int, weakref.ref[Any]]) -> list[object]:

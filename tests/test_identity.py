@@ -129,3 +129,26 @@ def test_a_large_growth_is_told_apart_by_id_only(monkeypatch: pytest.MonkeyPatch
     objs: list[object] = [Made(), Made(), Made()]
     found = identify(objs)
     assert (found.tokens, found.kinds, found.refs) == ({}, {}, [])
+
+
+def test_an_unchanging_object_that_now_refers_to_other_objects_is_newer() -> None:
+    """A tuple or property takes no weak reference, and past MAX_LOOKED_UP of them their
+    holders are not looked up; what they refer to never changes, so a newer one at the
+    address is told by what it refers to (another getter, other items)."""
+    before, now = Identities(), Identities()
+    before.kinds = now.kinds = {1: 100, 2: 100, 3: 100}
+    before.prints = {1: 5, 2: 7}
+    now.prints = {1: 5, 2: 8, 3: 9}
+    assert before.replaced([1, 2, 3], now) == {2}
+
+
+def test_only_unchanging_objects_are_told_by_what_they_refer_to() -> None:
+    item = object()
+    pair = (item, [item])
+    kept = [item]
+    prop = property(lambda self: item)
+    found = identify([pair, kept, prop])
+    assert set(found.prints) == {id(pair), id(prop)}
+    assert identify([pair]).prints[id(pair)] == found.prints[id(pair)]
+    kept.append(item)  # a list changes what it refers to: never printed
+    assert identify([kept]).prints == {}
