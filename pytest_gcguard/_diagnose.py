@@ -599,7 +599,19 @@ def _is_table(obj: object, size: int) -> bool:
 
 
 #: Containers a test can add to after they were made (a tuple cannot).
-_GROWABLE = (dict, list, set, collections.OrderedDict, collections.defaultdict, collections.deque)
+_GROWABLE = (dict, list, set, collections.deque)
+
+
+#: What a class statement puts in a class's namespace.
+_CLASS_BODY = (
+    property,
+    types.FunctionType,
+    classmethod,
+    staticmethod,
+    types.GetSetDescriptorType,
+    types.MemberDescriptorType,
+    type,
+)
 
 
 def _accumulates(refs: list[object], young: set[int], latest: set[int]) -> bool:
@@ -654,9 +666,7 @@ def _reachable(
     # through new objects only.  An ``lru_cache`` refers to its results (and its
     # table, the dict of its links); a ``deque(maxlen=...)`` is its own table.
     stack: list[tuple[object, int | None, bool, bool]] = [(start, 0, False, lru or _is_table(start, size))]
-    #: Ids of the namespaces of the classes met: a class's own dict does not grow run after
-    #: run, and telling which run made each object in it is not exact (an evicted class's
-    #: objects' addresses go to the next class's).
+    #: Ids of the namespaces of the classes met (``_CLASS_BODY``).
     namespaces: set[int] = set()
     while stack:
         obj, depth, in_entry, table = stack.pop()
@@ -672,7 +682,6 @@ def _reachable(
             structure.add(id(own[0]))  # made after ``young`` was listed, maybe: part of its object
         growing = False
         if issubclass(type(obj), type):
-            # A class's namespace is filled by its class statement, not run after run.
             namespaces.update(map(id, _get_referents(_TYPE_DICT.__get__(obj))))
         if depth is not None and (depth > CACHE_DEPTH or in_entry):
             kinds = {id(ref): type(ref) for ref in refs if id(ref) in young}  # a dict may be listed twice
@@ -682,11 +691,15 @@ def _reachable(
             depth is None
             and in_entry
             and latest
-            and type(obj) in _GROWABLE
+            and issubclass(type(obj), _GROWABLE)  # a Counter, a dict subclass of the code's
             and id(obj) not in latest
-            and id(obj) not in namespaces
         ):
-            growing = _accumulates(refs, young, latest)
+            # In a class's namespace, what its class statement makes is left out: which run
+            # made each of those is not always told exactly (an evicted class's properties'
+            # and getters' addresses go to the next class's, all at once).
+            kept = [ref for ref in refs if not issubclass(type(ref), _CLASS_BODY)] if id(obj) in namespaces else refs
+            growing = _accumulates(kept, young, latest)
+            del kept
         # What a table (or an ``lru_cache`` itself) refers to is an entry.
         entries = in_entry or table
         for ref in refs:
@@ -914,7 +927,9 @@ class _CacheHolds:
             name = kinds[type(obj)]
             # A weak reference to what the cache keeps dies with its referent's entry
             # (a ``WeakKeyDictionary`` drops it): its older holder is no leak.
-            if type(obj) in _WEAK_REFERENCE_TYPES and _dereference(obj) is not None:
+            # A class's own weak reference lives with the class, in its bases' registries
+            # (no referrer the gc shows): one an older list also keeps outlives the class.
+            if type(obj) in _WEAK_REFERENCE_TYPES and _dereference(obj) is not None and registered_class(obj) is None:
                 continue
             if taken[name] < share:
                 taken[name] += 1
@@ -995,6 +1010,14 @@ def _bounded_holders(
     return holds.finish(ignore)
 
 
+def _read_module(obj: object) -> object:
+    """``obj.__module__``, or None if reading it fails (a metaclass's ``__getattribute__`` may raise)."""
+    try:
+        return getattr(obj, "__module__", None)
+    except Exception:
+        return None
+
+
 def _best_match(matches: list[object], parent: dict[int, object]) -> object:
     """Of several equally short chains, the one that starts at the child's own module.
 
@@ -1007,9 +1030,9 @@ def _best_match(matches: list[object], parent: dict[int, object]) -> object:
         while type(child) is dict:  # the module's namespace: look at what it holds
             child = parent.get(id(child))
         # type(), not isinstance(): a hostile object's __class__ may raise.
-        home = getattr(child, "__module__", None) if issubclass(type(child), (types.FunctionType, type)) else None
+        home = _read_module(child) if issubclass(type(child), (types.FunctionType, type)) else None
         if home is None and type(child) is _LRU_WRAPPER:
-            home = getattr(child, "__module__", None)  # an lru_cache wrapper carries its function's
+            home = _read_module(child)  # an lru_cache wrapper carries its function's
         if home is None:
             # An instance: the module that defines its class (a package's __init__
             # re-exports ``default_bus``; ``taskhub.events`` made it).
@@ -1051,11 +1074,21 @@ def _find_chains(
     referred: set[int] = set()
     # A class's weak reference in its bases' registries of subclasses lives as long
     # as the class: the search starts from the class, and the chain ends at the reference.
+    # Each object is searched from once (a leaked class and its reference share the class).
     targets = [registered_class(target) or target for _, target in wanted]
-    ignore.add(id(targets))
-    found = backref_chains(targets, pre_existing, CHAIN_DEPTH, ignore, thaw, referred, memo if known else None)
+    first_at = {id(target): n for n, target in reversed(list(enumerate(targets)))}
+    unique = [target for n, target in enumerate(targets) if first_at[id(target)] == n]
+    ignore.update((id(targets), id(unique)))
+    searched = backref_chains(unique, pre_existing, CHAIN_DEPTH, ignore, thaw, referred, memo if known else None)
+    by_target = {id(target): chain for target, chain in zip(unique, searched, strict=True)}
+    found = [list(by_target[id(target)]) for target in targets]
     ignore.add(id(found))
+    ignore.update(map(id, found))
+    by_target.clear()
+    searched.clear()
+    unique.clear()
     targets.clear()
+    first_at.clear()
     # A class no older object reaches: the reference's own chain (its base's registry).
     unreached = [
         i

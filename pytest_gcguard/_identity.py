@@ -156,17 +156,19 @@ def identify(objs: list[object], ours: Iterable[object] = (), seen: list[object]
     return found
 
 
-#: Types whose objects take no weak reference and never change what they refer to.
+#: Types whose objects take no weak reference and never change what they refer to
+#: (a property's ``__doc__`` and, on 3.13, its name can be set: it is known by its
+#: getter, setter and deleter only).
 _UNCHANGING = frozenset(
     {
         tuple,
         frozenset,
-        property,
         types.MethodWrapperType,
         types.GetSetDescriptorType,
         types.MemberDescriptorType,
     }
 )
+_FGET, _FSET, _FDEL = (property.__dict__[name].__get__ for name in ("fget", "fset", "fdel"))
 
 
 def _prints(objs: list[object]) -> dict[int, int]:
@@ -174,8 +176,11 @@ def _prints(objs: list[object]) -> dict[int, int]:
     function of its own: no frame of the caller's may go on referring to one of them)."""
     prints: dict[int, int] = {}
     for obj in objs:
-        if type(obj) in _UNCHANGING:
+        tp = type(obj)
+        if tp in _UNCHANGING:
             prints[id(obj)] = hash(tuple(map(id, _referents(obj))))
+        elif tp is property:
+            prints[id(obj)] = hash((id(_FGET(obj)), id(_FSET(obj)), id(_FDEL(obj))))
     return prints
 
 

@@ -172,6 +172,8 @@ def test_a_test_that_replaces_a_gc_function_does_not_break_later_reports(tester:
 def test_classes_that_lie_are_reported_without_crashing(tester: pytest.Pytester) -> None:
     tester.makepyfile(
         test_hostile="""
+        import pytest
+
         class Liar(type):
             def __getattribute__(cls, name):
                 raise RuntimeError("metaclass lies about " + name)
@@ -197,13 +199,35 @@ def test_classes_that_lie_are_reported_without_crashing(tester: pytest.Pytester)
             class Slotted:
                 __slots__ = ("a",)
             KEEP.append(Slotted())
+
+        class ModuleLiar(type):
+            def __getattribute__(cls, name):
+                if name == "__module__":
+                    raise RuntimeError("no module")
+                return super().__getattribute__(name)
+
+        class LiarBase(metaclass=ModuleLiar):
+            pass
+
+        NAMES = iter(range(100))
+
+        # Only the classes' weak references: their chains start at the classes, bound
+        # to the module's globals, where the module of each is looked up.
+        @pytest.mark.gcguard(only=["weakref.*"])
+        def test_classes_whose_module_raises_bound_to_globals():
+            globals()[f"C{next(NAMES)}"] = ModuleLiar("H", (LiarBase,), {})
         """,
         test_zz=CANARIES,
     )
     result, _ = drive(tester, "--gcguard", "--gcguard-json=gcguard.json")
     records = canary_records(tester)
     assert_canaries(records)
-    for name in ("test_lying_metaclass", "test_module_name_that_raises", "test_slots_that_raise"):
+    for name in (
+        "test_lying_metaclass",
+        "test_module_name_that_raises",
+        "test_slots_that_raise",
+        "test_classes_whose_module_raises_bound_to_globals",
+    ):
         assert records[name] == "leaked", (name, records)
     result.stdout.fnmatch_lines(["*odd.module.Odd x1*"])
 

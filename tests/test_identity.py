@@ -152,3 +152,16 @@ def test_only_unchanging_objects_are_told_by_what_they_refer_to() -> None:
     assert identify([pair]).prints[id(pair)] == found.prints[id(pair)]
     kept.append(item)  # a list changes what it refers to: never printed
     assert identify([kept]).prints == {}
+
+
+def test_a_property_is_known_by_its_accessors_only() -> None:
+    """A property's ``__doc__`` (and, on 3.13, its name) can be set: the same property
+    then refers to another string, and must not pass for a newer one."""
+
+    def get(self: object) -> int:
+        return 0
+
+    prop = property(get)
+    before = identify([prop])
+    prop.__doc__ = "refreshed"
+    assert before.replaced([id(prop)], identify([prop])) == set()

@@ -1042,11 +1042,15 @@ def test_classes_weak_references_follow_the_classes_into_a_bounded_cache(tester:
     ``attrs`` classes (of ``type`` and ``ABCMeta``) that a full strategy cache keeps and
     evicts, and the references alone grew in every run.  Their chain went to the bases'
     registries, never to the cache, and they were reported.  A reference's chain is now
-    its class's.  The same classes kept by a list are still reported."""
+    its class's.  The same classes kept by a list are still reported, and so are such
+    references a list keeps beside the cache (they outlive their classes)."""
     tester.makepyfile(
         test_meta="""
         import abc
         import itertools
+        import weakref
+
+        import pytest
 
         class Plain:
             pass
@@ -1092,6 +1096,14 @@ def test_classes_weak_references_follow_the_classes_into_a_bounded_cache(tester:
         def test_keeps_classes_of_two_metaclasses():
             for kind in PLAN[next(KEPT_RUNS)].replace("D", ""):
                 KEPT.append(make(kind))
+
+        REFS = []
+
+        @pytest.mark.gcguard(only=["weakref.*"])
+        def test_caches_classes_and_keeps_their_references():
+            made = type("Made", (Plain,), {})
+            CACHE.put(next(KEYS), made)
+            REFS.append(weakref.ref(made))  # outlives the class: a leak
         """
     )
     result = tester.runpytest_subprocess("--gcguard", "--gcguard-json=out.json", "-p", "no:randomly")
@@ -1102,7 +1114,10 @@ def test_classes_weak_references_follow_the_classes_into_a_bounded_cache(tester:
     assert "FifoCache" in cached["set_aside"]["reason"], cached
     kept = {leak["type"]: leak for leak in tests["test_keeps_classes_of_two_metaclasses"]["leaked"]}
     assert kept["weakref.ReferenceType"]["why_alive"].startswith("module test_meta -> KEPT (list) ->"), kept
-    result.assert_outcomes(passed=2, errors=1)
+    refs = tests["test_caches_classes_and_keeps_their_references"]
+    assert [leak["type"] for leak in refs["leaked"]] == ["weakref.ReferenceType"], refs
+    assert any("also held outside the bounded cache, by an older list" in note for note in refs["notes"]), refs
+    result.assert_outcomes(passed=3, errors=2)
 
 
 def test_growth_deep_in_a_bounded_cache_is_found_there(tester: pytest.Pytester) -> None:
