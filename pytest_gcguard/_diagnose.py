@@ -26,6 +26,7 @@ from ._heap import (
     _unfreeze,
     instance_dicts,
     is_lru_table,
+    read_attribute,
     registered_class,
     subclass_registry_of,
     type_module,
@@ -1010,14 +1011,6 @@ def _bounded_holders(
     return holds.finish(ignore)
 
 
-def _read_module(obj: object) -> object:
-    """``obj.__module__``, or None if reading it fails (a metaclass's ``__getattribute__`` may raise)."""
-    try:
-        return getattr(obj, "__module__", None)
-    except Exception:
-        return None
-
-
 def _best_match(matches: list[object], parent: dict[int, object]) -> object:
     """Of several equally short chains, the one that starts at the child's own module.
 
@@ -1029,10 +1022,13 @@ def _best_match(matches: list[object], parent: dict[int, object]) -> object:
         child = parent[id(match)]
         while type(child) is dict:  # the module's namespace: look at what it holds
             child = parent.get(id(child))
-        # type(), not isinstance(): a hostile object's __class__ may raise.
-        home = _read_module(child) if issubclass(type(child), (types.FunctionType, type)) else None
-        if home is None and type(child) is _LRU_WRAPPER:
-            home = _read_module(child)  # an lru_cache wrapper carries its function's
+        # type(), not isinstance(), and read without running their code: a hostile
+        # object's __class__, or a metaclass's __getattribute__, may raise.
+        home: object = None
+        if issubclass(type(child), type):
+            home = type_module(child)  # type: ignore[arg-type]
+        elif type(child) is types.FunctionType or type(child) is _LRU_WRAPPER:
+            home = read_attribute(child, "__module__")  # an lru_cache wrapper carries its function's
         if home is None:
             # An instance: the module that defines its class (a package's __init__
             # re-exports ``default_bus``; ``taskhub.events`` made it).
@@ -1076,11 +1072,12 @@ def _find_chains(
     # as the class: the search starts from the class, and the chain ends at the reference.
     # Each object is searched from once (a leaked class and its reference share the class).
     targets = [registered_class(target) or target for _, target in wanted]
-    first_at = {id(target): n for n, target in reversed(list(enumerate(targets)))}
-    unique = [target for n, target in enumerate(targets) if first_at[id(target)] == n]
+    unique = {id(target): target for target in targets}
     ignore.update((id(targets), id(unique)))
-    searched = backref_chains(unique, pre_existing, CHAIN_DEPTH, ignore, thaw, referred, memo if known else None)
-    by_target = {id(target): chain for target, chain in zip(unique, searched, strict=True)}
+    searched = backref_chains(
+        list(unique.values()), pre_existing, CHAIN_DEPTH, ignore, thaw, referred, memo if known else None
+    )
+    by_target = dict(zip(unique, searched, strict=True))
     found = [list(by_target[id(target)]) for target in targets]
     ignore.add(id(found))
     ignore.update(map(id, found))
@@ -1088,7 +1085,6 @@ def _find_chains(
     searched.clear()
     unique.clear()
     targets.clear()
-    first_at.clear()
     # A class no older object reaches: the reference's own chain (its base's registry).
     unreached = [
         i
