@@ -193,10 +193,12 @@ class Rerunner(Protocol):
         ...
 
 
-def _runner_kept(item: pytest.Item) -> tuple[object, ...]:
+def _runner_kept(owner: tuple[pytest.Item, tuple[object, ...]]) -> tuple[object, ...]:
     """What the runner made in the test's phases and keeps, allowed by the fast check:
-    pytest's spent fixture finalizers and the context map's new nodes."""
-    return (*spent_finalizer_objects(item), *context_map_nodes())
+    pytest's spent fixture finalizers and the context map's new nodes.  ``owner``:
+    the item and the fixtures its request made active."""
+    item, active = owner
+    return (*spent_finalizer_objects(item, active), *context_map_nodes())
 
 
 def judge(
@@ -208,15 +210,18 @@ def judge(
     rerunner: Rerunner,
     memo: ChainMemo | None = None,
     slots: Slots | None = None,
+    fixtures: tuple[pytest.Item, tuple[object, ...]] | None = None,
 ) -> tuple[Verdict | None, str]:
     """The verdict on a finished test, or why it was not judged (with the verdict
     whose confirmation a failed rerun ended, for what its reruns cost).
 
     ``outcome``: how the test itself ended, if it did not pass (then it is
-    reported once, as itself, and not judged).  Nothing is made before the
-    window is closed: the usual clean test is known from the closing alone.
+    reported once, as itself, and not judged).  ``fixtures``: the item and the
+    fixtures its request made active (``active_fixture_defs``), read before the
+    request's release and the runner's last listing.  Nothing is made before
+    the window is closed: the usual clean test is known from the closing alone.
     """
-    closed = close_window(window, cycle_text, _runner_kept, item)
+    closed = close_window(window, cycle_text, _runner_kept, fixtures or (item, ()))
     try:
         if not window.passed or outcome is not None:
             return None, f"not judged: the test {outcome or 'did not pass'}"

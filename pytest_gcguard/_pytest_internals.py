@@ -14,8 +14,9 @@ import functools
 import sys
 import types
 import warnings
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from itertools import chain
 
 import pytest
 
@@ -175,32 +176,70 @@ def drop_spent_finalizers(item: pytest.Item) -> None:
     pytest registers ``FixtureDef.finish`` of a function-scoped fixture on every
     broader-scoped fixture it uses, and keeps it there after the test (calling
     it later does nothing).  That is the runner's growth, not the test's: a
-    refs-mode rerun removes what it added.
+    refs-mode rerun removes what it added.  Called after a run's protocol,
+    when the run's fixture request is gone: the fixtures the test requested
+    with ``request.getfixturevalue`` (pytest-asyncio's event loop runner) are
+    no longer known, so every fixture's list is looked at (each is short).
     """
-    for finalizers in _finalizer_lists(item):
+    for finalizers in _finalizer_lists(item, _all_fixture_defs(item.session)):
         if finalizers:
             finalizers[:] = [fin for fin in finalizers if not _spent_finalizer(fin, item)]
 
 
-def _finalizer_lists(item: pytest.Item) -> Iterator[list[object]]:
-    """The finalizer lists of the fixtures ``item`` uses (``FixtureDef._finalizers``)."""
+def _all_fixture_defs(session: pytest.Session) -> Iterator[object]:
+    """Every fixture definition of the session: ``FixtureManager._arg2node2fixturedefs``
+    and ``_arg2nodeid2fixturedefs`` (pytest 9: name -> node or node id -> definitions),
+    or ``_arg2fixturedefs`` (pytest 8: name -> definitions)."""
+    manager = getattr(session, "_fixturemanager", None)
+    for name in ("_arg2node2fixturedefs", "_arg2nodeid2fixturedefs"):
+        by_name = getattr(manager, name, None)
+        if type(by_name) is dict:
+            for by_node in by_name.values():
+                for fixturedefs in by_node.values():
+                    yield from fixturedefs
+    by_name = getattr(manager, "_arg2fixturedefs", None)
+    if type(by_name) is dict:
+        for fixturedefs in by_name.values():
+            yield from fixturedefs
+
+
+def _finalizer_lists(item: pytest.Item, more: Iterable[object] = ()) -> Iterator[list[object]]:
+    """The finalizer lists of the fixtures ``item`` uses (``FixtureDef._finalizers``), each once:
+    its static closure (``item._fixtureinfo.name2fixturedefs``) and ``more``."""
     info = getattr(item, "_fixtureinfo", None)
-    for fixturedefs in getattr(info, "name2fixturedefs", {}).values():
-        for fixturedef in fixturedefs:
-            finalizers = getattr(fixturedef, "_finalizers", None)
-            if type(finalizers) is list:
-                yield finalizers
+    seen: set[int] = set()
+    for fixturedef in chain(chain.from_iterable(getattr(info, "name2fixturedefs", {}).values()), more):
+        finalizers = getattr(fixturedef, "_finalizers", None)
+        if type(finalizers) is list and id(finalizers) not in seen:
+            seen.add(id(finalizers))
+            yield finalizers
 
 
-def spent_finalizer_objects(item: pytest.Item) -> list[object]:
+def active_fixture_defs(item: pytest.Item) -> tuple[object, ...]:
+    """Every fixture the item's request made active, the ones requested by name too
+    (``TopRequest._fixture_defs``): read before ``release_fixture_values``.
+
+    A fixture requested with ``request.getfixturevalue`` (pytest-asyncio's
+    event loop runner) leaves its finalizer on the broader-scoped fixtures it
+    uses, which the item's static closure does not name.
+    """
+    active = getattr(getattr(item, "_request", None), "_fixture_defs", None)
+    return tuple(active.values()) if type(active) is dict else ()
+
+
+def spent_finalizer_objects(item: pytest.Item, active: Iterable[object] = ()) -> list[object]:
     """What the finalizers this test left hold that its setup made: the runner's, kept.
 
     The partial, its bound method and keyword dict, and the fixture request it
     keeps (and, on 3.10, the request's attribute dict, a separate object).
+    pytest 8 also adds, to the requests' shared name -> definitions map
+    (``_arg2fixturedefs``), the definitions of a fixture requested by name.
     Found without changing anything, so the run stays what plain pytest does.
+    ``active``: the fixtures the request made active (``active_fixture_defs``).
     """
     kept: list[object] = []
-    for finalizers in _finalizer_lists(item):
+    maps: set[int] = set()
+    for finalizers in _finalizer_lists(item, active):
         # Only the tail this test appended: a session fixture's list holds
         # one entry per earlier test too (pytest keeps them all).
         for fin in reversed(finalizers):
@@ -210,6 +249,10 @@ def spent_finalizer_objects(item: pytest.Item) -> list[object]:
             kept += (fin, fin.func, fin.keywords, request)  # type: ignore[attr-defined]
             if sys.version_info < (3, 11):
                 kept.append(request.__dict__)
+            by_name = getattr(request, "_arg2fixturedefs", None)
+            if type(by_name) is dict and id(by_name) not in maps:
+                maps.add(id(by_name))
+                kept += by_name.values()
     return kept
 
 

@@ -44,6 +44,7 @@ from ._heap import (
 from ._judge import judge
 from ._outcome import act, record_key
 from ._pytest_internals import (
+    active_fixture_defs,
     drop_spent_finalizers,
     fixture_request,
     recorded_warnings,
@@ -521,6 +522,7 @@ class GcGuard:
         result = yield
         if not window.opened:  # setup never ran
             return result
+        fixtures = (item, active_fixture_defs(item))  # made before the runner's last listing
         release_fixture_values(item)
         list_runner(window)  # what the outer teardown wrappers made since the fixtures ran
         self.window = None
@@ -535,6 +537,7 @@ class GcGuard:
                 self,
                 self.chains,
                 self.slots,
+                fixtures,
             )
         finally:
             self.slots.forget()

@@ -73,6 +73,45 @@ def test_refs_mode_catches_leaks_of_untracked_objects(tester: pytest.Pytester) -
     assert records["test_clean_with_fixtures"]["memory"]["blocks_per_run"] == 0
 
 
+def test_refs_mode_drops_what_pytest_keeps_for_fixtures_requested_by_name(tester: pytest.Pytester) -> None:
+    """A fixture requested with ``request.getfixturevalue`` (as pytest-asyncio requests its
+    loop runner for every async test) leaves its spent finalizer, with its fixture request,
+    on each broader-scoped fixture it uses: the runner's memory, not the test's."""
+    tester.makepyfile(
+        test_by_name="""
+        import pytest
+
+        @pytest.fixture(scope="session")
+        def sess_a():
+            return object()
+
+        @pytest.fixture(scope="session")
+        def sess_b():
+            return object()
+
+        @pytest.fixture
+        def runner(sess_a, sess_b):
+            yield 1
+
+        def test_1(request):
+            assert request.getfixturevalue("runner") == 1
+
+        def test_2(request):
+            assert request.getfixturevalue("runner") == 1
+
+        def test_last():
+            pass
+        """
+    )
+    result = tester.runpytest_subprocess("--gcguard", "--gcguard-refs", "--gcguard-json=o.json", "-p", "no:randomly")
+    result.assert_outcomes(passed=3)
+    result.stdout.fnmatch_lines(["gcguard: checked 3 test(s);*0 leaking*"])
+    records = {r["nodeid"].rpartition("::")[2]: r for r in json.loads((tester.path / "o.json").read_text())["tests"]}
+    for name in ("test_1", "test_2", "test_last"):
+        assert records[name]["verdict"] == "clean", records[name]
+        assert records[name]["memory"]["blocks_per_run"] == 0, records[name]
+
+
 def test_refs_mode_from_marker_and_baseline(tester: pytest.Pytester) -> None:
     tester.makepyfile(
         test_marked="""

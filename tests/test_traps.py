@@ -966,6 +966,11 @@ SETTLED_AT_ONCE = {
             with pytest.warns(UserWarning):
                 warnings.warn("expected", UserWarning)
 
+        def test_requests_a_fixture_by_name(request):
+            # pytest-asyncio's loop runner is requested so: its finalizer on `shared`
+            # is not in the test's static fixture closure.
+            assert request.getfixturevalue("per_test") == 2
+
         def test_sets_a_context_variable():
             VAR.set(VAR.get() + 1)
 
@@ -983,11 +988,11 @@ def test_what_the_runner_keeps_is_settled_without_a_rerun(tester: pytest.Pyteste
     (no rerun) nor sent down the slow path (the first check finds only the runner's)."""
     tester.makepyfile(**SETTLED_AT_ONCE)
     result, records = run_with_report(tester, "-p", "no:randomly")
-    result.assert_outcomes(passed=8, errors=1)
+    result.assert_outcomes(passed=9, errors=1)
     assert records["test_keeps_the_filters"]["verdict"] == "leaked"
     assert "list" in {leak["type"] for leak in records["test_keeps_the_filters"]["leaked"]}
     clean = [name for name in records if name not in ("test_warm_up", "test_keeps_the_filters")]
-    assert len(clean) == 6
+    assert len(clean) == 7
     assert_clean(records, clean)
     assert {name: records[name]["reruns"] for name in clean} == dict.fromkeys(clean, 0)
     fast = dict(line.split() for line in (tester.path / "fast.txt").read_text().splitlines())
