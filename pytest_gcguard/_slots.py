@@ -45,13 +45,14 @@ import weakref
 from collections.abc import Iterable
 from typing import Any
 
-from ._heap import Quiet, _instance_dict, type_name
+from ._heap import _HEAPTYPE, _TYPE_DICT, _TYPE_FLAGS, Quiet, _instance_dict, type_name
 from ._identity import _module_namespace, _takes_weakrefs, _unshared
 
 _get_referents = gc.get_referents
 _get_referrers = gc.get_referrers
 _getrefcount = sys.getrefcount
 _is_tracked = gc.is_tracked
+_SUBCLASSES = type.__subclasses__
 
 #: Slots remembered per session.
 MAX_SLOTS = 8
@@ -155,9 +156,69 @@ def exclusive_structure(members: list[object], external: int, limit: int = MAX_S
 
 
 def _namespace(owner: object) -> dict[str, Any] | None:
-    """A module's globals or an object's ``__dict__``, read without running its code."""
-    namespace = _module_namespace(owner) if issubclass(type(owner), types.ModuleType) else _instance_dict(owner)
+    """A module's globals, a class's namespace (the dict behind its ``__dict__``
+    proxy) or an object's ``__dict__``, read without running its code."""
+    if issubclass(type(owner), types.ModuleType):
+        namespace = _module_namespace(owner)
+    elif issubclass(type(owner), type):
+        inner = _get_referents(_TYPE_DICT.__get__(owner))
+        namespace = inner[0] if len(inner) == 1 else None
+    else:
+        namespace = _instance_dict(owner)
     return namespace if type(namespace) is dict else None
+
+
+def _module_of(namespace: dict[str, Any]) -> object:
+    """The module whose globals ``namespace`` is, or None."""
+    name = namespace.get("__name__")
+    module = sys.modules.get(name) if type(name) is str else None
+    return module if module is not None and _namespace(module) is namespace else None
+
+
+def _owners_of(namespaces: list[dict[str, Any]], ours: set[int]) -> dict[int, object]:
+    """By id of each of ``namespaces``: the object or class it is the namespace of.
+
+    One pass over the heap for them all; a namespace it does not place is looked
+    for among the built-in types (``_static_types_of``).
+    """
+    wanted = {id(namespace) for namespace in namespaces}
+    owners: dict[int, object] = {}
+    args = tuple(namespaces)
+    ours = ours | {id(args), id(owners)}
+    for ref in _get_referrers(*args):
+        if type(ref) is dict or id(ref) in ours:
+            continue
+        namespace = _namespace(ref)
+        if namespace is not None and id(namespace) in wanted:
+            owners.setdefault(id(namespace), ref)
+    # Every class's namespace has "__doc__": a plain dict (a registry) is not looked for.
+    missing = [namespace for namespace in namespaces if id(namespace) not in owners and "__doc__" in namespace]
+    if missing:
+        owners.update(_static_types_of(missing))
+    return owners
+
+
+def _static_types_of(namespaces: list[dict[str, Any]]) -> dict[int, object]:
+    """By id of each of ``namespaces``: the built-in (static) type it is the namespace
+    of, found among ``object``'s subclasses.  The gc does not track static types, so
+    no pass over the heap finds them (forbiddenfruit's ``curse``, which blockbuster
+    uses, rebinds their attributes)."""
+    wanted = {id(namespace) for namespace in namespaces}
+    found: dict[int, object] = {}
+    todo: list[type] = [object]
+    seen = {id(object)}
+    while todo and len(found) < len(wanted):
+        tp = todo.pop()
+        if not _TYPE_FLAGS.__get__(tp) & _HEAPTYPE:
+            namespace = _namespace(tp)
+            if namespace is not None and id(namespace) in wanted:
+                found[id(namespace)] = tp
+        sub: type
+        for sub in _SUBCLASSES(tp):
+            if id(sub) not in seen:
+                seen.add(id(sub))
+                todo.append(sub)
+    return found
 
 
 def _safe_to_hold(held: list[object], followed: set[int]) -> bool:
@@ -204,6 +265,8 @@ class Slot:
         self.idle = 0
         if issubclass(type(owner), types.ModuleType):
             self.label = f"{_module_namespace(owner).get('__name__', '?')}.{name}"
+        elif issubclass(type(owner), type):
+            self.label = f"{type_name(owner)}.{name}"  # type: ignore[arg-type]
         else:
             self.label = f"{type_name(type(owner))}.{name}"
 
@@ -440,6 +503,16 @@ class Slots:
             for root in roots:
                 if id(root) in held:
                     holders.setdefault(id(root), []).append(ref)
+        self._place(roots, holders, ours)
+        holders.clear()
+        roots.clear()
+        plain = all(type(obj) in _HOLDABLE for obj in kept)
+        if len(self.slots) == learned and not plain and len(self.fruitless) < MAX_FRUITLESS:
+            self.fruitless.add(kinds)
+
+    def _place(self, roots: list[object], holders: dict[int, list[object]], ours: set[int]) -> None:
+        """Add the slot each root is in, when one older object holds it (``holders``)."""
+        pending: list[tuple[dict[str, Any], object]] = []  # (a namespace, its root): owner not known yet
         for root in roots:
             found = holders.get(id(root), [])
             if len(found) == 2:  # an object and its own dict (3.13: inline values and the dict made of them)
@@ -447,16 +520,21 @@ class Slots:
                 found = [h for h in found if not any(h is namespace for namespace in namespaces)]
             if len(found) != 1:
                 continue
-            slot = self._slot_of(found[0], root)
-            if slot is not None and not any(_same_entry(known, slot) for known in self.slots):
-                self.slots.append(slot)
-                if len(self.slots) >= MAX_SLOTS:
-                    break
-        holders.clear()
-        roots.clear()
-        plain = all(type(obj) in _HOLDABLE for obj in kept)
-        if len(self.slots) == learned and not plain and len(self.fruitless) < MAX_FRUITLESS:
-            self.fruitless.add(kinds)
+            holder = found[0]
+            if type(holder) is not dict:
+                self._add(self._slot_of(holder, root))
+            elif (module := _module_of(holder)) is not None:
+                self._add(self._slot_of(module, root))
+            else:
+                pending.append((holder, root))
+        if pending and self.passes > 0 and len(self.slots) < MAX_SLOTS:
+            # Objects' or classes' own namespaces: one more pass finds their owners.
+            self.passes -= 1
+            owners = _owners_of([holder for holder, _ in pending], ours | {id(pending)})
+            for holder, root in pending:
+                self._add(self._slot_of(owners[id(holder)], root) if id(holder) in owners else None)
+            owners.clear()
+        pending.clear()
 
     def _take_up(self, roots: list[object]) -> bool:
         """Take up again a resting slot whose value is one of ``roots`` (no pass needed)."""
@@ -471,25 +549,19 @@ class Slots:
                 return True
         return False
 
-    def _slot_of(self, holder: object, root: object) -> Slot | None:
-        """The slot ``holder`` keeps ``root`` in: a global of a module, an attribute of an object."""
-        namespace: object = holder
-        owner: object = None
-        if type(holder) is dict:
-            name = holder.get("__name__")
-            module = sys.modules.get(name) if type(name) is str else None
-            if module is not None and _namespace(module) is holder:
-                owner = module
-            elif self.passes > 0:  # an instance's own dict: one more pass finds the instance
-                self.passes -= 1
-                for ref in _get_referrers(holder):
-                    if type(ref) is not dict and _namespace(ref) is holder:
-                        owner = ref
-                        break
-        else:
-            owner = holder
-            namespace = _namespace(holder)
-        if owner is None or type(namespace) is not dict:
+    def _add(self, slot: Slot | None) -> None:
+        if (
+            slot is not None
+            and len(self.slots) < MAX_SLOTS
+            and not any(_same_entry(known, slot) for known in self.slots)
+        ):
+            self.slots.append(slot)
+
+    def _slot_of(self, owner: object, root: object) -> Slot | None:
+        """The slot ``owner`` (a module, an object or a class) keeps ``root`` in: one of its
+        globals or attributes."""
+        namespace = _namespace(owner)
+        if namespace is None:
             return None
         names = [key for key, value in namespace.items() if value is root and type(key) is str]
         if len(names) != 1 or not _weakrefable(owner):

@@ -6,9 +6,11 @@ died.  Unit tests of the counting (``_slots``) first, then the plugin end to end
 
 from __future__ import annotations
 
+import gc
 import sys
 import textwrap
 import weakref
+from typing import ClassVar
 
 import pytest
 
@@ -149,6 +151,59 @@ def test_a_slot_that_costs_a_walk_for_nothing_rests_and_is_taken_up_again() -> N
     assert slots.slots == [idle]
 
 
+class Registry:
+    handlers: ClassVar[list[object]] = []
+
+
+def _modified(tp: type) -> None:
+    """Tell the interpreter a type's namespace changed, as forbiddenfruit does."""
+    import ctypes
+
+    ctypes.pythonapi.PyType_Modified(ctypes.py_object(tp))
+
+
+def test_a_class_attribute_and_a_built_in_types_entry_are_slots() -> None:
+    """A class's attribute rebound per test, and an entry of a built-in type's namespace
+    (forbiddenfruit's ``curse``, which blockbuster's pytest fixture calls around every
+    test, rebinds those): their holder is a class's namespace, whose class one pass finds,
+    or, for a built-in type the gc does not track, a walk of the types."""
+    Registry.handlers = []
+    slots = Slots()
+    slots.learn([Registry.handlers], set(), set())
+    assert [slot.label for slot in slots.slots] == [f"{__name__}.Registry.handlers"]
+    slots.note()
+    Registry.handlers = []
+    replacement = slots.replacement()
+    assert replacement is not None
+    assert replacement.settles([Registry.handlers]) == f"{__name__}.Registry.handlers"
+
+    namespace = gc.get_referents(vars(float))[0]
+    assert type(namespace) is dict
+    namespace["_gcguard_probe"] = [[]]
+    _modified(float)
+    try:
+        slots = Slots()
+        slots.learn([namespace["_gcguard_probe"]], set(), set())
+        assert [slot.label for slot in slots.slots] == ["float._gcguard_probe"]
+        slots.note()
+        namespace["_gcguard_probe"] = [[]]
+        replacement = slots.replacement()
+        assert replacement is not None
+        new = [namespace["_gcguard_probe"], namespace["_gcguard_probe"][0]]
+        assert replacement.settles(new) == "float._gcguard_probe"
+        assert replacement.settles([*new, []]) == ""  # something else kept
+        new.clear()
+        slots.forget()
+        # A plain dict that holds the value is no slot, and no walk of the types is made.
+        registry = {"value": [[]]}
+        slots = Slots()
+        slots.learn([registry["value"]], set(), set())
+        assert slots.slots == []
+    finally:
+        del namespace["_gcguard_probe"]
+        _modified(float)
+
+
 CONFTEST = """
     import weakref
     import pytest
@@ -210,6 +265,50 @@ def test_a_value_rebound_on_every_test_is_settled_without_a_rerun(tester: pytest
     if not clear_cache:
         assert records["test_the_old_value_dies"]["reruns"] == 1, records["test_the_old_value_dies"]
     result.stdout.fnmatch_lines([f"*{len(later)} settled without a rerun (a rebound value replaced); 0 leaking*"])
+
+
+def test_a_class_attribute_rebound_on_every_test_is_settled_without_a_rerun(tester: pytest.Pytester) -> None:
+    """A fixture that gives a class a new attribute value around every test (a registry
+    reset on the class itself): learned from the first test's rerun, then settled."""
+    tester.makeconftest(
+        """
+        import pytest
+
+        class Hooks:
+            registered = []
+
+        @pytest.fixture(autouse=True)
+        def fresh_hooks():
+            yield
+            Hooks.registered = [[]]
+        """
+    )
+    tester.makepyfile(
+        test_hooks="""
+        import pytest
+        from conftest import Hooks
+
+        KEPT = []
+
+        @pytest.mark.parametrize("n", range(4))
+        def test_uses_the_hooks(n):
+            Hooks.registered.append(n)
+
+        def test_leaks_beside_it():
+            KEPT.append([])
+        """
+    )
+    result, records = run_with_report(tester, "-p", "no:randomly")
+    result.assert_outcomes(passed=5, errors=1)
+    names = [f"test_uses_the_hooks[{n}]" for n in range(4)]
+    assert_clean(records, names)
+    assert (records[names[0]]["reruns"], records[names[0]]["suspicion"]["cause"]) == (1, "first use")
+    for name in names[1:]:
+        record = records[name]
+        assert (record["reruns"], record["suspicion"]["cause"]) == (0, "replaced"), record
+        assert "conftest.Hooks.registered" in record["notes"][0], record
+    assert records["test_leaks_beside_it"]["verdict"] == "leaked"
+    result.stdout.fnmatch_lines(["*3 settled without a rerun (a rebound value replaced); 1 leaking*"])
 
 
 def test_passes_are_not_spent_twice_on_one_kind_and_a_resting_slot_is_taken_up_without_one(
