@@ -182,8 +182,10 @@ def drop_spent_finalizers(item: pytest.Item) -> None:
     no longer known, so every fixture's list is looked at (each is short).
     """
     for finalizers in _finalizer_lists(item, _all_fixture_defs(item.session)):
-        if finalizers:
-            finalizers[:] = [fin for fin in finalizers if not _spent_finalizer(fin, item)]
+        # Only the tail: what this test's runs appended last (a session fixture's
+        # list holds one entry per earlier test, which are not looked at).
+        while finalizers and _spent_finalizer(finalizers[-1], item):
+            del finalizers[-1]
 
 
 def _all_fixture_defs(session: pytest.Session) -> Iterator[object]:

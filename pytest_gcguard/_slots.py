@@ -45,7 +45,7 @@ import weakref
 from collections.abc import Iterable
 from typing import Any
 
-from ._heap import _HEAPTYPE, _TYPE_DICT, _TYPE_FLAGS, Quiet, _instance_dict, type_name
+from ._heap import _HEAPTYPE, _TYPE_DICT, _TYPE_FLAGS, _TYPE_MRO, Quiet, _instance_dict, type_name
 from ._identity import _module_namespace, _takes_weakrefs, _unshared
 
 _get_referents = gc.get_referents
@@ -236,9 +236,23 @@ def _safe_to_hold(held: list[object], followed: set[int]) -> bool:
             key = id(ref)
             if key in ids or type(ref) in _ATOMIC:
                 continue
-            if key in followed or (not _is_tracked(ref) and not _atomic_tuple(ref)):
+            if key in followed or (not _is_tracked(ref) and not _atomic_tuple(ref)) or _death_seen(ref):
                 return False
     return True
+
+
+def _death_seen(obj: object) -> bool:
+    """A shared object whose death something watches now (a weak reference's
+    callback: logging's list of handlers), or whose class has a finalizer: a hold
+    would delay what they see.  (A test that makes its own weak reference to such an
+    object during the test, then drops its last other reference, is not caught:
+    README, Limitations.)"""
+    return bool(_weakrefable(obj) and weakref.getweakrefcount(obj)) or _has_finalizer(type(obj))
+
+
+def _has_finalizer(tp: type) -> bool:
+    """``tp`` or a base defines ``__del__`` (read from the namespaces, running nothing)."""
+    return any("__del__" in (_namespace(base) or {}) for base in _TYPE_MRO.__get__(tp))
 
 
 def _atomic_tuple(obj: object) -> bool:

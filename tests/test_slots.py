@@ -311,6 +311,50 @@ def test_a_class_attribute_rebound_on_every_test_is_settled_without_a_rerun(test
     result.stdout.fnmatch_lines(["*3 settled without a rerun (a rebound value replaced); 1 leaking*"])
 
 
+def test_an_old_value_that_refers_to_a_watched_object_is_not_held(tester: pytest.Pytester) -> None:
+    """Found by review: holding a slot's old value kept alive an object it shares with a
+    module, which the test then made unreachable, while a weak reference watched it (as
+    logging watches its handlers): its callback came after the test's own check.  Such a
+    value is not noted; the test sees the callback as it does plainly."""
+    tester.makepyfile(
+        test_watched="""
+        import gc
+        import weakref
+
+        class Handler:
+            pass
+
+        class Registry:
+            handlers = [[]]
+
+        DIED = []
+        X = Handler()
+        WATCH = weakref.ref(X, lambda ref: DIED.append(True))
+
+        def test_0():
+            Registry.handlers = [[]]
+
+        def test_1():
+            Registry.handlers = [[]]
+
+        def test_2():
+            Registry.handlers = [X]  # shared with the module's global
+
+        def test_3_drops_it():
+            global X
+            del X  # the last reference but the old value's
+            Registry.handlers = []
+            gc.collect()
+            assert DIED == [True]
+        """
+    )
+    result, records = run_with_report(tester, "-p", "no:randomly", "-W", "ignore::pytest_gcguard.GcGuardWarning")
+    result.assert_outcomes(passed=4)
+    for name in ("test_1", "test_2"):
+        assert (records[name]["reruns"], records[name]["suspicion"]["cause"]) == (0, "replaced"), records[name]
+        assert "test_watched.Registry.handlers" in records[name]["notes"][0], records[name]
+
+
 def test_passes_are_not_spent_twice_on_one_kind_and_a_resting_slot_is_taken_up_without_one(
     tester: pytest.Pytester,
 ) -> None:
