@@ -170,39 +170,20 @@ def refill_doctest_globals(item: pytest.Item) -> None:
         globs["__name__"] = "__main__"  # as pytest does for a text file
 
 
-def drop_spent_finalizers(item: pytest.Item) -> None:
+def drop_spent_finalizers(item: pytest.Item, active: Iterable[object] = ()) -> None:
     """Drop the finalizers this test's finished fixtures left on broader-scoped ones.
 
     pytest registers ``FixtureDef.finish`` of a function-scoped fixture on every
     broader-scoped fixture it uses, and keeps it there after the test (calling
     it later does nothing).  That is the runner's growth, not the test's: a
     refs-mode rerun removes what it added.  Called after a run's protocol,
-    when the run's fixture request is gone: the fixtures the test requested
-    with ``request.getfixturevalue`` (pytest-asyncio's event loop runner) are
-    no longer known, so every fixture's list is looked at (each is short).
+    when the run's fixture request is gone: ``active`` names the fixtures the
+    test's first run made active (``active_fixture_defs``), those it requested
+    with ``request.getfixturevalue`` too (pytest-asyncio's event loop runner).
     """
-    for finalizers in _finalizer_lists(item, _all_fixture_defs(item.session)):
-        # Only the tail: what this test's runs appended last (a session fixture's
-        # list holds one entry per earlier test, which are not looked at).
-        while finalizers and _spent_finalizer(finalizers[-1], item):
-            del finalizers[-1]
-
-
-def _all_fixture_defs(session: pytest.Session) -> Iterator[object]:
-    """Every fixture definition of the session: ``FixtureManager._arg2node2fixturedefs``
-    and ``_arg2nodeid2fixturedefs`` (pytest 9: name -> node or node id -> definitions),
-    or ``_arg2fixturedefs`` (pytest 8: name -> definitions)."""
-    manager = getattr(session, "_fixturemanager", None)
-    for name in ("_arg2node2fixturedefs", "_arg2nodeid2fixturedefs"):
-        by_name = getattr(manager, name, None)
-        if type(by_name) is dict:
-            for by_node in by_name.values():
-                for fixturedefs in by_node.values():
-                    yield from fixturedefs
-    by_name = getattr(manager, "_arg2fixturedefs", None)
-    if type(by_name) is dict:
-        for fixturedefs in by_name.values():
-            yield from fixturedefs
+    for finalizers in _finalizer_lists(item, active):
+        if finalizers:
+            finalizers[:] = [fin for fin in finalizers if not _spent_finalizer(fin, item)]
 
 
 def _finalizer_lists(item: pytest.Item, more: Iterable[object] = ()) -> Iterator[list[object]]:

@@ -542,7 +542,7 @@ class GcGuard:
         finally:
             self.slots.forget()
         if settings.refs and not reason and (verdict is None or not verdict.failed):
-            verdict, reason = self._measure_memory(item, settings, verdict, window)
+            verdict, reason = self._measure_memory(item, settings, verdict, window, fixtures[1])
         if reason:
             # A verdict beside a reason: its confirmation ended unjudged, at a cost.
             record = reason if verdict is None else _records.skipped_record(item.nodeid, reason, verdict)
@@ -552,7 +552,12 @@ class GcGuard:
         return result
 
     def _measure_memory(
-        self, item: pytest.Item, settings: Settings, verdict: Verdict | None, window: Window
+        self,
+        item: pytest.Item,
+        settings: Settings,
+        verdict: Verdict | None,
+        window: Window,
+        active: tuple[object, ...] = (),
     ) -> tuple[Verdict | None, str]:
         """Refs mode: run the test again and count what the gc cannot see.
 
@@ -561,7 +566,8 @@ class GcGuard:
         the runner's own leftovers dropped, and memory blocks (and, on a debug
         build, references) read after collections.  A leak is growth in every
         measured run.  The loop holds the same objects at every reading, so its
-        own bookkeeping cancels out.
+        own bookkeeping cancels out.  ``active``: the fixtures the test's first
+        run made active, whose spent finalizers each run drops.
         """
         runs = max(settings.reruns, MEMORY_RUNS)
         blocks = [0] * runs
@@ -584,7 +590,7 @@ class GcGuard:
                     failed = f"run {index + 2} {failed}"
                     break
                 # What the runner keeps of each run is not the test's.
-                drop_spent_finalizers(item)
+                drop_spent_finalizers(item, active)
                 clear_caches()
                 _collect()
                 _collect()
