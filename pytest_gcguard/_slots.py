@@ -252,7 +252,7 @@ def _death_seen(obj: object) -> bool:
 
 def _has_finalizer(tp: type) -> bool:
     """``tp`` or a base defines ``__del__`` (read from the namespaces, running nothing)."""
-    return any("__del__" in (_namespace(base) or {}) for base in _TYPE_MRO.__get__(tp))
+    return any("__del__" in _TYPE_DICT.__get__(base) for base in _TYPE_MRO.__get__(tp))
 
 
 def _atomic_tuple(obj: object) -> bool:
@@ -546,7 +546,9 @@ class Slots:
             self.passes -= 1
             owners = _owners_of([holder for holder, _ in pending], ours | {id(pending)})
             for holder, root in pending:
-                self._add(self._slot_of(owners[id(holder)], root) if id(holder) in owners else None)
+                owner = owners.get(id(holder))
+                if owner is not None:
+                    self._add(self._slot_of(owner, root))
             owners.clear()
         pending.clear()
 
